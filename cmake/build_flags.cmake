@@ -1,0 +1,11 @@
+# Warnings and sanitizers reach our own targets only, through this build-only
+# interface target; nothing here is exported with the installed library.
+add_library(idemq_build_flags INTERFACE)
+target_compile_options(idemq_build_flags INTERFACE -Wall -Wextra -Wpedantic)
+if(IDEMQ_WARNINGS_AS_ERRORS)
+  target_compile_options(idemq_build_flags INTERFACE -Werror)
+endif()
+if(IDEMQ_SANITIZE)
+  target_compile_options(idemq_build_flags INTERFACE -fsanitize=${IDEMQ_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(idemq_build_flags INTERFACE -fsanitize=${IDEMQ_SANITIZE})
+endif()

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <idemq/logger.hpp>
+
+#include <string_view>
+
+namespace idemq {
+
+/// What a handler may know about the delivery it is handling. An interface, so
+/// users can fake it in their own unit tests. Valid only during `handle()`.
+class Context {
+public:
+    virtual ~Context() = default;
+
+    [[nodiscard]] virtual std::string_view handler_name() const noexcept = 0;
+    [[nodiscard]] virtual std::string_view message_id() const noexcept = 0;
+    /// The message's correlation id, or its message id when it had none.
+    [[nodiscard]] virtual std::string_view correlation_id() const noexcept = 0;
+    /// The key this delivery claimed in the inbox.
+    [[nodiscard]] virtual std::string_view idempotency_key() const noexcept = 0;
+    /// 1 on the first attempt.
+    [[nodiscard]] virtual int attempt() const noexcept = 0;
+    /// A logger whose lines carry handler, message id and correlation id.
+    [[nodiscard]] virtual Logger& log() noexcept = 0;
+};
+
+}  // namespace idemq

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <idemq/context.hpp>
+#include <idemq/message.hpp>
+
+#include <pqxx/types>
+
+#include <string>
+#include <vector>
+
+namespace idemq {
+
+/// Where a handler's messages come from. Every name is declared idempotently
+/// at start: a durable `exchange` of `exchange_type`, a durable `queue` bound
+/// to it with each of `routing_keys`, and the durable dead-letter queue
+/// `<queue>.dlq`.
+struct Route {
+    std::string handler{};  ///< Handler name: scopes idempotency keys in the inbox. Required.
+    std::string queue{};    ///< Defaults to the handler name.
+    std::string exchange{};  ///< Empty: consume `queue` only, bind nothing.
+    std::string exchange_type = "topic";
+    std::vector<std::string> routing_keys{};
+};
+
+/// User code that applies one message's business effect. Subclass it and
+/// register it with `Worker::add_handler`; the worker owns it from then on.
+class Handler {
+public:
+    virtual ~Handler() = default;
+
+    /// Applies the message's effect through `tx`. Runs on a worker thread, in
+    /// the same transaction that recorded the message's idempotency key, so
+    /// the effect and the key commit together or not at all. Never runs twice
+    /// for one key once a run has committed. Throw `PermanentError` for a
+    /// message that can never succeed; any other exception rolls back and the
+    /// message is tried again. Several threads may call it at once, each with
+    /// its own transaction: keep shared state thread-safe.
+    virtual void handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) = 0;
+
+    /// The idempotency key: by default the AMQP `message-id`. Override it to
+    /// take the key from a header or to derive it from the message (tenant +
+    /// operation, say). An empty key dead-letters the message with reason
+    /// `missing-idempotency-key`; throwing `PermanentError` dead-letters it
+    /// with reason `bad-idempotency-key`. Runs on a worker thread.
+    [[nodiscard]] virtual std::string idempotency_key(const Message& message) const {
+        return std::string(message.message_id());
+    }
+};
+
+}  // namespace idemq

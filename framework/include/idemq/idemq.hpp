@@ -1,0 +1,11 @@
+#pragma once
+
+#include <idemq/app.hpp>
+#include <idemq/context.hpp>
+#include <idemq/errors.hpp>
+#include <idemq/handler.hpp>
+#include <idemq/logger.hpp>
+#include <idemq/message.hpp>
+#include <idemq/migration.hpp>
+#include <idemq/options.hpp>
+#include <idemq/worker.hpp>

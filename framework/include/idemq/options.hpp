@@ -1,0 +1,34 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace idemq {
+
+/// Worker settings. Build with designated initializers or from the
+/// environment; `validate()` runs once at start and throws `ConfigError`
+/// naming the setting. See docs/configuration.md.
+struct WorkerOptions {
+    std::string amqp_url{};      ///< IDEMQ_AMQP_URL, e.g. amqp://user:pass@host:5672/vhost
+    std::string database_url{};  ///< IDEMQ_DATABASE_URL, a libpq URL or key=value string
+    int concurrency = 4;       ///< IDEMQ_CONCURRENCY: handler threads, one Postgres connection each
+    int prefetch = 32;         ///< IDEMQ_PREFETCH: unacked deliveries the broker may hand us
+    std::string schema = "idemq";  ///< IDEMQ_SCHEMA: where the inbox lives
+    std::size_t max_body_bytes = 16 * 1024 * 1024;  ///< IDEMQ_MAX_BODY_BYTES: larger bodies are dead-lettered
+    std::chrono::milliseconds shutdown_grace{30'000};  ///< IDEMQ_SHUTDOWN_GRACE_MS
+    std::chrono::seconds heartbeat{30};  ///< IDEMQ_HEARTBEAT_S: AMQP heartbeat interval
+    bool handle_signals = true;  ///< SIGINT/SIGTERM stop the worker gracefully; a second one exits at once
+
+    /// Throws ConfigError naming the first wrong setting.
+    void validate() const;
+
+    /// Defaults overridden by the IDEMQ_* environment variables that are set.
+    /// Throws ConfigError for a value that does not parse.
+    [[nodiscard]] static WorkerOptions from_environment();
+};
+
+/// `url` with any password replaced by `***`, for logs and error messages.
+[[nodiscard]] std::string redact_url(const std::string& url);
+
+}  // namespace idemq

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <idemq/handler.hpp>
+#include <idemq/options.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace idemq {
+
+/// What a worker has done since it started. Counts deliveries, so a message
+/// redelivered after a crash may count twice (once as processed by the old
+/// process, once as a duplicate by the new one).
+struct WorkerStats {
+    std::uint64_t received = 0;
+    std::uint64_t processed = 0;   ///< Handler ran and its transaction committed.
+    std::uint64_t duplicates = 0;  ///< Key already in the inbox with the same body: acked, handler not run.
+    std::uint64_t requeued = 0;    ///< Rolled back and returned to the queue to be tried again.
+    std::uint64_t in_doubt = 0;    ///< Commit outcome unknown: not acked, left to redelivery.
+    std::map<std::string, std::uint64_t> dead_lettered;  ///< By reason.
+};
+
+/// Consumes the registered handlers' queues with effectively-once semantics.
+/// Owns an event-loop thread (the AMQP connections) and `concurrency` handler
+/// threads (one Postgres connection each).
+class Worker final {
+public:
+    explicit Worker(WorkerOptions options);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    /// Registers a handler before `run()`. Throws ConfigError for a bad route
+    /// or a handler name registered twice.
+    void add_handler(Route route, std::unique_ptr<Handler> handler);
+
+    /// Validates the options, connects, declares the topology and consumes
+    /// until `request_stop()` or a signal; then stops consuming, lets handlers
+    /// in flight finish within the grace period, acks what committed and
+    /// closes. Blocks the calling thread. Throws ConfigError, BrokerError or
+    /// pqxx exceptions when it cannot start or loses a service.
+    WorkerStats run();
+
+    /// Asks `run()` to stop gracefully. Thread-safe; idempotent.
+    void request_stop() noexcept;
+
+    /// A snapshot of the counters. Thread-safe.
+    [[nodiscard]] WorkerStats stats() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace idemq

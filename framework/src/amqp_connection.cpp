@@ -1,0 +1,266 @@
+#include "amqp_connection.hpp"
+
+#include <idemq/errors.hpp>
+#include <idemq/options.hpp>
+
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+#include <fmt/format.h>
+#include <sys/time.h>
+
+#include <array>
+
+namespace idemq::detail {
+namespace {
+
+constexpr amqp_channel_t kChannel = 1;
+// 128 KiB frames, the broker's default: large bodies go in fewer frames.
+constexpr int kFrameMax = 131072;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+    return tv;
+}
+
+amqp_table_entry_t bool_entry(const char* key, bool value) {
+    amqp_table_entry_t entry{};
+    entry.key = amqp_cstring_bytes(key);
+    entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    entry.value.value.boolean = value ? 1 : 0;
+    return entry;
+}
+
+}  // namespace
+
+AmqpConnection::AmqpConnection(const Settings& settings) {
+    std::string url = settings.url;
+    amqp_connection_info info{};
+    amqp_default_connection_info(&info);
+    if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
+        throw ConfigError(fmt::format("IDEMQ_AMQP_URL is not a valid AMQP URL: {}", redact_url(settings.url)));
+    }
+    if (info.ssl != 0) throw ConfigError("IDEMQ_AMQP_URL: amqps:// (TLS) is not supported yet; use amqp://");
+
+    state_ = amqp_new_connection();
+    if (state_ == nullptr) throw std::bad_alloc();
+    amqp_socket_t* socket = amqp_tcp_socket_new(state_);
+    if (socket == nullptr) {
+        amqp_destroy_connection(state_);
+        throw std::bad_alloc();
+    }
+    try {
+        timeval connect_timeout = to_timeval(settings.timeout);
+        check_status(amqp_socket_open_noblock(socket, info.host, info.port, &connect_timeout),
+                     fmt::format("connecting to {}:{}", info.host, info.port));
+        timeval rpc_timeout = to_timeval(settings.timeout);
+        amqp_set_rpc_timeout(state_, &rpc_timeout);
+        amqp_set_handshake_timeout(state_, &rpc_timeout);
+
+        // rabbitmq-c announces none of these unless asked; without them the
+        // broker neither tells us of a cancelled consumer nor of a blocked
+        // connection.
+        std::array capabilities{bool_entry("consumer_cancel_notify", true), bool_entry("connection.blocked", true),
+                                bool_entry("publisher_confirms", true), bool_entry("basic.nack", true),
+                                bool_entry("authentication_failure_close", true)};
+        std::array<amqp_table_entry_t, 2> client_properties{};
+        client_properties[0].key = amqp_cstring_bytes("capabilities");
+        client_properties[0].value.kind = AMQP_FIELD_KIND_TABLE;
+        client_properties[0].value.value.table.num_entries = static_cast<int>(capabilities.size());
+        client_properties[0].value.value.table.entries = capabilities.data();
+        client_properties[1].key = amqp_cstring_bytes("connection_name");
+        client_properties[1].value.kind = AMQP_FIELD_KIND_UTF8;
+        client_properties[1].value.value.bytes = as_amqp_bytes(settings.connection_name);
+        amqp_table_t properties{static_cast<int>(client_properties.size()), client_properties.data()};
+
+        const amqp_rpc_reply_t reply = amqp_login_with_properties(
+            state_, info.vhost, 0, kFrameMax, static_cast<int>(settings.heartbeat.count()), &properties,
+            AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+        if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+            const std::string where = fmt::format("logging in to {}", redact_url(settings.url));
+            if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
+                throw BrokerError(fmt::format("{}: the broker refused the connection", where), true);
+            }
+            throw BrokerError(fmt::format("{}: {}", where, amqp_error_string2(reply.library_error)), true);
+        }
+        open_ = true;
+        open_channel();
+    } catch (...) {
+        amqp_destroy_connection(state_);
+        state_ = nullptr;
+        throw;
+    }
+}
+
+AmqpConnection::~AmqpConnection() {
+    close();
+    if (state_ != nullptr) amqp_destroy_connection(state_);
+}
+
+void AmqpConnection::close() noexcept {
+    if (!open_) return;
+    open_ = false;
+    amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
+}
+
+int AmqpConnection::fd() const noexcept { return amqp_get_sockfd(state_); }
+int AmqpConnection::frame_max() const noexcept { return amqp_get_frame_max(state_); }
+
+void AmqpConnection::open_channel() {
+    amqp_channel_open(state_, kChannel);
+    check_reply("opening a channel");
+}
+
+void AmqpConnection::check_status(int status, std::string_view what) {
+    if (status >= 0) return;
+    open_ = false;
+    throw BrokerError(fmt::format("AMQP {} failed: {}", what, amqp_error_string2(status)), true);
+}
+
+// The one place an amqp_rpc_reply_t becomes an exception.
+void AmqpConnection::check_reply(std::string_view what) {
+    const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_);
+    switch (reply.reply_type) {
+        case AMQP_RESPONSE_NORMAL: return;
+        case AMQP_RESPONSE_NONE: open_ = false; throw BrokerError(fmt::format("AMQP {}: no reply", what), true);
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            open_ = false;
+            throw BrokerError(fmt::format("AMQP {} failed: {}", what, amqp_error_string2(reply.library_error)), true);
+        case AMQP_RESPONSE_SERVER_EXCEPTION:
+            if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+                const auto& m = *static_cast<const amqp_connection_close_t*>(reply.reply.decoded);
+                amqp_connection_close_ok_t ok{};
+                amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+                open_ = false;
+                throw BrokerError(fmt::format("AMQP {}: the broker closed the connection: {} {}", what, m.reply_code,
+                                              to_string(m.reply_text)),
+                                  true);
+            }
+            if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+                const auto& m = *static_cast<const amqp_channel_close_t*>(reply.reply.decoded);
+                const std::string message = fmt::format("AMQP {}: the broker closed the channel: {} {}", what,
+                                                        m.reply_code, to_string(m.reply_text));
+                amqp_channel_close_ok_t ok{};
+                amqp_send_method(state_, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+                throw BrokerError(message, false);
+            }
+            throw BrokerError(fmt::format("AMQP {}: unexpected server reply {:#x}", what, reply.reply.id), true);
+    }
+}
+
+void AmqpConnection::declare_exchange(std::string_view name, std::string_view type) {
+    amqp_exchange_declare(state_, kChannel, as_amqp_bytes(name), as_amqp_bytes(type), 0, 1, 0, 0, amqp_empty_table);
+    check_reply(fmt::format("declaring exchange '{}'", name));
+}
+
+void AmqpConnection::declare_queue(std::string_view name) {
+    amqp_queue_declare(state_, kChannel, as_amqp_bytes(name), 0, 1, 0, 0, amqp_empty_table);
+    check_reply(fmt::format("declaring queue '{}'", name));
+}
+
+void AmqpConnection::bind_queue(std::string_view queue, std::string_view exchange, std::string_view routing_key) {
+    amqp_queue_bind(state_, kChannel, as_amqp_bytes(queue), as_amqp_bytes(exchange), as_amqp_bytes(routing_key),
+                    amqp_empty_table);
+    check_reply(fmt::format("binding queue '{}' to exchange '{}' with key '{}'", queue, exchange, routing_key));
+}
+
+std::optional<std::uint32_t> AmqpConnection::queue_message_count(std::string_view name) {
+    const auto* ok = amqp_queue_declare(state_, kChannel, as_amqp_bytes(name), 1, 0, 0, 0, amqp_empty_table);
+    try {
+        check_reply(fmt::format("inspecting queue '{}'", name));
+    } catch (const BrokerError& e) {
+        if (e.connection_level()) throw;
+        open_channel();
+        return std::nullopt;
+    }
+    return ok->message_count;
+}
+
+void AmqpConnection::set_prefetch(std::uint16_t count) {
+    amqp_basic_qos(state_, kChannel, 0, count, 0);
+    check_reply("setting the prefetch count");
+}
+
+std::string AmqpConnection::consume(std::string_view queue) {
+    const auto* ok = amqp_basic_consume(state_, kChannel, as_amqp_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                                        amqp_empty_table);
+    check_reply(fmt::format("consuming from queue '{}'", queue));
+    return to_string(ok->consumer_tag);
+}
+
+void AmqpConnection::enable_publisher_confirms() {
+    amqp_confirm_select(state_, kChannel);
+    check_reply("enabling publisher confirms");
+}
+
+std::optional<Delivery> AmqpConnection::get(std::string_view queue) {
+    const amqp_rpc_reply_t reply = amqp_basic_get(state_, kChannel, as_amqp_bytes(queue), 0);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL && reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::nullopt;
+    check_reply(fmt::format("getting a message from queue '{}'", queue));
+    const auto& ok = *static_cast<const amqp_basic_get_ok_t*>(reply.reply.decoded);
+    Delivery delivery;
+    delivery.delivery_tag = ok.delivery_tag;
+    delivery.redelivered = ok.redelivered != 0;
+    delivery.exchange = to_string(ok.exchange);
+    delivery.routing_key = to_string(ok.routing_key);
+    amqp_message_t message{};
+    const amqp_rpc_reply_t content = amqp_read_message(state_, kChannel, &message, 0);
+    if (content.reply_type != AMQP_RESPONSE_NORMAL) {
+        open_ = false;
+        throw BrokerError(fmt::format("AMQP reading a message from queue '{}' failed", queue), true);
+    }
+    delivery.properties = OwnedProperties(message.properties);
+    delivery.body = to_string(message.body);
+    amqp_destroy_message(&message);
+    amqp_maybe_release_buffers(state_);
+    return delivery;
+}
+
+void AmqpConnection::ack(std::uint64_t delivery_tag) {
+    check_status(amqp_basic_ack(state_, kChannel, delivery_tag, 0), "basic.ack");
+}
+
+void AmqpConnection::reject(std::uint64_t delivery_tag, bool requeue) {
+    check_status(amqp_basic_reject(state_, kChannel, delivery_tag, requeue ? 1 : 0), "basic.reject");
+}
+
+void AmqpConnection::cancel(std::string_view consumer_tag) {
+    amqp_basic_cancel_t method{};
+    method.consumer_tag = as_amqp_bytes(consumer_tag);
+    method.nowait = 0;
+    check_status(amqp_send_method(state_, kChannel, AMQP_BASIC_CANCEL_METHOD, &method), "basic.cancel");
+}
+
+void AmqpConnection::publish(std::string_view exchange, std::string_view routing_key, bool mandatory,
+                             const OwnedProperties& properties, std::string_view body) {
+    check_status(amqp_basic_publish(state_, kChannel, as_amqp_bytes(exchange), as_amqp_bytes(routing_key),
+                                    mandatory ? 1 : 0, 0, &properties.get(), as_amqp_bytes(body)),
+                 "basic.publish");
+}
+
+std::optional<AmqpEvent> AmqpConnection::poll_event() { return wait_event(std::chrono::milliseconds(0)); }
+
+std::optional<AmqpEvent> AmqpConnection::wait_event(std::chrono::milliseconds timeout) {
+    for (;;) {
+        amqp_frame_t frame{};
+        timeval tv = to_timeval(timeout);
+        const int status = amqp_simple_wait_frame_noblock(state_, &frame, &tv);
+        if (status == AMQP_STATUS_TIMEOUT) return std::nullopt;
+        check_status(status, "reading a frame");
+        if (frame.channel != kChannel && frame.channel != 0) continue;
+        std::optional<AmqpEvent> event;
+        try {
+            event = assembler_.feed(frame);
+        } catch (const BrokerError&) {
+            open_ = false;
+            throw;
+        }
+        // Everything the frame pointed to has been copied out.
+        amqp_maybe_release_buffers(state_);
+        if (event) return event;
+    }
+}
+
+}  // namespace idemq::detail

@@ -1,0 +1,82 @@
+#pragma once
+
+#include "amqp_events.hpp"
+#include "amqp_properties.hpp"
+
+#include <amqp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace idemq::detail {
+
+// One AMQP connection with one channel, and the only place rabbitmq-c is
+// called. Not thread-safe: rabbitmq-c is not, so one thread drives it (in the
+// worker, the loop thread). Every failure becomes a BrokerError carrying the
+// library's or the broker's own message.
+class AmqpConnection final {
+public:
+    struct Settings {
+        std::string url;
+        std::string connection_name;
+        std::chrono::seconds heartbeat{30};
+        std::chrono::milliseconds timeout{10'000};  // connect and each synchronous RPC
+    };
+
+    // Connects, logs in (announcing consumer_cancel_notify, connection.blocked
+    // and publisher confirms) and opens channel 1. Throws ConfigError for a
+    // malformed URL, BrokerError when the broker cannot be reached or refuses.
+    explicit AmqpConnection(const Settings& settings);
+    ~AmqpConnection();
+    AmqpConnection(const AmqpConnection&) = delete;
+    AmqpConnection& operator=(const AmqpConnection&) = delete;
+
+    [[nodiscard]] int fd() const noexcept;
+    [[nodiscard]] int frame_max() const noexcept;
+
+    // Synchronous RPCs: they wait for the broker's reply, so the worker calls
+    // them only while setting up or from tools.
+    void declare_exchange(std::string_view name, std::string_view type);
+    void declare_queue(std::string_view name);
+    void bind_queue(std::string_view queue, std::string_view exchange, std::string_view routing_key);
+    // Message count of an existing queue, or nullopt when it does not exist.
+    // A missing queue closes the channel on the broker, so the channel is reopened.
+    [[nodiscard]] std::optional<std::uint32_t> queue_message_count(std::string_view name);
+    void set_prefetch(std::uint16_t count);
+    [[nodiscard]] std::string consume(std::string_view queue);
+    void enable_publisher_confirms();
+    // basic.get: the next message of `queue` without acking it (ack() or
+    // reject() it later), or nullopt when the queue is empty.
+    [[nodiscard]] std::optional<Delivery> get(std::string_view queue);
+
+    // Asynchronous sends: they return once the frame is written.
+    void ack(std::uint64_t delivery_tag);
+    void reject(std::uint64_t delivery_tag, bool requeue);
+    void cancel(std::string_view consumer_tag);
+    void publish(std::string_view exchange, std::string_view routing_key, bool mandatory,
+                 const OwnedProperties& properties, std::string_view body);
+
+    // The next complete event if one can be read without waiting, else
+    // nullopt. Sends a heartbeat when one is due. Throws BrokerError when the
+    // connection or channel is lost.
+    [[nodiscard]] std::optional<AmqpEvent> poll_event();
+    // Like poll_event, but waits up to `timeout` for an event.
+    [[nodiscard]] std::optional<AmqpEvent> wait_event(std::chrono::milliseconds timeout);
+
+    // Closes the channel and connection politely; idempotent.
+    void close() noexcept;
+
+private:
+    void open_channel();
+    void check_status(int status, std::string_view what);
+    void check_reply(std::string_view what);
+
+    amqp_connection_state_t state_ = nullptr;
+    ContentAssembler assembler_;
+    bool open_ = false;
+};
+
+}  // namespace idemq::detail

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <idemq/message.hpp>
+
+#include <amqp.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace idemq::detail {
+
+// A header idemq writes itself: text or a whole number.
+using HeaderValue = std::variant<std::string, std::int64_t>;
+using HeaderList = std::vector<std::pair<std::string, HeaderValue>>;
+
+// A deep copy of AMQP basic properties in a pool of its own, so it outlives
+// the connection's frame buffers and can be republished unchanged.
+class OwnedProperties final {
+public:
+    OwnedProperties();
+    explicit OwnedProperties(const amqp_basic_properties_t& source);
+    OwnedProperties(OwnedProperties&&) noexcept = default;
+    OwnedProperties& operator=(OwnedProperties&&) noexcept = default;
+    ~OwnedProperties() = default;
+
+    [[nodiscard]] const amqp_basic_properties_t& get() const noexcept { return props_; }
+
+    // The value of a bytes property (message id, correlation id, ...), empty when unset.
+    [[nodiscard]] std::string message_id() const;
+    [[nodiscard]] std::string correlation_id() const;
+    [[nodiscard]] std::string content_type() const;
+
+    // A header as a whole number, when present and integral.
+    [[nodiscard]] std::optional<std::int64_t> int_header(std::string_view name) const;
+
+    // Every header rendered as text, for idemq::Message.
+    [[nodiscard]] Headers headers_as_text() const;
+
+    // A copy whose headers are these properties' headers with `headers` set
+    // (replacing any header of the same name); every other property is kept.
+    [[nodiscard]] OwnedProperties with_headers(const HeaderList& headers) const;
+
+    // Plain properties for a message idemq publishes itself: persistent,
+    // with the given ids, content type and headers.
+    [[nodiscard]] static OwnedProperties make(std::string_view message_id, std::string_view correlation_id,
+                                              std::string_view content_type, const HeaderList& headers);
+
+private:
+    struct PoolDeleter {
+        void operator()(amqp_pool_t* pool) const noexcept;
+    };
+
+    amqp_bytes_t copy_bytes(std::string_view bytes);
+
+    std::unique_ptr<amqp_pool_t, PoolDeleter> pool_;
+    amqp_basic_properties_t props_{};
+};
+
+// Bytes from a view without copying; valid as long as the view is.
+[[nodiscard]] amqp_bytes_t as_amqp_bytes(std::string_view text) noexcept;
+[[nodiscard]] std::string to_string(amqp_bytes_t bytes);
+
+}  // namespace idemq::detail

@@ -1,0 +1,97 @@
+#include <idemq/app.hpp>
+#include <idemq/errors.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <csignal>
+#include <optional>
+
+#include "log.hpp"
+
+namespace idemq {
+namespace {
+
+// Flags that override the IDEMQ_* environment, shared by the subcommands.
+struct Overrides {
+    std::optional<std::string> amqp_url;
+    std::optional<std::string> database_url;
+    std::optional<int> concurrency;
+    std::optional<int> prefetch;
+    std::optional<std::string> schema;
+
+    void add_database_flags(CLI::App& command) {
+        command.add_option("--database-url", database_url, "Postgres URL (overrides IDEMQ_DATABASE_URL)");
+        command.add_option("--schema", schema, "schema of idemq's tables (overrides IDEMQ_SCHEMA, default idemq)");
+    }
+    void add_broker_flags(CLI::App& command) {
+        command.add_option("--amqp-url", amqp_url, "AMQP URL (overrides IDEMQ_AMQP_URL)");
+        command.add_option("--concurrency", concurrency, "handler threads (overrides IDEMQ_CONCURRENCY, default 4)");
+        command.add_option("--prefetch", prefetch, "unacked deliveries in flight (overrides IDEMQ_PREFETCH, default 32)");
+    }
+    void apply(WorkerOptions& options) const {
+        if (amqp_url) options.amqp_url = *amqp_url;
+        if (database_url) options.database_url = *database_url;
+        if (concurrency) options.concurrency = *concurrency;
+        if (prefetch) options.prefetch = *prefetch;
+        if (schema) options.schema = *schema;
+    }
+};
+
+std::string summary(const WorkerStats& stats) {
+    std::uint64_t dead = 0;
+    std::string reasons;
+    for (const auto& [reason, count] : stats.dead_lettered) {
+        dead += count;
+        reasons += fmt::format("{}{}={}", reasons.empty() ? "" : ",", reason, count);
+    }
+    return fmt::format("received={} processed={} duplicates={} dead_lettered={}{} requeued={} in_doubt={}",
+                       stats.received, stats.processed, stats.duplicates, dead,
+                       reasons.empty() ? "" : " (" + reasons + ")", stats.requeued, stats.in_doubt);
+}
+
+}  // namespace
+
+int run_app(int argc, char** argv, const App& app) {
+    // A peer closing a socket must surface as an error, not kill the process.
+    std::signal(SIGPIPE, SIG_IGN);
+
+    CLI::App cli{app.description, app.name};
+    cli.require_subcommand(1);
+    Overrides overrides;
+    CLI::App* run = cli.add_subcommand("run", "Consume messages until SIGTERM or SIGINT");
+    overrides.add_broker_flags(*run);
+    overrides.add_database_flags(*run);
+    CLI::App* migrate = cli.add_subcommand("migrate", "Apply pending database migrations, then exit");
+    overrides.add_database_flags(*migrate);
+    CLI11_PARSE(cli, argc, argv);
+
+    try {
+        WorkerOptions options = WorkerOptions::from_environment();
+        overrides.apply(options);
+        if (migrate->parsed()) {
+            if (options.database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL is not set");
+            std::vector<Migration> all = framework_migrations();
+            if (app.migrations) {
+                for (auto& m : app.migrations()) all.push_back(std::move(m));
+            }
+            const std::size_t applied = apply_migrations(options.database_url, options.schema, all);
+            fmt::print("migrate: {} applied, {} already up to date\n", applied, all.size() - applied);
+            return 0;
+        }
+        Worker worker(options);
+        if (app.register_handlers) app.register_handlers(worker);
+        const WorkerStats stats = worker.run();
+        detail::log().info("stopped: {}", summary(stats));
+        fmt::print("summary: {}\n", summary(stats));
+        return 0;
+    } catch (const ConfigError& e) {
+        fmt::print(stderr, "{}: configuration error: {}\n", app.name, e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        detail::log().error("{}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace idemq

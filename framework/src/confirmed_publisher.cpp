@@ -1,0 +1,93 @@
+#include "confirmed_publisher.hpp"
+
+#include <fmt/format.h>
+
+#include "log.hpp"
+
+namespace idemq::detail {
+namespace {
+
+// Ties a basic.return to its publish: a return carries the message but not
+// its confirm sequence number.
+constexpr std::string_view kSequenceHeader = "x-idemq-publish-seq";
+
+}  // namespace
+
+ConfirmedPublisher::ConfirmedPublisher(AmqpConnection& connection) : connection_(connection) {
+    connection_.enable_publisher_confirms();
+}
+
+void ConfirmedPublisher::publish(std::string exchange, std::string routing_key, OwnedProperties properties,
+                                 std::string body, Callback done) {
+    Held held{std::move(exchange), std::move(routing_key), std::move(properties), std::move(body), std::move(done)};
+    if (blocked_) {
+        held_.push_back(std::move(held));
+        return;
+    }
+    send(std::move(held));
+}
+
+void ConfirmedPublisher::send(Held held) {
+    const std::uint64_t sequence = next_sequence_++;
+    const OwnedProperties tagged =
+        held.properties.with_headers({{std::string(kSequenceHeader), static_cast<std::int64_t>(sequence)}});
+    pending_.emplace(sequence, Pending{std::move(held.done), std::nullopt});
+    connection_.publish(held.exchange, held.routing_key, true, tagged, held.body);
+}
+
+void ConfirmedPublisher::on_event(AmqpEvent& event) {
+    if (auto* confirm = std::get_if<Confirm>(&event)) {
+        settle(confirm->sequence, confirm->multiple, confirm->ack);
+    } else if (auto* returned = std::get_if<Returned>(&event)) {
+        const auto sequence = returned->properties.int_header(kSequenceHeader);
+        if (!sequence) return;
+        const auto it = pending_.find(static_cast<std::uint64_t>(*sequence));
+        if (it == pending_.end()) return;
+        it->second.returned = fmt::format("the broker could not route it to '{}' via exchange '{}': {} {}",
+                                          returned->routing_key, returned->exchange, returned->reply_code,
+                                          returned->reply_text);
+    } else if (auto* flow = std::get_if<FlowBlocked>(&event)) {
+        blocked_ = flow->blocked;
+        if (blocked_) {
+            log().warn("the broker blocked publishing ({}); dead-letter publishes wait", flow->reason);
+            return;
+        }
+        log().info("the broker unblocked publishing");
+        while (!held_.empty() && !blocked_) {
+            Held held = std::move(held_.front());
+            held_.pop_front();
+            send(std::move(held));
+        }
+    }
+}
+
+void ConfirmedPublisher::settle(std::uint64_t sequence, bool multiple, bool ack) {
+    auto end = multiple ? pending_.upper_bound(sequence) : pending_.find(sequence);
+    auto begin = multiple ? pending_.begin() : end;
+    if (!multiple) {
+        if (end == pending_.end()) return;
+        ++end;
+    }
+    // Callbacks may publish again; take the settled entries out first.
+    std::vector<Pending> settled;
+    for (auto it = begin; it != end; ++it) settled.push_back(std::move(it->second));
+    pending_.erase(begin, end);
+    for (auto& entry : settled) {
+        if (!ack) {
+            entry.done("the broker refused it (basic.nack)");
+        } else {
+            entry.done(std::move(entry.returned));
+        }
+    }
+}
+
+void ConfirmedPublisher::fail_all(const std::string& why) {
+    std::vector<Callback> callbacks;
+    for (auto& [sequence, entry] : pending_) callbacks.push_back(std::move(entry.done));
+    for (auto& held : held_) callbacks.push_back(std::move(held.done));
+    pending_.clear();
+    held_.clear();
+    for (auto& done : callbacks) done(why);
+}
+
+}  // namespace idemq::detail

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "amqp_connection.hpp"
+
+namespace idemq::detail {
+
+// Publishes with publisher confirms and `mandatory` on its own connection,
+// and reports each publish's fate: confirmed by the broker, or failed
+// (nacked, unroutable, or the connection went away). Loop thread only.
+class ConfirmedPublisher final {
+public:
+    // Called once per publish: nullopt when the broker confirmed it, else why not.
+    using Callback = std::function<void(std::optional<std::string> error)>;
+
+    // Puts `connection` in confirm mode.
+    explicit ConfirmedPublisher(AmqpConnection& connection);
+
+    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
+                 Callback done);
+
+    // Feeds an event read from the connection (confirms, returns, flow control).
+    void on_event(AmqpEvent& event);
+
+    // Fails every outstanding publish; for a lost connection.
+    void fail_all(const std::string& why);
+
+    [[nodiscard]] std::size_t outstanding() const noexcept { return pending_.size() + held_.size(); }
+
+private:
+    struct Pending {
+        Callback done;
+        std::optional<std::string> returned;
+    };
+    struct Held {
+        std::string exchange;
+        std::string routing_key;
+        OwnedProperties properties;
+        std::string body;
+        Callback done;
+    };
+
+    void send(Held held);
+    void settle(std::uint64_t sequence, bool multiple, bool ack);
+
+    AmqpConnection& connection_;
+    std::uint64_t next_sequence_ = 1;
+    std::map<std::uint64_t, Pending> pending_;
+    // Publishes kept back while the broker has blocked the connection: writing
+    // them would only fill the socket and stall this thread.
+    std::deque<Held> held_;
+    bool blocked_ = false;
+};
+
+}  // namespace idemq::detail

@@ -1,0 +1,60 @@
+#include "dead_letter.hpp"
+
+#include <cxxabi.h>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <memory>
+#include <typeinfo>
+
+namespace idemq::detail {
+
+std::string bounded(std::string_view text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) return std::string(text);
+    constexpr std::string_view kEllipsis = "...";
+    std::size_t cut = max_bytes > kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
+    // Step back over UTF-8 continuation bytes so no character is split.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) --cut;
+    return std::string(text.substr(0, cut)) + std::string(kEllipsis.substr(0, max_bytes - cut));
+}
+
+std::string exception_type_name(const std::exception& error) {
+    const char* mangled = typeid(error).name();
+    int status = 0;
+    std::unique_ptr<char, decltype(&std::free)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
+                                                          &std::free);
+    return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
+}
+
+const std::string& process_identity() {
+    static const std::string identity = [] {
+        std::array<char, 256> host{};
+        if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+        return fmt::format("{}/{}", host.data(), getpid());
+    }();
+    return identity;
+}
+
+std::string format_time(std::chrono::system_clock::time_point time) {
+    const auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(time);
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", ms);
+}
+
+HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& context) {
+    return {
+        {"x-idemq-reason", bounded(failure.reason)},
+        {"x-idemq-error", bounded(failure.error)},
+        {"x-idemq-error-type", bounded(failure.error_type)},
+        {"x-idemq-handler", bounded(context.handler)},
+        {"x-idemq-original-exchange", bounded(context.original_exchange)},
+        {"x-idemq-original-routing-key", bounded(context.original_routing_key)},
+        {"x-idemq-attempts", static_cast<std::int64_t>(context.attempt)},
+        {"x-idemq-failed-at", format_time(context.failed_at)},
+        {"x-idemq-failed-by", bounded(process_identity())},
+    };
+}
+
+}  // namespace idemq::detail

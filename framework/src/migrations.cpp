@@ -1,0 +1,110 @@
+#include <idemq/errors.hpp>
+#include <idemq/migration.hpp>
+#include <idemq/options.hpp>
+
+#include <fmt/format.h>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include <map>
+#include <regex>
+
+#include "database_session.hpp"
+#include "fingerprint.hpp"
+#include "log.hpp"
+#include "store_sql.hpp"
+
+namespace idemq {
+namespace {
+
+
+std::string expand(const std::string& sql, const std::string& quoted_schema) {
+    static const std::regex placeholder(R"(\$\{schema\})");
+    return std::regex_replace(sql, placeholder, quoted_schema);
+}
+
+void check_order(const std::vector<Migration>& migrations) {
+    std::map<std::string, int> last;
+    for (const auto& m : migrations) {
+        int& previous = last[m.component];
+        if (m.version <= previous) {
+            throw Error(fmt::format("migrations of '{}' are out of order at {} ({})", m.component, m.version, m.name));
+        }
+        previous = m.version;
+    }
+}
+
+}  // namespace
+
+std::size_t apply_migrations(const std::string& database_url, std::string_view schema_name,
+                             const std::vector<Migration>& migrations) {
+    check_order(migrations);
+    const std::string schema(schema_name);
+    const std::string quoted = detail::quote_identifier(schema);
+    std::unique_ptr<pqxx::connection> connection;
+    try {
+        connection = detail::open_database(database_url, "idemq migrate");
+    } catch (const pqxx::broken_connection& e) {
+        throw Error(fmt::format("cannot connect to Postgres at {}: {}", redact_url(database_url), e.what()));
+    }
+    // Each statement runs in its own short transaction object: libpqxx allows
+    // one open transaction per connection.
+    const auto outside = [&](const std::string& sql) {
+        pqxx::nontransaction tx(*connection);
+        pqxx::result result = tx.exec(sql);
+        tx.commit();
+        return result;
+    };
+    // Every process migrating one schema takes this lock, so each migration
+    // is applied once even when several start together.
+    const std::string lock_key = connection->quote("idemq.migrate:" + schema);
+    const std::string unlock_sql = fmt::format("SELECT pg_advisory_unlock(hashtext({}))", lock_key);
+    outside(fmt::format("SELECT pg_advisory_lock(hashtext({}))", lock_key));
+    std::size_t applied = 0;
+    try {
+        outside(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", quoted));
+        outside(fmt::format("CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+                            " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
+                            " sql_sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+                            " PRIMARY KEY (component, version))",
+                            quoted));
+        std::map<std::pair<std::string, int>, std::string> recorded;
+        for (const auto& row :
+             outside(fmt::format("SELECT component, version, sql_sha256 FROM {}.schema_migrations", quoted))) {
+            recorded[{row[0].as<std::string>(), row[1].as<int>()}] = row[2].as<std::string>();
+        }
+        for (const auto& m : migrations) {
+            const std::string checksum = detail::sha256_hex(m.sql);
+            const auto found = recorded.find({m.component, m.version});
+            if (found != recorded.end()) {
+                if (found->second != checksum) {
+                    throw Error(fmt::format("migration {} {} ({}) was changed after it was applied; migrations are "
+                                            "forward-only: add a new one instead",
+                                            m.component, m.version, m.name));
+                }
+                continue;
+            }
+            pqxx::work tx(*connection);
+            tx.exec(expand(m.sql, quoted));
+            tx.exec_params(fmt::format("INSERT INTO {}.schema_migrations (component, version, name, sql_sha256) "
+                                       "VALUES ($1, $2, $3, $4)",
+                                       quoted),
+                           m.component, m.version, m.name, checksum);
+            tx.commit();
+            detail::log().info("applied migration {} {:04} {}", m.component, m.version, m.name);
+            ++applied;
+        }
+    } catch (...) {
+        try {
+            outside(unlock_sql);
+        } catch (const std::exception&) {
+            // Closing the connection releases the lock anyway.
+        }
+        throw;
+    }
+    outside(unlock_sql);
+    return applied;
+}
+
+}  // namespace idemq

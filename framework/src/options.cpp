@@ -1,0 +1,93 @@
+#include <idemq/errors.hpp>
+#include <idemq/options.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <limits>
+#include <regex>
+
+namespace idemq {
+namespace {
+
+constexpr int kMaxConcurrency = 256;
+constexpr int kMaxPrefetch = 65535;
+constexpr std::size_t kMaxSchemaName = 63;  // Postgres identifiers
+
+const char* env(const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && *value != '\0' ? value : nullptr;
+}
+
+long long parse_whole(const char* name, std::string_view text, long long min, long long max) {
+    long long value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+        throw ConfigError(fmt::format("{} must be a whole number from {} to {}, got '{}'", name, min, max, text));
+    }
+    return value;
+}
+
+void require_range(const char* name, long long value, long long min, long long max) {
+    if (value < min || value > max) throw ConfigError(fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
+}
+
+}  // namespace
+
+void WorkerOptions::validate() const {
+    if (amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL is not set (e.g. amqp://user:password@host:5672/vhost)");
+    if (!amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://")) {
+        throw ConfigError(fmt::format("IDEMQ_AMQP_URL must start with amqp://, got '{}'", redact_url(amqp_url)));
+    }
+    if (database_url.empty()) {
+        throw ConfigError("IDEMQ_DATABASE_URL is not set (e.g. postgresql://user:password@host:5432/dbname)");
+    }
+    require_range("IDEMQ_CONCURRENCY", concurrency, 1, kMaxConcurrency);
+    require_range("IDEMQ_PREFETCH", prefetch, 1, kMaxPrefetch);
+    if (prefetch < concurrency) {
+        throw ConfigError(fmt::format("IDEMQ_PREFETCH ({}) is lower than IDEMQ_CONCURRENCY ({}): handler threads "
+                                      "would sit idle",
+                                      prefetch, concurrency));
+    }
+    if (schema.empty() || schema.size() > kMaxSchemaName || schema.find('\0') != std::string::npos) {
+        throw ConfigError(fmt::format("IDEMQ_SCHEMA must be 1 to {} bytes, got '{}'", kMaxSchemaName, schema));
+    }
+    if (max_body_bytes == 0) throw ConfigError("IDEMQ_MAX_BODY_BYTES must be at least 1");
+    require_range("IDEMQ_SHUTDOWN_GRACE_MS", shutdown_grace.count(), 0, 24LL * 3600 * 1000);
+    require_range("IDEMQ_HEARTBEAT_S", heartbeat.count(), 1, 3600);
+}
+
+WorkerOptions WorkerOptions::from_environment() {
+    WorkerOptions options;
+    if (const char* v = env("IDEMQ_AMQP_URL")) options.amqp_url = v;
+    if (const char* v = env("IDEMQ_DATABASE_URL")) options.database_url = v;
+    if (const char* v = env("IDEMQ_CONCURRENCY")) {
+        options.concurrency = static_cast<int>(parse_whole("IDEMQ_CONCURRENCY", v, 1, kMaxConcurrency));
+    }
+    if (const char* v = env("IDEMQ_PREFETCH")) {
+        options.prefetch = static_cast<int>(parse_whole("IDEMQ_PREFETCH", v, 1, kMaxPrefetch));
+    }
+    if (const char* v = env("IDEMQ_SCHEMA")) options.schema = v;
+    if (const char* v = env("IDEMQ_MAX_BODY_BYTES")) {
+        options.max_body_bytes =
+            static_cast<std::size_t>(parse_whole("IDEMQ_MAX_BODY_BYTES", v, 1, std::numeric_limits<int>::max()));
+    }
+    if (const char* v = env("IDEMQ_SHUTDOWN_GRACE_MS")) {
+        options.shutdown_grace = std::chrono::milliseconds(parse_whole("IDEMQ_SHUTDOWN_GRACE_MS", v, 0, 24LL * 3600 * 1000));
+    }
+    if (const char* v = env("IDEMQ_HEARTBEAT_S")) {
+        options.heartbeat = std::chrono::seconds(parse_whole("IDEMQ_HEARTBEAT_S", v, 1, 3600));
+    }
+    return options;
+}
+
+std::string redact_url(const std::string& url) {
+    // scheme://user:password@host..., libpq's key=value form and ?password=.
+    static const std::regex userinfo(R"(^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@)");
+    static const std::regex keyword(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
+    std::string out = std::regex_replace(url, userinfo, "$1:***@");
+    return std::regex_replace(out, keyword, "$1***");
+}
+
+}  // namespace idemq

@@ -1,0 +1,118 @@
+#include "process_delivery.hpp"
+
+#include <idemq/errors.hpp>
+
+#include <pqxx/except>
+#include <pqxx/transaction>
+
+#include "fingerprint.hpp"
+#include "log.hpp"
+#include "store_sql.hpp"
+
+namespace idemq::detail {
+namespace {
+
+class DeliveryContext final : public Context {
+public:
+    DeliveryContext(std::string_view handler, const Message& message, std::string_view key)
+        : handler_(handler),
+          message_(message),
+          key_(key),
+          correlation_id_(message.correlation_id().empty() ? message.message_id() : message.correlation_id()),
+          logger_(handler, message.message_id(), correlation_id_) {}
+
+    [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_; }
+    [[nodiscard]] std::string_view message_id() const noexcept override { return message_.message_id(); }
+    [[nodiscard]] std::string_view correlation_id() const noexcept override { return correlation_id_; }
+    [[nodiscard]] std::string_view idempotency_key() const noexcept override { return key_; }
+    [[nodiscard]] int attempt() const noexcept override { return message_.attempt(); }
+    [[nodiscard]] Logger& log() noexcept override { return logger_; }
+
+private:
+    std::string_view handler_;
+    const Message& message_;
+    std::string_view key_;
+    std::string_view correlation_id_;
+    TaggedLogger logger_;
+};
+
+Outcome dead_letter(std::string_view why, std::string error, std::string error_type = "idemq") {
+    return {.kind = OutcomeKind::kDeadLetter,
+            .failure = {.reason = std::string(why), .error = std::move(error), .error_type = std::move(error_type)}};
+}
+
+Outcome from_exception(OutcomeKind kind, const std::exception& e) {
+    return {.kind = kind, .failure = {.reason = {}, .error = e.what(), .error_type = exception_type_name(e)}};
+}
+
+Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                         const Message& message, const std::string& key) {
+    const std::string fingerprint = sha256_hex(message.body());
+    const std::string correlation_id(message.correlation_id());
+    pqxx::work tx(connection);
+    const pqxx::result claimed = tx.exec_prepared(kClaimStatement, std::string(handler_name), key, fingerprint,
+                                                  std::string(message.message_id()), correlation_id);
+    if (claimed.empty()) {
+        // Read after the claim: ON CONFLICT waited for any concurrent claimer,
+        // and this statement's snapshot sees what it committed.
+        const pqxx::result stored = tx.exec_prepared(kFingerprintStatement, std::string(handler_name), key);
+        tx.commit();
+        if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.kind = OutcomeKind::kDuplicate};
+        return dead_letter(reason::kKeyConflict,
+                           "idempotency key '" + key + "' was first used with a different body; the first message's "
+                           "effect stands");
+    }
+    DeliveryContext context(handler_name, message, key);
+    handler.handle(message, tx, context);
+    try {
+        tx.commit();
+    } catch (const pqxx::in_doubt_error& e) {
+        Outcome outcome = from_exception(OutcomeKind::kRetryHere, e);
+        outcome.in_doubt = true;
+        return outcome;
+    }
+    return {.kind = OutcomeKind::kProcessed};
+}
+
+}  // namespace
+
+Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                         const Message& message) {
+    std::string key;
+    try {
+        key = handler.idempotency_key(message);
+    } catch (const PermanentError& e) {
+        return dead_letter(reason::kBadKey, e.what(), exception_type_name(e));
+    } catch (const std::exception& e) {
+        return from_exception(OutcomeKind::kRequeue, e);
+    }
+    if (key.empty()) {
+        return dead_letter(reason::kMissingKey, "the message has no idempotency key (no message-id property)");
+    }
+    if (key.size() > kMaxKeyBytes) {
+        return dead_letter(reason::kBadKey, "the idempotency key is " + std::to_string(key.size()) +
+                                                " bytes long; at most " + std::to_string(kMaxKeyBytes) +
+                                                " are accepted");
+    }
+    try {
+        return claim_and_handle(connection, handler, handler_name, message, key);
+    } catch (const PermanentError& e) {
+        Outcome outcome = dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
+        return outcome;
+    } catch (const pqxx::broken_connection& e) {
+        return from_exception(OutcomeKind::kRetryHere, e);
+    } catch (const pqxx::in_doubt_error& e) {
+        Outcome outcome = from_exception(OutcomeKind::kRetryHere, e);
+        outcome.in_doubt = true;
+        return outcome;
+    } catch (const std::exception& e) {
+        // pqxx::transaction_rollback (serialization failure, deadlock) lands
+        // here too: it is not a pqxx::sql_error in libpqxx 6.4.
+        return from_exception(OutcomeKind::kRequeue, e);
+    } catch (...) {
+        return {.kind = OutcomeKind::kRequeue,
+                .failure = {.reason = {}, .error = "a non-standard exception", .error_type = "unknown"}};
+    }
+}
+
+}  // namespace idemq::detail

@@ -1,0 +1,31 @@
+#include "store_sql.hpp"
+
+#include <fmt/format.h>
+
+namespace idemq::detail {
+
+std::string quote_identifier(std::string_view name) {
+    std::string quoted = "\"";
+    for (const char c : name) {
+        if (c == '"') quoted += '"';
+        quoted += c;
+    }
+    quoted += '"';
+    return quoted;
+}
+
+void prepare_inbox_statements(pqxx::connection_base& connection, std::string_view schema) {
+    const std::string inbox = inbox_table(schema);
+    connection.prepare(kClaimStatement,
+                       fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
+                                   "VALUES ($1, $2, decode($3, 'hex'), $4, $5) "
+                                   "ON CONFLICT (handler, idempotency_key) DO NOTHING RETURNING 1",
+                                   inbox));
+    connection.prepare(kFingerprintStatement,
+                       fmt::format("SELECT encode(body_sha256, 'hex') FROM {} WHERE handler = $1 AND idempotency_key = $2",
+                                   inbox));
+}
+
+std::string inbox_table(std::string_view schema) { return quote_identifier(schema) + ".inbox"; }
+
+}  // namespace idemq::detail

@@ -1,0 +1,239 @@
+// End-to-end tests of the payments example against the real services.
+#include <doctest/doctest.h>
+
+#include <idemq/idemq.hpp>
+
+#include <csignal>
+#include <map>
+#include <random>
+#include <set>
+
+#include "charge_handler.hpp"
+#include "running_worker.hpp"
+#include "support.hpp"
+
+namespace {
+
+constexpr const char* kQueue = "payments.charge";
+constexpr const char* kDeadLetters = "payments.charge.dlq";
+
+std::string charge(const std::string& account, long long cents) {
+    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
+}
+
+std::vector<idemq::Migration> all_migrations() {
+    auto all = idemq::framework_migrations();
+    for (auto& m : payments::migrations()) all.push_back(std::move(m));
+    return all;
+}
+
+void wait_for_queue(test::Broker& broker) {
+    REQUIRE_MESSAGE(test::eventually([&] { return broker.exists(kQueue); }), "the worker never declared its queue");
+}
+
+// "key=value" out of the summary line a worker prints when it stops.
+long long summary_value(const std::string& output, const std::string& key) {
+    const auto line = output.rfind("summary: ");
+    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
+    const auto at = output.find(" " + key + "=", line);
+    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
+    return std::stoll(output.substr(at + key.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("the same message id delivered three times books one charge and counts two duplicates") {
+    test::Database db;
+    test::Vhost vhost;
+    idemq::apply_migrations(db.url(), "idemq", all_migrations());
+    test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [](idemq::Worker& w) {
+        w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
+    });
+    test::Broker broker(vhost.url());
+    wait_for_queue(broker);
+
+    const test::Outgoing message{.body = charge("A1", 1250), .message_id = "m-1"};
+    broker.publish("payments", "charge", {message, message, message});
+
+    REQUIRE(test::eventually([&] {
+        const auto stats = worker.stats();
+        return stats.processed + stats.duplicates == 3;
+    }));
+    const auto stats = worker.stop();
+    CHECK(stats.processed == 1);
+    CHECK(stats.duplicates == 2);
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
+    CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A1'") == 1250);
+    CHECK(broker.ready(kQueue) == 0);
+}
+
+TEST_CASE("a worker killed after COMMIT and before the ack applies the effect once: the redelivery is a duplicate") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+    auto env = test::worker_env(vhost, db);
+    env["IDEMQ_TEST_CRASH_AFTER_COMMIT"] = "m-crash";
+    {
+        test::Process crashing(test::bin("payments-worker"), {"run"}, env);
+        wait_for_queue(broker);
+        broker.publish_one("payments", "charge", {.body = charge("A7", 500), .message_id = "m-crash"});
+        CHECK(crashing.wait() == 128 + SIGKILL);
+    }
+    CHECK(db.count("SELECT count(*) FROM payments.ledger WHERE message_id = 'm-crash'") == 1);
+    // The unacked delivery went back to the queue with the dead connection.
+    CHECK(test::eventually([&] { return broker.ready(kQueue) == 1; }));
+
+    test::Process restarted(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    REQUIRE(test::eventually([&] { return restarted.output().find("duplicate delivery acked") != std::string::npos; }));
+    restarted.signal(SIGTERM);
+    REQUIRE(restarted.wait() == 0);
+    CHECK(summary_value(restarted.output(), "duplicates") == 1);
+    CHECK(summary_value(restarted.output(), "processed") == 0);
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
+    CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A7'") == 500);
+    CHECK(broker.ready(kQueue) == 0);
+}
+
+TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+
+    constexpr int kUnique = 1400;
+    std::mt19937 random(20261124);
+    std::vector<test::Outgoing> messages;
+    std::map<std::string, long long> expected;
+    for (int i = 0; i < kUnique; ++i) {
+        const std::string account = "A" + std::to_string(i % 20);
+        const long long cents = 1 + (i % 97);
+        messages.push_back({.body = charge(account, cents), .message_id = "u-" + std::to_string(i)});
+        expected[account] += cents;
+        // 3 of every 7 uniques are followed by a duplicate of a recent message.
+        if (i % 7 < 3) {
+            const int back = std::uniform_int_distribution<int>(0, std::min(i, 50))(random);
+            messages.push_back(messages[messages.size() - 1 - static_cast<std::size_t>(back)]);
+        }
+    }
+    REQUIRE(messages.size() == 2000);
+
+    auto env = test::worker_env(vhost, db);
+    test::Process first(test::bin("payments-worker"), {"run"}, env);
+    test::Process second(test::bin("payments-worker"), {"run"}, env);
+    wait_for_queue(broker);
+    broker.publish("payments", "charge", messages);
+
+    REQUIRE_MESSAGE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") >= kUnique; },
+                                     std::chrono::seconds(120)),
+                    "ledger stuck at " << db.count("SELECT count(*) FROM payments.ledger"));
+    first.signal(SIGTERM);
+    second.signal(SIGTERM);
+    REQUIRE(first.wait() == 0);
+    REQUIRE(second.wait() == 0);
+
+    CHECK(broker.ready(kQueue) == 0);
+    CHECK(broker.ready(kDeadLetters) == 0);
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == kUnique);
+    CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == kUnique);
+    for (const auto& [account, cents] : expected) {
+        CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
+                      account);
+    }
+    const long long processed = summary_value(first.output(), "processed") + summary_value(second.output(), "processed");
+    const long long duplicates =
+        summary_value(first.output(), "duplicates") + summary_value(second.output(), "duplicates");
+    CHECK(processed == kUnique);
+    CHECK(duplicates == 600);
+    INFO("first worker processed " << summary_value(first.output(), "processed") << ", second "
+                                   << summary_value(second.output(), "processed"));
+}
+
+TEST_CASE("bad input goes to the dead-letter queue with its reason, and the worker keeps running") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+    auto env = test::worker_env(vhost, db);
+    env["IDEMQ_MAX_BODY_BYTES"] = "1000";
+    test::Process worker(test::bin("payments-worker"), {"run"}, env);
+    wait_for_queue(broker);
+
+    broker.publish("payments", "charge",
+                   {{.body = charge("A1", 100), .message_id = "", .correlation_id = "corr-no-id"},
+                    {.body = "{not json", .message_id = "bad-json"},
+                    {.body = charge("A1", -5), .message_id = "negative"},
+                    {.body = charge("A1", 100), .message_id = "k-1"}});
+    REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") == 1; }));
+    broker.publish("payments", "charge",
+                   {{.body = charge("A1", 999), .message_id = "k-1", .headers = {{"tenant", "acme"}}},
+                    {.body = std::string(2000, ' ') + charge("A1", 1), .message_id = "too-big"}});
+
+    REQUIRE(test::eventually([&] { return broker.ready(kDeadLetters) == 5; }));
+    CHECK(worker.running());
+    const auto dead = broker.peek_all(kDeadLetters);
+    REQUIRE(dead.size() == 5);
+    std::map<std::string, const idemq::detail::Delivery*> by_id;
+    for (const auto& d : dead) by_id[d.properties.message_id()] = &d;
+    REQUIRE(by_id.size() == 5);
+    CHECK(test::header(*by_id.at(""), "x-idemq-reason") == "missing-idempotency-key");
+    CHECK(by_id.at("")->properties.correlation_id() == "corr-no-id");
+    CHECK(test::header(*by_id.at("bad-json"), "x-idemq-reason") == "permanent-error");
+    CHECK(test::header(*by_id.at("bad-json"), "x-idemq-error") == "body is not a JSON object");
+    CHECK(test::header(*by_id.at("bad-json"), "x-idemq-error-type") == "idemq::PermanentError");
+    CHECK(by_id.at("bad-json")->body == "{not json");
+    CHECK(test::header(*by_id.at("negative"), "x-idemq-reason") == "permanent-error");
+    CHECK(test::header(*by_id.at("k-1"), "x-idemq-reason") == "idempotency-key-conflict");
+    CHECK(by_id.at("k-1")->body == charge("A1", 999));
+    CHECK(test::header(*by_id.at("k-1"), "tenant") == "acme");
+    CHECK(test::header(*by_id.at("too-big"), "x-idemq-reason") == "message-too-large");
+    for (const auto& d : dead) {
+        CHECK(test::header(d, "x-idemq-handler") == "payments.charge");
+        CHECK(test::header(d, "x-idemq-original-exchange") == "payments");
+        CHECK(test::header(d, "x-idemq-original-routing-key") == "charge");
+        CHECK_FALSE(test::header(d, "x-idemq-failed-at").empty());
+        CHECK_FALSE(test::header(d, "x-idemq-failed-by").empty());
+        CHECK_FALSE(test::header(d, "x-idemq-error").empty());
+    }
+    // The first k-1 stands; nothing else was booked.
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
+    CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A1'") == 100);
+    worker.signal(SIGTERM);
+    CHECK(worker.wait() == 0);
+    CHECK(broker.ready(kQueue) == 0);
+    CHECK(summary_value(worker.output(), "dead_lettered") == 5);
+}
+
+TEST_CASE("migrate run twice, and by two processes at once, applies each migration once") {
+    test::Database db;
+    const std::map<std::string, std::string> env{{"IDEMQ_DATABASE_URL", db.url()}};
+    test::Process one(test::bin("payments-worker"), {"migrate"}, env);
+    test::Process two(test::bin("payments-worker"), {"migrate"}, env);
+    CHECK(one.wait() == 0);
+    CHECK(two.wait() == 0);
+    test::Process again(test::bin("payments-worker"), {"migrate"}, env);
+    CHECK(again.wait() == 0);
+    CHECK(again.output().find("0 applied, 2 already up to date") != std::string::npos);
+    CHECK(db.count("SELECT count(*) FROM idemq.schema_migrations") == 2);
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == 0);
+    CHECK(db.count("SELECT count(*) FROM idemq.inbox") == 0);
+}
+
+TEST_CASE("a wrong setting stops the worker at start with a message naming it, and no password") {
+    test::Process no_url(test::bin("payments-worker"), {"run"},
+                         {{"IDEMQ_AMQP_URL", ""}, {"IDEMQ_DATABASE_URL", "postgresql://x/y"}});
+    CHECK(no_url.wait() == 2);
+    CHECK(no_url.output().find("IDEMQ_AMQP_URL") != std::string::npos);
+
+    test::Process bad_number(test::bin("payments-worker"), {"run"},
+                             {{"IDEMQ_AMQP_URL", "amqp://a/"}, {"IDEMQ_CONCURRENCY", "lots"}});
+    CHECK(bad_number.wait() == 2);
+    CHECK(bad_number.output().find("IDEMQ_CONCURRENCY") != std::string::npos);
+
+    test::Process unreachable(test::bin("payments-worker"), {"run"},
+                              {{"IDEMQ_AMQP_URL", test::base_amqp_url()},
+                               {"IDEMQ_DATABASE_URL", "postgresql://idemq:planted-secret@127.0.0.1:1/idemq"}});
+    CHECK(unreachable.wait() == 1);
+    CHECK(unreachable.output().find("cannot connect to Postgres") != std::string::npos);
+    CHECK(unreachable.output().find("planted-secret") == std::string::npos);
+}

@@ -1,0 +1,125 @@
+#pragma once
+
+// Helpers for tests that run against the real RabbitMQ and PostgreSQL started
+// by scripts/services. Each test gets its own vhost and database, so tests may
+// run in parallel and the example's fixed names never collide.
+
+#include <idemq/message.hpp>
+
+#include <pqxx/connection>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "amqp_connection.hpp"
+
+namespace test {
+
+// IDEMQ_AMQP_URL / IDEMQ_DATABASE_URL; the test fails (never skips) when unset.
+std::string base_amqp_url();
+std::string base_database_url();
+
+// A short random name with a prefix, valid as vhost, database and queue name.
+std::string unique_name(const std::string& prefix);
+
+// A RabbitMQ vhost of the test's own, deleted afterwards.
+class Vhost {
+public:
+    Vhost();
+    ~Vhost();
+    Vhost(const Vhost&) = delete;
+    Vhost& operator=(const Vhost&) = delete;
+    [[nodiscard]] const std::string& url() const { return url_; }
+    [[nodiscard]] const std::string& name() const { return name_; }
+
+private:
+    std::string name_;
+    std::string url_;
+};
+
+// A PostgreSQL database of the test's own, dropped afterwards.
+class Database {
+public:
+    Database();
+    ~Database();
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+    [[nodiscard]] const std::string& url() const { return url_; }
+    // One value of a one-row query, as text ("" for NULL).
+    [[nodiscard]] std::string scalar(const std::string& sql) const;
+    [[nodiscard]] long long count(const std::string& sql) const { return std::stoll(scalar(sql)); }
+
+private:
+    std::string name_;
+    std::string url_;
+};
+
+// A message to publish.
+struct Outgoing {
+    std::string body{};
+    std::string message_id{};  // empty: no message-id property
+    std::string correlation_id{};
+    std::map<std::string, std::string> headers{};
+};
+
+// A broker client for tests: publishes with confirms, inspects queues.
+class Broker {
+public:
+    explicit Broker(const std::string& url);
+    void publish(const std::string& exchange, const std::string& routing_key, const std::vector<Outgoing>& messages);
+    void publish_one(const std::string& exchange, const std::string& routing_key, const Outgoing& message) {
+        publish(exchange, routing_key, std::vector<Outgoing>{message});
+    }
+    // Ready messages in `queue` (0 when it does not exist).
+    [[nodiscard]] std::uint32_t ready(const std::string& queue);
+    [[nodiscard]] bool exists(const std::string& queue) { return connection_->queue_message_count(queue).has_value(); }
+    // Every message now in `queue`, left in it.
+    [[nodiscard]] std::vector<idemq::detail::Delivery> peek_all(const std::string& queue);
+    void declare_queue(const std::string& queue) { connection_->declare_queue(queue); }
+
+private:
+    std::string url_;
+    std::unique_ptr<idemq::detail::AmqpConnection> connection_;
+};
+
+// A header of a delivery as text, or "" when absent.
+std::string header(const idemq::detail::Delivery& delivery, const std::string& name);
+
+// Polls `condition` every 50 ms until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A worker binary run as a child process, its output in a file.
+class Process {
+public:
+    Process(const std::string& binary, const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    void signal(int signum);
+    // Waits for exit; returns the exit code, or 128 + signal when killed.
+    int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+    [[nodiscard]] bool running();
+    [[nodiscard]] std::string output() const;
+
+private:
+    int pid_ = -1;
+    std::optional<int> status_;
+    std::string log_path_;
+};
+
+// Path of a binary in build/bin.
+std::string bin(const std::string& name);
+
+// Environment for a payments-worker on these services.
+std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database& database);
+
+// Runs `payments-worker migrate` and checks it succeeded.
+void migrate_payments(const Database& database);
+
+}  // namespace test

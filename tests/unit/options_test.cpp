@@ -1,0 +1,110 @@
+#include <doctest/doctest.h>
+
+#include <idemq/errors.hpp>
+#include <idemq/options.hpp>
+
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+using idemq::ConfigError;
+using idemq::WorkerOptions;
+
+namespace {
+
+// Sets an environment variable for one test and restores it after.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        setenv(name, value, 1);
+    }
+    ~ScopedEnv() {
+        if (old_) {
+            setenv(name_, old_->c_str(), 1);
+        } else {
+            unsetenv(name_);
+        }
+    }
+
+private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
+WorkerOptions valid() {
+    return {.amqp_url = "amqp://u:p@127.0.0.1:5672/", .database_url = "postgresql://u:p@127.0.0.1/db"};
+}
+
+std::string config_error(const WorkerOptions& options) {
+    try {
+        options.validate();
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("default options with both URLs are valid") { CHECK_NOTHROW(valid().validate()); }
+
+TEST_CASE("a missing or wrong setting is refused with a message naming it") {
+    WorkerOptions options = valid();
+    options.amqp_url.clear();
+    CHECK(config_error(options).find("IDEMQ_AMQP_URL") != std::string::npos);
+
+    options = valid();
+    options.amqp_url = "http://x";
+    CHECK(config_error(options).find("IDEMQ_AMQP_URL") != std::string::npos);
+
+    options = valid();
+    options.database_url.clear();
+    CHECK(config_error(options).find("IDEMQ_DATABASE_URL") != std::string::npos);
+
+    options = valid();
+    options.concurrency = 0;
+    CHECK(config_error(options).find("IDEMQ_CONCURRENCY") != std::string::npos);
+
+    options = valid();
+    options.concurrency = 8;
+    options.prefetch = 4;
+    CHECK(config_error(options).find("IDEMQ_PREFETCH") != std::string::npos);
+
+    options = valid();
+    options.schema = std::string(64, 's');
+    CHECK(config_error(options).find("IDEMQ_SCHEMA") != std::string::npos);
+}
+
+TEST_CASE("settings come from the IDEMQ_ environment variables") {
+    const ScopedEnv amqp("IDEMQ_AMQP_URL", "amqp://a:b@h:1/v");
+    const ScopedEnv concurrency("IDEMQ_CONCURRENCY", "7");
+    const ScopedEnv prefetch("IDEMQ_PREFETCH", "70");
+    const ScopedEnv schema("IDEMQ_SCHEMA", "inbox_x");
+    const WorkerOptions options = WorkerOptions::from_environment();
+    CHECK(options.amqp_url == "amqp://a:b@h:1/v");
+    CHECK(options.concurrency == 7);
+    CHECK(options.prefetch == 70);
+    CHECK(options.schema == "inbox_x");
+}
+
+TEST_CASE("a number that does not parse is refused with the variable's name and value") {
+    const ScopedEnv concurrency("IDEMQ_CONCURRENCY", "four");
+    try {
+        (void)WorkerOptions::from_environment();
+        FAIL("expected a ConfigError");
+    } catch (const ConfigError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("IDEMQ_CONCURRENCY") != std::string::npos);
+        CHECK(what.find("four") != std::string::npos);
+    }
+}
+
+TEST_CASE("passwords are redacted from URLs before they reach a log") {
+    using idemq::redact_url;
+    CHECK(redact_url("amqp://user:s3cret@host:5672/vh") == "amqp://user:***@host:5672/vh");
+    CHECK(redact_url("postgresql://idemq:s3cret@127.0.0.1:5432/db") == "postgresql://idemq:***@127.0.0.1:5432/db");
+    CHECK(redact_url("host=h user=u password=s3cret dbname=d").find("s3cret") == std::string::npos);
+    CHECK(redact_url("postgresql://h/db?user=u&password=s3cret").find("s3cret") == std::string::npos);
+    CHECK(redact_url("amqp://host/") == "amqp://host/");
+}
