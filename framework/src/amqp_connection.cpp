@@ -101,6 +101,9 @@ AmqpConnection::~AmqpConnection() {
 void AmqpConnection::close() noexcept {
     if (!open_) return;
     open_ = false;
+    // A peer that went silent must not hold the caller for long.
+    timeval quick = to_timeval(std::chrono::milliseconds(2'000));
+    amqp_set_rpc_timeout(state_, &quick);
     amqp_channel_close(state_, kChannel, AMQP_REPLY_SUCCESS);
     amqp_connection_close(state_, AMQP_REPLY_SUCCESS);
 }
@@ -166,7 +169,7 @@ void AmqpConnection::bind_queue(std::string_view queue, std::string_view exchang
     check_reply(fmt::format("binding queue '{}' to exchange '{}' with key '{}'", queue, exchange, routing_key));
 }
 
-std::optional<std::uint32_t> AmqpConnection::queue_message_count(std::string_view name) {
+std::optional<AmqpConnection::QueueCounts> AmqpConnection::inspect_queue(std::string_view name) {
     const auto* ok = amqp_queue_declare(state_, kChannel, as_amqp_bytes(name), 1, 0, 0, 0, amqp_empty_table);
     try {
         check_reply(fmt::format("inspecting queue '{}'", name));
@@ -175,7 +178,7 @@ std::optional<std::uint32_t> AmqpConnection::queue_message_count(std::string_vie
         open_channel();
         return std::nullopt;
     }
-    return ok->message_count;
+    return QueueCounts{.messages = ok->message_count, .consumers = ok->consumer_count};
 }
 
 void AmqpConnection::set_prefetch(std::uint16_t count) {
@@ -183,11 +186,32 @@ void AmqpConnection::set_prefetch(std::uint16_t count) {
     check_reply("setting the prefetch count");
 }
 
-std::string AmqpConnection::consume(std::string_view queue) {
-    const auto* ok = amqp_basic_consume(state_, kChannel, as_amqp_bytes(queue), amqp_empty_bytes, 0, 0, 0,
-                                        amqp_empty_table);
+void AmqpConnection::consume(std::string_view queue, std::string_view consumer_tag) {
+    amqp_basic_consume(state_, kChannel, as_amqp_bytes(queue), as_amqp_bytes(consumer_tag), 0, 0, 0, amqp_empty_table);
     check_reply(fmt::format("consuming from queue '{}'", queue));
-    return to_string(ok->consumer_tag);
+}
+
+void AmqpConnection::consume_async(std::string_view queue, std::string_view consumer_tag) {
+    amqp_basic_consume_t method{};
+    method.queue = as_amqp_bytes(queue);
+    method.consumer_tag = as_amqp_bytes(consumer_tag);
+    method.arguments = amqp_empty_table;
+    check_status(amqp_send_method(state_, kChannel, AMQP_BASIC_CONSUME_METHOD, &method), "basic.consume");
+}
+
+void AmqpConnection::declare_delay_tier(std::string_view name, std::chrono::milliseconds ttl) {
+    declare_exchange(name, "fanout");
+    std::array<amqp_table_entry_t, 2> arguments{};
+    arguments[0].key = amqp_cstring_bytes("x-message-ttl");
+    arguments[0].value.kind = AMQP_FIELD_KIND_I64;
+    arguments[0].value.value.i64 = ttl.count();
+    arguments[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+    arguments[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    arguments[1].value.value.bytes = amqp_cstring_bytes("");
+    const amqp_table_t table{static_cast<int>(arguments.size()), arguments.data()};
+    amqp_queue_declare(state_, kChannel, as_amqp_bytes(name), 0, 1, 0, 0, table);
+    check_reply(fmt::format("declaring delay queue '{}'", name));
+    bind_queue(name, name, "");
 }
 
 void AmqpConnection::enable_publisher_confirms() {
@@ -246,13 +270,18 @@ std::optional<AmqpEvent> AmqpConnection::wait_event(std::chrono::milliseconds ti
     for (;;) {
         amqp_frame_t frame{};
         timeval tv = to_timeval(timeout);
+        // A zero timeout makes rabbitmq-c wait until "time zero", which hides
+        // an overdue heartbeat; one microsecond lets it notice a silent peer.
+        if (timeout.count() == 0) tv.tv_usec = 1;
         const int status = amqp_simple_wait_frame_noblock(state_, &frame, &tv);
         if (status == AMQP_STATUS_TIMEOUT) return std::nullopt;
         check_status(status, "reading a frame");
         if (frame.channel != kChannel && frame.channel != 0) continue;
         std::optional<AmqpEvent> event;
         try {
-            event = assembler_.feed(frame);
+            // Channel 0 (connection.blocked, connection.close) may interleave
+            // with a message's content frames on channel 1.
+            event = frame.channel == 0 ? control_.feed(frame) : assembler_.feed(frame);
         } catch (const BrokerError&) {
             open_ = false;
             throw;

@@ -42,11 +42,19 @@ public:
     void declare_exchange(std::string_view name, std::string_view type);
     void declare_queue(std::string_view name);
     void bind_queue(std::string_view queue, std::string_view exchange, std::string_view routing_key);
-    // Message count of an existing queue, or nullopt when it does not exist.
-    // A missing queue closes the channel on the broker, so the channel is reopened.
-    [[nodiscard]] std::optional<std::uint32_t> queue_message_count(std::string_view name);
+    // A fanout exchange and a queue of the same name whose messages expire
+    // after `ttl` and are then dead-lettered through the default exchange
+    // with their own routing key: a delay line back to that queue.
+    void declare_delay_tier(std::string_view name, std::chrono::milliseconds ttl);
+    struct QueueCounts {
+        std::uint32_t messages = 0;  // ready, not unacked
+        std::uint32_t consumers = 0;
+    };
+    // Counts of an existing queue, or nullopt when it does not exist. A
+    // missing queue closes the channel on the broker, so the channel is reopened.
+    [[nodiscard]] std::optional<QueueCounts> inspect_queue(std::string_view name);
     void set_prefetch(std::uint16_t count);
-    [[nodiscard]] std::string consume(std::string_view queue);
+    void consume(std::string_view queue, std::string_view consumer_tag);
     void enable_publisher_confirms();
     // basic.get: the next message of `queue` without acking it (ack() or
     // reject() it later), or nullopt when the queue is empty.
@@ -56,6 +64,8 @@ public:
     void ack(std::uint64_t delivery_tag);
     void reject(std::uint64_t delivery_tag, bool requeue);
     void cancel(std::string_view consumer_tag);
+    // basic.consume without waiting for consume-ok.
+    void consume_async(std::string_view queue, std::string_view consumer_tag);
     void publish(std::string_view exchange, std::string_view routing_key, bool mandatory,
                  const OwnedProperties& properties, std::string_view body);
 
@@ -75,7 +85,8 @@ private:
     void check_reply(std::string_view what);
 
     amqp_connection_state_t state_ = nullptr;
-    ContentAssembler assembler_;
+    ContentAssembler assembler_;  // channel 1
+    ContentAssembler control_;    // channel 0
     bool open_ = false;
 };
 

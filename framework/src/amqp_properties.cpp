@@ -190,6 +190,20 @@ OwnedProperties OwnedProperties::with_headers(const HeaderList& headers) const {
     return out;
 }
 
+OwnedProperties OwnedProperties::for_republish(HeaderList headers) const {
+    if ((props_._flags & AMQP_BASIC_EXPIRATION_FLAG) != 0) {
+        headers.emplace_back("x-idemq-original-expiration", to_string(props_.expiration));
+    }
+    if ((props_._flags & AMQP_BASIC_USER_ID_FLAG) != 0) {
+        headers.emplace_back("x-idemq-original-user-id", to_string(props_.user_id));
+    }
+    OwnedProperties out = with_headers(headers);
+    out.props_._flags &= ~static_cast<amqp_flags_t>(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
+    out.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+    out.props_.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    return out;
+}
+
 OwnedProperties OwnedProperties::make(std::string_view message_id, std::string_view correlation_id,
                                       std::string_view content_type, const HeaderList& headers) {
     OwnedProperties base;

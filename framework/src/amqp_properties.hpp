@@ -46,6 +46,13 @@ public:
     // (replacing any header of the same name); every other property is kept.
     [[nodiscard]] OwnedProperties with_headers(const HeaderList& headers) const;
 
+    // A copy fit for idemq to republish (to a delay tier or the DLQ) with
+    // `headers` set: persistent; without `expiration` (a per-message TTL
+    // would expire the copy silently after the original was acked) and
+    // without `user-id` (the broker refuses a user-id that is not the
+    // publishing connection's user); both kept as x-idemq-original-* headers.
+    [[nodiscard]] OwnedProperties for_republish(HeaderList headers) const;
+
     // Plain properties for a message idemq publishes itself: persistent,
     // with the given ids, content type and headers.
     [[nodiscard]] static OwnedProperties make(std::string_view message_id, std::string_view correlation_id,

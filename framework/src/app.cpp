@@ -45,9 +45,12 @@ std::string summary(const WorkerStats& stats) {
         dead += count;
         reasons += fmt::format("{}{}={}", reasons.empty() ? "" : ",", reason, count);
     }
-    return fmt::format("received={} processed={} duplicates={} dead_lettered={}{} requeued={} in_doubt={}",
-                       stats.received, stats.processed, stats.duplicates, dead,
-                       reasons.empty() ? "" : " (" + reasons + ")", stats.requeued, stats.in_doubt);
+    return fmt::format(
+        "received={} processed={} duplicates={} dead_lettered={}{} immediate_retries={} delayed_retries={} "
+        "released={} in_doubt={} broker_reconnects={} database_pauses={}",
+        stats.received, stats.processed, stats.duplicates, dead, reasons.empty() ? "" : " (" + reasons + ")",
+        stats.immediate_retries, stats.delayed_retries, stats.released, stats.in_doubt, stats.broker_reconnects,
+        stats.database_pauses);
 }
 
 }  // namespace

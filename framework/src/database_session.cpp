@@ -1,8 +1,7 @@
 #include "database_session.hpp"
 
-#include <idemq/options.hpp>
-
 #include <algorithm>
+#include <array>
 #include <random>
 #include <thread>
 
@@ -16,38 +15,78 @@ constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5'000};
 constexpr std::chrono::milliseconds kStopCheck{50};
 
+std::string_view first_line(std::string_view text) { return text.substr(0, text.find('\n')); }
+
 }  // namespace
 
-std::unique_ptr<pqxx::connection> open_database(const std::string& url, const std::string& application_name) {
-    auto connection = std::make_unique<pqxx::connection>(url);
+std::string with_connection_defaults(const std::string& url) {
+    // A Postgres host that vanishes must fail our calls within seconds, not
+    // after the kernel's TCP timeouts (hours): that is what lets a handler
+    // thread reconnect, and a shutdown finish. Settings the URL names win.
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kDefaults{{
+        {"connect_timeout", "10"},
+        {"keepalives", "1"},
+        {"keepalives_idle", "10"},
+        {"keepalives_interval", "5"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", "30000"},
+    }};
+    const bool uri = url.starts_with("postgresql://") || url.starts_with("postgres://");
+    std::string out = url;
+    bool first_param = uri && url.find('?') == std::string::npos;
+    for (const auto& [key, value] : kDefaults) {
+        if (url.find(std::string(key) + "=") != std::string::npos) continue;
+        if (uri) {
+            out += first_param ? '?' : '&';
+            first_param = false;
+        } else {
+            out += ' ';
+        }
+        out += std::string(key) + "=" + std::string(value);
+    }
+    return out;
+}
+
+std::unique_ptr<pqxx::connection> open_database(const std::string& url, const std::string& application_name,
+                                                std::chrono::milliseconds idle_in_transaction_timeout) {
+    auto connection = std::make_unique<pqxx::connection>(with_connection_defaults(url));
     // set_variable() rather than SET: libpqxx replays it if it ever
     // reactivates the connection behind our back.
     connection->set_variable("application_name", connection->quote(application_name));
+    if (idle_in_transaction_timeout.count() > 0) {
+        // A frozen worker must not hold an inbox row lock forever.
+        connection->set_variable("idle_in_transaction_session_timeout",
+                                 std::to_string(idle_in_transaction_timeout.count()));
+    }
     return connection;
 }
 
-DatabaseSession::DatabaseSession(std::string url, std::string schema, std::string application_name)
-    : url_(std::move(url)), schema_(std::move(schema)), application_name_(std::move(application_name)) {}
-
-std::unique_ptr<pqxx::connection> DatabaseSession::connect() {
-    auto connection = open_database(url_, application_name_);
-    prepare_inbox_statements(*connection, schema_);
-    return connection;
-}
+DatabaseSession::DatabaseSession(Settings settings) : settings_(std::move(settings)) {}
 
 pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
     if (connection_) return connection_.get();
-    std::mt19937_64 random{std::random_device{}()};
+    thread_local std::mt19937_64 random{std::random_device{}()};
     std::chrono::milliseconds backoff = kFirstBackoff;
     for (int attempt = 1;; ++attempt) {
         try {
-            connection_ = connect();
-            if (attempt > 1) log().info("reconnected to Postgres after {} attempts", attempt);
+            auto connection =
+                open_database(settings_.url, settings_.application_name, settings_.idle_in_transaction_timeout);
+            prepare_inbox_statements(*connection, settings_.schema);
+            connection_ = std::move(connection);
+            if (reported_unreachable_) {
+                reported_unreachable_ = false;
+                log().info("reconnected to Postgres");
+                if (settings_.on_reachable) settings_.on_reachable();
+            }
             return connection_.get();
         } catch (const pqxx::broken_connection& e) {
-            if (attempt == 1 || attempt % 10 == 0) {
-                log().warn("Postgres unreachable ({}); retrying with backoff, deliveries are held, not failed",
-                           std::string_view(e.what()).substr(0, std::string_view(e.what()).find('\n')));
+            // Also reached when the server refuses new sessions while it
+            // starts or shuts down.
+            if (!reported_unreachable_) {
+                reported_unreachable_ = true;
+                log().warn("Postgres unreachable ({}); reconnecting with backoff, deliveries are held, not failed",
+                           first_line(e.what()));
+                if (settings_.on_unreachable) settings_.on_unreachable();
             }
         }
         // Jitter keeps a fleet of workers from reconnecting in lockstep.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,18 @@ namespace idemq::detail {
 // an outage holds the thread's delivery rather than failing it.
 class DatabaseSession final {
 public:
-    DatabaseSession(std::string url, std::string schema, std::string application_name);
+    struct Settings {
+        std::string url;
+        std::string schema;
+        std::string application_name;
+        std::chrono::milliseconds idle_in_transaction_timeout{0};  // 0: the server's default
+        // Called on this thread when a connection attempt fails after the
+        // connection was lost (or never made), and when one succeeds again.
+        std::function<void()> on_unreachable{};
+        std::function<void()> on_reachable{};
+    };
+
+    explicit DatabaseSession(Settings settings);
 
     // The live connection, connecting first when needed. Waits out an outage
     // unless `stopping` becomes true; then returns nullptr.
@@ -24,17 +36,19 @@ public:
     void discard() noexcept;
 
 private:
-    std::unique_ptr<pqxx::connection> connect();
-
-    std::string url_;
-    std::string schema_;
-    std::string application_name_;
+    Settings settings_;
     std::unique_ptr<pqxx::connection> connection_;
+    bool reported_unreachable_ = false;
 };
 
-// Opens a connection configured the way idemq needs it (application name,
-// statement timeouts). Throws pqxx::broken_connection when unreachable.
-[[nodiscard]] std::unique_ptr<pqxx::connection> open_database(const std::string& url,
-                                                              const std::string& application_name);
+// `url` (libpq URI or key=value string) with idemq's connection defaults
+// (connect timeout, TCP keepalives, TCP user timeout) for settings it lacks.
+[[nodiscard]] std::string with_connection_defaults(const std::string& url);
+
+// Opens a connection configured the way idemq needs it. Throws
+// pqxx::broken_connection when Postgres is unreachable.
+[[nodiscard]] std::unique_ptr<pqxx::connection> open_database(
+    const std::string& url, const std::string& application_name,
+    std::chrono::milliseconds idle_in_transaction_timeout = std::chrono::milliseconds(0));
 
 }  // namespace idemq::detail

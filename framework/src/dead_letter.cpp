@@ -39,8 +39,9 @@ const std::string& process_identity() {
 }
 
 std::string format_time(std::chrono::system_clock::time_point time) {
-    const auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(time);
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", ms);
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(time);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", seconds, millis);
 }
 
 HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& context) {
@@ -49,11 +50,29 @@ HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& 
         {"x-idemq-error", bounded(failure.error)},
         {"x-idemq-error-type", bounded(failure.error_type)},
         {"x-idemq-handler", bounded(context.handler)},
-        {"x-idemq-original-exchange", bounded(context.original_exchange)},
-        {"x-idemq-original-routing-key", bounded(context.original_routing_key)},
+        {std::string(header::kOriginalExchange), bounded(context.original_exchange)},
+        {std::string(header::kOriginalRoutingKey), bounded(context.original_routing_key)},
         {"x-idemq-attempts", static_cast<std::int64_t>(context.attempt)},
-        {"x-idemq-failed-at", format_time(context.failed_at)},
+        {std::string(header::kFirstFailureAt), bounded(context.first_failure_at)},
+        {std::string(header::kLastFailureAt), bounded(context.last_failure_at)},
+        {"x-idemq-failed-at", bounded(context.last_failure_at)},
         {"x-idemq-failed-by", bounded(process_identity())},
+    };
+}
+
+HeaderList retry_headers(const Failure& failure, const DeadLetterContext& context, int next_attempt,
+                         std::chrono::system_clock::time_point not_before) {
+    const auto not_before_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(not_before.time_since_epoch()).count();
+    return {
+        {std::string(header::kAttempt), static_cast<std::int64_t>(next_attempt)},
+        {std::string(header::kNotBefore), static_cast<std::int64_t>(not_before_ms)},
+        {std::string(header::kFirstFailureAt), bounded(context.first_failure_at)},
+        {std::string(header::kLastFailureAt), bounded(context.last_failure_at)},
+        {std::string(header::kLastError), bounded(failure.error)},
+        {std::string(header::kLastErrorType), bounded(failure.error_type)},
+        {std::string(header::kOriginalExchange), bounded(context.original_exchange)},
+        {std::string(header::kOriginalRoutingKey), bounded(context.original_routing_key)},
     };
 }
 

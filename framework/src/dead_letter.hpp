@@ -16,6 +16,8 @@ inline constexpr std::string_view kMissingKey = "missing-idempotency-key";
 inline constexpr std::string_view kBadKey = "bad-idempotency-key";
 inline constexpr std::string_view kKeyConflict = "idempotency-key-conflict";
 inline constexpr std::string_view kTooLarge = "message-too-large";
+inline constexpr std::string_view kRetriesExhausted = "retries-exhausted";
+inline constexpr std::string_view kCrashLoop = "crash-loop";
 }  // namespace reason
 
 // Why a message cannot be processed.
@@ -41,8 +43,25 @@ struct DeadLetterContext {
     std::string_view original_exchange;
     std::string_view original_routing_key;
     int attempt = 1;
-    std::chrono::system_clock::time_point failed_at{};
+    std::string_view first_failure_at;  // RFC 3339
+    std::string_view last_failure_at;   // RFC 3339
 };
+
+// Headers that carry a message's retry state between attempts.
+namespace header {
+inline constexpr std::string_view kAttempt = "x-idemq-attempt";
+inline constexpr std::string_view kNotBefore = "x-idemq-not-before";  // Unix time in ms
+inline constexpr std::string_view kFirstFailureAt = "x-idemq-first-failure-at";
+inline constexpr std::string_view kLastFailureAt = "x-idemq-last-failure-at";
+inline constexpr std::string_view kLastError = "x-idemq-last-error";
+inline constexpr std::string_view kLastErrorType = "x-idemq-last-error-type";
+inline constexpr std::string_view kOriginalExchange = "x-idemq-original-exchange";
+inline constexpr std::string_view kOriginalRoutingKey = "x-idemq-original-routing-key";
+}  // namespace header
+
+// The headers of a message sent to wait in a delay tier before attempt `next_attempt`.
+[[nodiscard]] HeaderList retry_headers(const Failure& failure, const DeadLetterContext& context, int next_attempt,
+                                       std::chrono::system_clock::time_point not_before);
 
 // The x-idemq-* headers that say why and where a message was dead-lettered.
 [[nodiscard]] HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& context);

@@ -56,6 +56,10 @@ void WorkerOptions::validate() const {
     if (max_body_bytes == 0) throw ConfigError("IDEMQ_MAX_BODY_BYTES must be at least 1");
     require_range("IDEMQ_SHUTDOWN_GRACE_MS", shutdown_grace.count(), 0, 24LL * 3600 * 1000);
     require_range("IDEMQ_HEARTBEAT_S", heartbeat.count(), 1, 3600);
+    require_range("IDEMQ_CRASH_LOOP_LIMIT", crash_loop_limit, 1, 1000);
+    require_range("IDEMQ_HANDLER_WARN_MS", handler_warn_after.count(), 1, 24LL * 3600 * 1000);
+    require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0,
+                  24LL * 3600 * 1000);
 }
 
 WorkerOptions WorkerOptions::from_environment() {
@@ -78,6 +82,16 @@ WorkerOptions WorkerOptions::from_environment() {
     }
     if (const char* v = env("IDEMQ_HEARTBEAT_S")) {
         options.heartbeat = std::chrono::seconds(parse_whole("IDEMQ_HEARTBEAT_S", v, 1, 3600));
+    }
+    if (const char* v = env("IDEMQ_CRASH_LOOP_LIMIT")) {
+        options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));
+    }
+    if (const char* v = env("IDEMQ_HANDLER_WARN_MS")) {
+        options.handler_warn_after = std::chrono::milliseconds(parse_whole("IDEMQ_HANDLER_WARN_MS", v, 1, 24LL * 3600 * 1000));
+    }
+    if (const char* v = env("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS")) {
+        options.idle_in_transaction_timeout =
+            std::chrono::milliseconds(parse_whole("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", v, 0, 24LL * 3600 * 1000));
     }
     return options;
 }

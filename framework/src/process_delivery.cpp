@@ -46,10 +46,11 @@ Outcome from_exception(OutcomeKind kind, const std::exception& e) {
 }
 
 Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                         const Message& message, const std::string& key) {
+                         const Message& message, const std::string& key, bool clear_mark) {
     const std::string fingerprint = sha256_hex(message.body());
     const std::string correlation_id(message.correlation_id());
     pqxx::work tx(connection);
+    if (clear_mark) tx.exec_prepared(kClearStartedStatement, std::string(handler_name), key);
     const pqxx::result claimed = tx.exec_prepared(kClaimStatement, std::string(handler_name), key, fingerprint,
                                                   std::string(message.message_id()), correlation_id);
     if (claimed.empty()) {
@@ -74,17 +75,32 @@ Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::st
     return {.kind = OutcomeKind::kProcessed};
 }
 
+// Failures worth retrying whatever the policy says: the handler asked for it,
+// or Postgres aborted the transaction to resolve a conflict (serialization
+// failure 40001, deadlock 40P01). libpqxx 6.4 reports those as
+// transaction_rollback, which is not an sql_error.
+bool is_transient(const std::exception& e) {
+    if (dynamic_cast<const TransientError*>(&e) != nullptr) return true;
+    if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) return true;
+    if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+        return sql->sqlstate() == "40001" || sql->sqlstate() == "40P01";
+    }
+    return false;
+}
+
 }  // namespace
 
-Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                         const Message& message) {
+std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message) {
     std::string key;
     try {
         key = handler.idempotency_key(message);
     } catch (const PermanentError& e) {
         return dead_letter(reason::kBadKey, e.what(), exception_type_name(e));
     } catch (const std::exception& e) {
-        return from_exception(OutcomeKind::kRequeue, e);
+        return dead_letter(reason::kBadKey, std::string("the idempotency key function threw: ") + e.what(),
+                           exception_type_name(e));
+    } catch (...) {
+        return dead_letter(reason::kBadKey, "the idempotency key function threw a non-standard exception", "unknown");
     }
     if (key.empty()) {
         return dead_letter(reason::kMissingKey, "the message has no idempotency key (no message-id property)");
@@ -94,24 +110,48 @@ Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::st
                                                 " bytes long; at most " + std::to_string(kMaxKeyBytes) +
                                                 " are accepted");
     }
+    return key;
+}
+
+int mark_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key) {
+    pqxx::work tx(connection);
+    const pqxx::result row = tx.exec_prepared(kMarkStartedStatement, std::string(handler_name), key);
+    tx.commit();
+    return row[0][0].as<int>();
+}
+
+void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key) {
+    pqxx::work tx(connection);
+    tx.exec_prepared(kClearStartedStatement, std::string(handler_name), key);
+    tx.commit();
+}
+
+Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                         const Message& message, const std::string& key, bool unknown_errors_are_permanent,
+                         bool clear_mark) {
+    // The order of these handlers is the failure classification: see
+    // docs/guarantees.md.
     try {
-        return claim_and_handle(connection, handler, handler_name, message, key);
+        return claim_and_handle(connection, handler, handler_name, message, key, clear_mark);
     } catch (const PermanentError& e) {
-        Outcome outcome = dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
-        return outcome;
-    } catch (const pqxx::broken_connection& e) {
-        return from_exception(OutcomeKind::kRetryHere, e);
+        return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
     } catch (const pqxx::in_doubt_error& e) {
         Outcome outcome = from_exception(OutcomeKind::kRetryHere, e);
         outcome.in_doubt = true;
         return outcome;
+    } catch (const pqxx::broken_connection& e) {
+        return from_exception(OutcomeKind::kRetryHere, e);
     } catch (const std::exception& e) {
-        // pqxx::transaction_rollback (serialization failure, deadlock) lands
-        // here too: it is not a pqxx::sql_error in libpqxx 6.4.
-        return from_exception(OutcomeKind::kRequeue, e);
+        // A statement that failed because the server went away (terminated
+        // backend, shutdown) is the database's failure, not the message's.
+        if (!connection.is_open()) return from_exception(OutcomeKind::kRetryHere, e);
+        if (is_transient(e) || !unknown_errors_are_permanent) return from_exception(OutcomeKind::kFailed, e);
+        return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
     } catch (...) {
-        return {.kind = OutcomeKind::kRequeue,
-                .failure = {.reason = {}, .error = "a non-standard exception", .error_type = "unknown"}};
+        Outcome outcome{.kind = unknown_errors_are_permanent ? OutcomeKind::kDeadLetter : OutcomeKind::kFailed};
+        outcome.failure = {.reason = std::string(reason::kPermanentError), .error = "a non-standard exception",
+                           .error_type = "unknown"};
+        return outcome;
     }
 }
 

@@ -4,7 +4,9 @@
 
 #include <pqxx/connection>
 
+#include <chrono>
 #include <string>
+#include <variant>
 
 #include "dead_letter.hpp"
 
@@ -14,21 +16,42 @@ enum class OutcomeKind {
     kProcessed,   // handler ran, COMMIT succeeded: ack
     kDuplicate,   // key already in the inbox with the same body: ack
     kDeadLetter,  // cannot succeed: publish to the DLQ, then ack
-    kRequeue,     // rolled back: return to the queue
+    kFailed,      // the handler failed transiently: retry as the policy says
     kRetryHere,   // the database failed, not the message: reconnect and run again
+    kRetryLater,  // publish to a delay tier for attempt `next_attempt`, then ack
+    kRelease,     // give the delivery back to the broker untouched (shutting down)
 };
 
 struct Outcome {
-    OutcomeKind kind = OutcomeKind::kRequeue;
-    Failure failure{};        // for kDeadLetter, kRequeue and kRetryHere
-    bool in_doubt = false;    // kRetryHere after a COMMIT with unknown outcome
+    OutcomeKind kind = OutcomeKind::kRelease;
+    Failure failure{};      // for everything but kProcessed and kDuplicate
+    bool in_doubt = false;  // kRetryHere after a COMMIT with unknown outcome
+    int attempt = 1;        // the attempt that ran last
+    int next_attempt = 0;   // kRetryLater
+    std::chrono::milliseconds retry_delay{0};  // kRetryLater
+    std::string first_failure_at{};  // RFC 3339, once an attempt failed
+    std::string last_failure_at{};
 };
+
+// The message's idempotency key, or the dead-letter outcome when it has none
+// that idemq can use.
+[[nodiscard]] std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message);
 
 // The life of one delivery in the database: BEGIN; claim the idempotency key
 // in the inbox; run the handler in the same transaction when the key is new;
-// COMMIT. Runs on a handler thread. Never throws: every failure is an Outcome.
+// COMMIT. With `clear_mark`, the crash-loop mark is removed in the same
+// transaction. Runs on a handler thread. Never throws: every failure is an
+// Outcome (the classification is in docs/guarantees.md).
 [[nodiscard]] Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                                       const Message& message);
+                                       const Message& message, const std::string& key,
+                                       bool unknown_errors_are_permanent, bool clear_mark);
+
+// Crash-loop guard: counts a delivery that reached a handler after arriving
+// redelivered (own short transaction), and forgets the count. Throw what
+// libpqxx throws.
+[[nodiscard]] int mark_handling_started(pqxx::connection& connection, std::string_view handler_name,
+                                        const std::string& key);
+void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key);
 
 // Longest idempotency key accepted: Postgres cannot index much longer keys,
 // and a key that long is a bug in the key function.

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "backoff.hpp"
 #include "database_session.hpp"
 #include "log.hpp"
 #include "store_sql.hpp"
@@ -16,26 +17,62 @@
 namespace idemq::detail {
 namespace {
 
-constexpr std::chrono::milliseconds kTickInterval{250};
-constexpr std::chrono::milliseconds kRequeueDelay{1'000};
-constexpr std::string_view kAttemptHeader = "x-idemq-attempt";
+using std::chrono::milliseconds;
+
+constexpr milliseconds kTickInterval{250};
+constexpr milliseconds kReconnectFirst{200};
+constexpr milliseconds kReconnectMax{30'000};
+// A delayed message this close to its time is handled rather than sent round again.
+constexpr milliseconds kEarlySlack{50};
 
 std::string first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
+
+std::string env_or_empty(const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr ? value : "";
+}
+
+std::string text_header(const OwnedProperties& props, std::string_view name, std::string fallback) {
+    const Headers headers = props.headers_as_text();
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::move(fallback) : it->second;
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
 Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, SharedStats& stats)
-    : options_(options), handlers_(handlers), stats_(stats), tick_(loop_), grace_(loop_) {
-    // A fault point for the crash tests only: see docs/configuration.md.
-    if (const char* id = std::getenv("IDEMQ_TEST_CRASH_AFTER_COMMIT")) crash_after_commit_ = id;
+    : options_(options),
+      handlers_(handlers),
+      stats_(stats),
+      faults_{.crash_after_commit = env_or_empty("IDEMQ_TEST_CRASH_AFTER_COMMIT"),
+              .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER")},
+      tick_(loop_),
+      grace_(loop_),
+      reconnect_timer_(loop_) {
+    milliseconds longest{0};
+    for (const auto& registered : handlers_) {
+        if (registered.route.retry.delayed_retries > 0) longest = std::max(longest, registered.route.retry.delayed_cap);
+    }
+    if (longest.count() > 0) tiers_ = delay_tiers(longest);
 }
 
 Runtime::~Runtime() {
+    if (connector_.joinable()) connector_.join();
     if (pool_) pool_->stop();
 }
 
 void Runtime::request_stop() {
     loop_.post([this] { begin_shutdown(); });
+}
+
+std::vector<Route> Runtime::routes() const {
+    std::vector<Route> out;
+    for (const auto& registered : handlers_) out.push_back(registered.route);
+    return out;
 }
 
 void Runtime::check_database() const {
@@ -47,167 +84,302 @@ void Runtime::check_database() const {
                                 first_line(e.what())));
     }
     pqxx::nontransaction tx(*connection);
-    const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", inbox_table(options_.schema));
+    const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", quote_identifier(options_.schema) +
+                                                                                 ".handling_started");
     if (!exists[0][0].as<bool>()) {
-        throw Error(fmt::format("the inbox table {} does not exist in {}: run the migrate command first",
-                                inbox_table(options_.schema), redact_url(options_.database_url)));
+        throw Error(fmt::format("idemq's tables in schema {} are missing or out of date in {}: run the migrate "
+                                "command first",
+                                quote_identifier(options_.schema), redact_url(options_.database_url)));
     }
-}
-
-void Runtime::connect_and_consume() {
-    std::string names;
-    for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
-    const auto settings = [&](std::string_view role) {
-        return AmqpConnection::Settings{.url = options_.amqp_url,
-                                        .connection_name = fmt::format("idemq {} {} ({})", role, names,
-                                                                       process_identity()),
-                                        .heartbeat = options_.heartbeat};
-    };
-    consumer_ = std::make_unique<AmqpConnection>(settings("consumer"));
-    // Dead-letter publishes get a connection of their own: when the broker
-    // blocks a publishing connection, acks on the consumer keep flowing.
-    publisher_connection_ = std::make_unique<AmqpConnection>(settings("publisher"));
-    publisher_ = std::make_unique<ConfirmedPublisher>(*publisher_connection_);
-    for (const auto& registered : handlers_) declare_topology(*consumer_, registered.route);
-    consumer_->set_prefetch(static_cast<std::uint16_t>(options_.prefetch));
-
-    pool_ = std::make_unique<WorkerPool>(
-        options_.concurrency,
-        [this, names](int index) {
-            return DatabaseSession(options_.database_url, options_.schema, fmt::format("idemq {} #{}", names, index));
-        },
-        [this](Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-            run_job(job, session, stopping);
-        });
-
-    for (std::size_t i = 0; i < handlers_.size(); ++i) {
-        handler_by_consumer_tag_.emplace(consumer_->consume(handlers_[i].route.queue), i);
-    }
-    consumer_watch_ = std::make_unique<SocketWatcher>(loop_, consumer_->fd(), [this] { drain_consumer(); });
-    publisher_watch_ = std::make_unique<SocketWatcher>(loop_, publisher_connection_->fd(), [this] { drain_publisher(); });
 }
 
 void Runtime::run() {
     check_database();
-    connect_and_consume();
-    // The tick sends heartbeats (rabbitmq-c only sends them from inside its
-    // own calls) and returns rolled-back deliveries to the queue.
-    tick_.start(kTickInterval, kTickInterval, [this] {
-        drain_consumer();
-        drain_publisher();
-        requeue_due();
-    });
+    std::string names;
+    for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
+    pool_ = std::make_unique<WorkerPool>(
+        options_.concurrency,
+        [this, names](int index) {
+            return DatabaseSession({.url = options_.database_url,
+                                    .schema = options_.schema,
+                                    .application_name = fmt::format("idemq {} #{}", names, index),
+                                    .idle_in_transaction_timeout = options_.idle_in_transaction_timeout,
+                                    .on_unreachable = [this] { loop_.post([this] { on_database_reachable(false); }); },
+                                    .on_reachable = [this] { loop_.post([this] { on_database_reachable(true); }); }});
+        },
+        [this](Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
+            run_job(job, session, stopping);
+        });
+    // A broker that cannot be reached at start is a configuration problem
+    // more often than an outage: fail fast and let the supervisor retry.
+    attach(open_broker_session(options_, routes(), tiers_, generation_));
+    tick_.start(kTickInterval, kTickInterval, [this] { on_tick(); });
     if (options_.handle_signals) {
         signals_ = std::make_unique<SignalWatcher>(loop_, std::vector<int>{SIGINT, SIGTERM},
                                                    [this](int signum) { on_signal(signum); });
     }
-    if (state_ == State::kStarting) state_ = State::kRunning;
+    state_ = State::kRunning;
     for (const auto& registered : handlers_) {
-        log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {})", registered.route.queue,
-                   registered.route.handler, options_.concurrency, options_.prefetch);
+        log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {}, up to {} attempts)",
+                   registered.route.queue, registered.route.handler, options_.concurrency, options_.prefetch,
+                   registered.route.retry.max_attempts());
     }
-    // Deliveries that arrived while basic.consume was answered wait in
-    // rabbitmq-c's queue, not on the socket: the socket watcher won't see them.
-    drain_consumer();
     loop_.run();
+    if (connector_.joinable()) connector_.join();
     pool_->stop();
-    if (fatal_) std::rethrow_exception(fatal_);
 }
 
+void Runtime::attach(std::unique_ptr<BrokerSession> session) {
+    broker_ = std::move(session);
+    consumer_watch_ = std::make_unique<SocketWatcher>(loop_, broker_->consumer->fd(), [this] { drain_consumer(); });
+    publisher_watch_ =
+        std::make_unique<SocketWatcher>(loop_, broker_->publisher_connection->fd(), [this] { drain_publisher(); });
+    // Deliveries that arrived while basic.consume was answered wait in
+    // rabbitmq-c's queue, not on the socket: the socket watcher won't see them.
+    loop_.post([this] {
+        drain_consumer();
+        drain_publisher();
+    });
+}
+
+// Handler thread.
 void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    RegisteredHandler& registered = handlers_[job.handler_index];
-    const Message& message = *job.message;
     Outcome outcome;
-    for (;;) {
-        pqxx::connection* connection = session.get(stopping);
-        if (connection == nullptr) {
-            outcome = {.kind = OutcomeKind::kRequeue,
-                       .failure = {.reason = {}, .error = "stopped while Postgres was unreachable", .error_type = "idemq"}};
-            break;
-        }
-        outcome = process_delivery(*connection, *registered.handler, registered.route.handler, message);
-        if (outcome.kind != OutcomeKind::kRetryHere) break;
-        // The database failed, not the message: no attempt is charged. Running
-        // again is safe even after an in-doubt COMMIT, because the inbox claim
-        // then finds the key and the delivery is acked as a duplicate.
-        session.discard();
-        if (outcome.in_doubt) stats_.update([](WorkerStats& s) { ++s.in_doubt; });
-        log().warn("handler={} message_id={}: Postgres connection lost{} ({}); reconnecting to try again",
-                   registered.route.handler, message.message_id(), outcome.in_doubt ? " during COMMIT" : "",
-                   first_line(outcome.failure.error));
+    try {
+        outcome = handle_with_retries(job, session, stopping);
+    } catch (const std::exception& e) {
+        // Not a message failure (the schema vanished, say): give it back and
+        // let the operator see why.
+        log().error("handler={} message_id={}: {}; the delivery goes back to the queue",
+                    handlers_[job.handler_index].route.handler, job.message->message_id(), e.what());
+        outcome = {.kind = OutcomeKind::kRelease};
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    } catch (...) {
+        log().error("handler={} message_id={}: a non-standard exception escaped; the delivery goes back to the queue",
+                    handlers_[job.handler_index].route.handler, job.message->message_id());
+        outcome = {.kind = OutcomeKind::kRelease};
+        std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    if (outcome.kind == OutcomeKind::kProcessed && !crash_after_commit_.empty() &&
-        message.message_id() == crash_after_commit_) {
-        log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}", message.message_id());
+    if (outcome.kind == OutcomeKind::kProcessed && !faults_.crash_after_commit.empty() &&
+        job.message->message_id() == faults_.crash_after_commit) {
+        log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}", faults_.crash_after_commit);
+        log().flush();
         std::raise(SIGKILL);
     }
-    loop_.post([this, tag = job.delivery_tag, outcome = std::move(outcome)]() mutable {
-        complete(tag, std::move(outcome));
+    loop_.post([this, tag = job.delivery_tag, generation = job.generation, outcome = std::move(outcome)]() mutable {
+        complete(tag, generation, std::move(outcome));
     });
+}
+
+// Handler thread: one delivery, its immediate retries, and the decision what
+// follows. Database outages are waited out here, never charged.
+Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
+    RegisteredHandler& registered = handlers_[job.handler_index];
+    const std::string& name = registered.route.handler;
+    const RetryPolicy& policy = registered.route.retry;
+    std::shared_ptr<const Message> message = job.message;
+
+    auto key_or_outcome = resolve_key(*registered.handler, *message);
+    if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) {
+        const std::string now = format_time(std::chrono::system_clock::now());
+        outcome->attempt = message->attempt();
+        outcome->first_failure_at = std::string(message->header(header::kFirstFailureAt).value_or(now));
+        outcome->last_failure_at = now;
+        return std::move(*outcome);
+    }
+    const std::string key = std::get<std::string>(std::move(key_or_outcome));
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    std::string first_failure_at(message->header(header::kFirstFailureAt).value_or(""));
+    // Only a delivery the broker flags as redelivered can follow a crash: the
+    // guard costs one short transaction on those alone.
+    bool must_mark = message->redelivered();
+    bool marked = false;
+    int lost_connections = 0;
+
+    for (;;) {
+        pqxx::connection* connection = session.get(stopping);
+        if (connection == nullptr) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
+        Outcome outcome;
+        try {
+            if (must_mark) {
+                const int deliveries = mark_handling_started(*connection, name, key);
+                must_mark = false;
+                marked = true;
+                if (deliveries >= options_.crash_loop_limit) {
+                    clear_handling_started(*connection, name, key);
+                    outcome = {.kind = OutcomeKind::kDeadLetter,
+                               .failure = {.reason = std::string(reason::kCrashLoop),
+                                           .error = fmt::format("delivered {} times without finishing: the process "
+                                                                "handling it died each time (IDEMQ_CRASH_LOOP_LIMIT={})",
+                                                                deliveries, options_.crash_loop_limit),
+                                           .error_type = "idemq"},
+                               .attempt = message->attempt()};
+                    return outcome;
+                }
+            }
+            if (!faults_.abort_in_handler.empty() && message->message_id() == faults_.abort_in_handler) {
+                log().critical("IDEMQ_TEST_ABORT_IN_HANDLER: aborting while handling {}", faults_.abort_in_handler);
+                log().flush();
+                std::abort();
+            }
+            outcome = process_delivery(*connection, *registered.handler, name, *message, key,
+                                       policy.unknown_errors_are_permanent, marked);
+        } catch (const pqxx::broken_connection& e) {
+            outcome = {.kind = OutcomeKind::kRetryHere,
+                       .failure = {.reason = {}, .error = e.what(), .error_type = exception_type_name(e)}};
+        }
+        outcome.attempt = message->attempt();
+        if (outcome.kind == OutcomeKind::kRetryHere) {
+            // The database failed, not the message: no attempt is charged.
+            // Running again is safe even after an in-doubt COMMIT, because the
+            // inbox claim then finds the key and the delivery is a duplicate.
+            session.discard();
+            if (outcome.in_doubt) stats_.update([](WorkerStats& s) { ++s.in_doubt; });
+            log().warn("handler={} message_id={}: Postgres connection lost{} ({}); reconnecting to run it again",
+                       name, message->message_id(), outcome.in_doubt ? " during COMMIT" : "",
+                       first_line(outcome.failure.error));
+            // A server that accepts connections but breaks each one must not
+            // be hammered, and must not hold up a shutdown.
+            lost_connections = std::min(lost_connections + 1, 20);
+            const auto wake = std::chrono::steady_clock::now() + milliseconds(100) * lost_connections;
+            while (std::chrono::steady_clock::now() < wake) {
+                if (stopping.load()) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
+                std::this_thread::sleep_for(milliseconds(20));
+            }
+            continue;
+        }
+        if (outcome.kind == OutcomeKind::kProcessed || outcome.kind == OutcomeKind::kDuplicate) return outcome;
+        if (marked) {
+            try {
+                clear_handling_started(*connection, name, key);
+                marked = false;
+            } catch (const std::exception&) {
+                // A leftover mark only counts one more delivery; never worth failing for.
+                session.discard();
+            }
+        }
+        if (outcome.kind != OutcomeKind::kFailed) {
+            outcome.first_failure_at = first_failure_at.empty() ? format_time(std::chrono::system_clock::now())
+                                                                : first_failure_at;
+            outcome.last_failure_at = format_time(std::chrono::system_clock::now());
+            return outcome;
+        }
+
+        const auto failed_at = std::chrono::system_clock::now();
+        if (first_failure_at.empty()) first_failure_at = format_time(failed_at);
+        outcome.first_failure_at = first_failure_at;
+        outcome.last_failure_at = format_time(failed_at);
+        const RetryDecision decision = decide_retry(policy, message->attempt(), random);
+        if (decision.kind == RetryDecision::Kind::kDeadLetter) {
+            outcome.kind = OutcomeKind::kDeadLetter;
+            outcome.failure.reason = std::string(reason::kRetriesExhausted);
+            return outcome;
+        }
+        if (decision.kind == RetryDecision::Kind::kDelayed) {
+            outcome.kind = OutcomeKind::kRetryLater;
+            outcome.next_attempt = message->attempt() + 1;
+            outcome.retry_delay = decision.delay;
+            return outcome;
+        }
+        log().info("handler={} message_id={}: attempt {} of {} failed ({}: {}); retrying in {} ms", name,
+                   message->message_id(), message->attempt(), policy.max_attempts(), outcome.failure.error_type,
+                   first_line(outcome.failure.error), decision.delay.count());
+        stats_.update([](WorkerStats& s) { ++s.immediate_retries; });
+        const auto wake = std::chrono::steady_clock::now() + decision.delay;
+        while (std::chrono::steady_clock::now() < wake) {
+            if (stopping.load()) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                milliseconds(20), wake - std::chrono::steady_clock::now()));
+        }
+        message = std::make_shared<const Message>(message->with_attempt(message->attempt() + 1));
+    }
 }
 
 void Runtime::drain_consumer() noexcept {
     try {
-        while (state_ != State::kClosed) {
-            auto event = consumer_->poll_event();
+        while (broker_ && state_ != State::kClosed) {
+            auto event = broker_->consumer->poll_event();
             if (!event) return;
             if (auto* delivery = std::get_if<Delivery>(&*event)) {
                 on_delivery(std::move(*delivery));
             } else if (auto* cancelled = std::get_if<ConsumerCancelled>(&*event); cancelled && cancelled->by_broker) {
-                const auto it = handler_by_consumer_tag_.find(cancelled->consumer_tag);
-                const std::string queue = it == handler_by_consumer_tag_.end() ? "?" : handlers_[it->second].route.queue;
-                throw BrokerError(fmt::format("the broker cancelled the consumer of queue '{}' (deleted?)", queue), false);
+                throw BrokerError(fmt::format("the broker cancelled consumer '{}' (was its queue deleted?)",
+                                              cancelled->consumer_tag),
+                                  false);
             }
         }
     } catch (const std::exception& e) {
-        fail(e);
+        lose_broker(e);
     }
 }
 
 void Runtime::drain_publisher() noexcept {
     try {
-        while (state_ != State::kClosed) {
-            auto event = publisher_connection_->poll_event();
+        while (broker_ && state_ != State::kClosed) {
+            auto event = broker_->publisher_connection->poll_event();
             if (!event) return;
-            publisher_->on_event(*event);
+            broker_->publisher->on_event(*event);
         }
     } catch (const std::exception& e) {
-        fail(e);
+        lose_broker(e);
     }
 }
 
 void Runtime::on_delivery(Delivery delivery) {
     stats_.update([](WorkerStats& s) { ++s.received; });
-    const auto handler = handler_by_consumer_tag_.find(delivery.consumer_tag);
-    if (state_ != State::kRunning || handler == handler_by_consumer_tag_.end()) {
-        consumer_->reject(delivery.delivery_tag, true);
+    const auto handler = broker_->handler_by_consumer_tag.find(delivery.consumer_tag);
+    if (state_ != State::kRunning || paused_ || handler == broker_->handler_by_consumer_tag.end()) {
+        broker_->consumer->reject(delivery.delivery_tag, true);
+        stats_.update([](WorkerStats& s) { ++s.released; });
         return;
     }
     const OwnedProperties& props = delivery.properties;
-    const int attempt = static_cast<int>(std::max<std::int64_t>(1, props.int_header(kAttemptHeader).value_or(1)));
+    const int attempt = static_cast<int>(std::max<std::int64_t>(1, props.int_header(header::kAttempt).value_or(1)));
+    // A retried message comes back through the default exchange; the handler
+    // still sees where it was first published.
+    std::string exchange = text_header(props, header::kOriginalExchange, std::move(delivery.exchange));
+    std::string routing_key = text_header(props, header::kOriginalRoutingKey, std::move(delivery.routing_key));
     auto message = std::make_shared<const Message>(Message::Fields{.body = std::move(delivery.body),
                                                                    .message_id = props.message_id(),
                                                                    .correlation_id = props.correlation_id(),
                                                                    .content_type = props.content_type(),
                                                                    .headers = props.headers_as_text(),
-                                                                   .exchange = std::move(delivery.exchange),
-                                                                   .routing_key = std::move(delivery.routing_key),
+                                                                   .exchange = std::move(exchange),
+                                                                   .routing_key = std::move(routing_key),
                                                                    .redelivered = delivery.redelivered,
                                                                    .attempt = attempt});
     const std::uint64_t tag = delivery.delivery_tag;
-    in_flight_.insert_or_assign(tag, InFlight{handler->second, message, std::move(delivery.properties)});
-    if (message->body().size() > options_.max_body_bytes) {
-        dead_letter(tag, {.reason = std::string(reason::kTooLarge),
-                          .error = fmt::format("body is {} bytes; IDEMQ_MAX_BODY_BYTES allows {}",
-                                               message->body().size(), options_.max_body_bytes),
-                          .error_type = "idemq"});
+    const auto not_before = props.int_header(header::kNotBefore);
+    in_flight_.insert_or_assign(tag, InFlight{.handler_index = handler->second,
+                                              .message = message,
+                                              .properties = std::move(delivery.properties),
+                                              .received_at = std::chrono::steady_clock::now()});
+    if (not_before && !tiers_.empty() && *not_before - now_ms() > kEarlySlack.count()) {
+        delay_again(tag, milliseconds(*not_before - now_ms()));
         return;
     }
-    pool_->submit(Job{.delivery_tag = tag, .handler_index = handler->second, .message = std::move(message)});
+    if (message->body().size() > options_.max_body_bytes) {
+        const std::string now = format_time(std::chrono::system_clock::now());
+        dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
+                          .failure = {.reason = std::string(reason::kTooLarge),
+                                      .error = fmt::format("body is {} bytes; IDEMQ_MAX_BODY_BYTES allows {}",
+                                                           message->body().size(), options_.max_body_bytes),
+                                      .error_type = "idemq"},
+                          .attempt = attempt,
+                          .first_failure_at = now,
+                          .last_failure_at = now});
+        return;
+    }
+    pool_->submit(Job{.delivery_tag = tag,
+                      .generation = generation_,
+                      .handler_index = handler->second,
+                      .message = std::move(message)});
 }
 
-void Runtime::complete(std::uint64_t tag, Outcome outcome) {
-    if (state_ == State::kClosed) return;
+void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome) {
+    // A delivery of a lost connection: the broker has requeued it already and
+    // the inbox absorbs the copy if this one committed.
+    if (state_ == State::kClosed || generation != generation_ || !broker_) return;
     const auto it = in_flight_.find(tag);
     if (it == in_flight_.end()) return;
     const std::string& handler = handlers_[it->second.handler_index].route.handler;
@@ -224,78 +396,107 @@ void Runtime::complete(std::uint64_t tag, Outcome outcome) {
                            message.message_id());
                 ack(tag);
                 break;
-            case OutcomeKind::kDeadLetter: dead_letter(tag, outcome.failure); break;
-            case OutcomeKind::kRequeue:
+            case OutcomeKind::kDeadLetter: dead_letter(tag, outcome); break;
+            case OutcomeKind::kRetryLater: retry_later(tag, outcome); break;
+            case OutcomeKind::kFailed:
             case OutcomeKind::kRetryHere:
-                stats_.update([](WorkerStats& s) { ++s.requeued; });
-                log().warn("handler={} message_id={}: rolled back, the message goes back to the queue: {}: {}", handler,
-                           message.message_id(), outcome.failure.error_type, first_line(outcome.failure.error));
-                requeue(tag);
-                break;
+            case OutcomeKind::kRelease: release(tag); break;
         }
     } catch (const std::exception& e) {
-        fail(e);
+        lose_broker(e);
     }
 }
 
-void Runtime::dead_letter(std::uint64_t tag, const Failure& failure) {
+void Runtime::publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key,
+                               OwnedProperties properties, std::string what, std::function<void()> on_confirmed) {
+    const InFlight& entry = in_flight_.at(tag);
+    broker_->publisher->publish(
+        std::move(exchange), std::move(routing_key), std::move(properties), std::string(entry.message->body()),
+        [this, tag, generation = generation_, what = std::move(what),
+         on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
+            if (state_ == State::kClosed || generation != generation_ || !broker_) return;
+            if (error) {
+                log().error("could not {} delivery {}: {}; it goes back to the queue", what, tag, *error);
+                release(tag);
+                return;
+            }
+            on_confirmed();
+            ack(tag);
+        });
+}
+
+void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
     const InFlight& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
     const Message& message = *entry.message;
-    const bool unexpected = failure.reason == reason::kKeyConflict;
+    const Failure& failure = outcome.failure;
+    const bool unexpected = failure.reason == reason::kKeyConflict || failure.reason == reason::kCrashLoop;
     log().log(unexpected ? spdlog::level::err : spdlog::level::warn,
-              "handler={} message_id={} correlation_id={}: dead-lettering to '{}': {}: {}", route.handler,
-              message.message_id(), message.correlation_id(), dead_letter_queue_name(route.queue), failure.reason,
-              first_line(failure.error));
-    OwnedProperties properties = entry.properties.with_headers(
+              "handler={} message_id={} correlation_id={}: dead-lettering to '{}' after {} attempt(s): {}: {}",
+              route.handler, message.message_id(), message.correlation_id(), dead_letter_queue_name(route.queue),
+              outcome.attempt, failure.reason, first_line(failure.error));
+    OwnedProperties properties = entry.properties.for_republish(
         dead_letter_headers(failure, {.handler = route.handler,
                                       .original_exchange = message.exchange(),
                                       .original_routing_key = message.routing_key(),
-                                      .attempt = message.attempt(),
-                                      .failed_at = std::chrono::system_clock::now()}));
-    publisher_->publish("", dead_letter_queue_name(route.queue), std::move(properties), std::string(message.body()),
-                        [this, tag, why = failure.reason](std::optional<std::string> error) {
-                            if (state_ == State::kClosed) return;
-                            if (error) {
-                                log().error("could not dead-letter delivery {}: {}; it goes back to the queue", tag,
-                                            *error);
-                                requeue(tag);
-                                return;
-                            }
-                            stats_.update([&](WorkerStats& s) { ++s.dead_lettered[why]; });
-                            ack(tag);
-                        });
+                                      .attempt = outcome.attempt,
+                                      .first_failure_at = outcome.first_failure_at,
+                                      .last_failure_at = outcome.last_failure_at}));
+    publish_then_ack(tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
+                     [this, why = failure.reason] { stats_.update([&](WorkerStats& s) { ++s.dead_lettered[why]; }); });
+}
+
+void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
+    const InFlight& entry = in_flight_.at(tag);
+    const Route& route = handlers_[entry.handler_index].route;
+    const Message& message = *entry.message;
+    log().info("handler={} message_id={}: attempt {} of {} failed ({}: {}); retrying in {} ms", route.handler,
+               message.message_id(), outcome.attempt, route.retry.max_attempts(), outcome.failure.error_type,
+               first_line(outcome.failure.error), outcome.retry_delay.count());
+    OwnedProperties properties = entry.properties.for_republish(
+        retry_headers(outcome.failure,
+                      {.handler = route.handler,
+                       .original_exchange = message.exchange(),
+                       .original_routing_key = message.routing_key(),
+                       .attempt = outcome.attempt,
+                       .first_failure_at = outcome.first_failure_at,
+                       .last_failure_at = outcome.last_failure_at},
+                      outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay));
+    publish_then_ack(tag, tier_name(next_hop(outcome.retry_delay, tiers_)), route.queue, std::move(properties),
+                     "schedule a retry of", [this] { stats_.update([](WorkerStats& s) { ++s.delayed_retries; }); });
+}
+
+void Runtime::delay_again(std::uint64_t tag, milliseconds remaining) {
+    const InFlight& entry = in_flight_.at(tag);
+    const Route& route = handlers_[entry.handler_index].route;
+    OwnedProperties properties = entry.properties.for_republish({});
+    publish_then_ack(tag, tier_name(next_hop(remaining, tiers_)), route.queue, std::move(properties),
+                     "send on a delayed retry of", [] {});
 }
 
 void Runtime::ack(std::uint64_t tag) {
-    consumer_->ack(tag);
+    broker_->consumer->ack(tag);
     in_flight_.erase(tag);
     finish_if_drained();
 }
 
-void Runtime::requeue(std::uint64_t tag) {
-    if (state_ == State::kRunning) {
-        requeue_later_.emplace_back(std::chrono::steady_clock::now() + kRequeueDelay, tag);
-        return;
-    }
-    consumer_->reject(tag, true);
+void Runtime::release(std::uint64_t tag) {
+    broker_->consumer->reject(tag, true);
     in_flight_.erase(tag);
+    stats_.update([](WorkerStats& s) { ++s.released; });
     finish_if_drained();
 }
 
-void Runtime::requeue_due() {
-    try {
-        const auto now = std::chrono::steady_clock::now();
-        while (!requeue_later_.empty() && (requeue_later_.front().first <= now || state_ != State::kRunning)) {
-            const std::uint64_t tag = requeue_later_.front().second;
-            requeue_later_.pop_front();
-            if (state_ == State::kClosed) continue;
-            consumer_->reject(tag, true);
-            in_flight_.erase(tag);
-        }
-        finish_if_drained();
-    } catch (const std::exception& e) {
-        fail(e);
+void Runtime::on_tick() {
+    drain_consumer();
+    drain_publisher();
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [tag, entry] : in_flight_) {
+        if (entry.reported_slow || now - entry.received_at < options_.handler_warn_after) continue;
+        entry.reported_slow = true;
+        log().warn("handler={} message_id={}: still in flight after {} ms (IDEMQ_HANDLER_WARN_MS)",
+                   handlers_[entry.handler_index].route.handler, entry.message->message_id(),
+                   std::chrono::duration_cast<milliseconds>(now - entry.received_at).count());
     }
 }
 
@@ -311,33 +512,139 @@ void Runtime::on_signal(int signum) {
     std::_Exit(128 + signum);
 }
 
+void Runtime::on_database_reachable(bool reachable) {
+    database_down_threads_ += reachable ? -1 : 1;
+    if (database_down_threads_ > 0 && !paused_) {
+        pause_consuming();
+    } else if (database_down_threads_ <= 0 && paused_) {
+        database_down_threads_ = 0;
+        resume_consuming();
+    }
+}
+
+// The circuit breaker: while Postgres is unreachable no new deliveries are
+// taken, and those not started go back to the queue for workers that can
+// reach it. Nothing is charged.
+void Runtime::pause_consuming() {
+    paused_ = true;
+    stats_.update([](WorkerStats& s) { ++s.database_pauses; });
+    log().warn("Postgres unreachable: pausing consumption until it is back");
+    if (!broker_ || state_ != State::kRunning) return;
+    try {
+        for (const auto& [tag, index] : broker_->handler_by_consumer_tag) broker_->consumer->cancel(tag);
+        for (const Job& job : pool_->take_pending()) {
+            if (job.generation == generation_) release(job.delivery_tag);
+        }
+    } catch (const std::exception& e) {
+        lose_broker(e);
+    }
+}
+
+void Runtime::resume_consuming() {
+    paused_ = false;
+    log().info("Postgres reachable again: resuming consumption");
+    if (!broker_ || state_ != State::kRunning) return;
+    try {
+        ++consume_round_;
+        std::map<std::string, std::size_t> tags;
+        for (std::size_t i = 0; i < handlers_.size(); ++i) {
+            const std::string tag = consumer_tag(i, generation_, consume_round_);
+            broker_->consumer->consume_async(handlers_[i].route.queue, tag);
+            tags.emplace(tag, i);
+        }
+        broker_->handler_by_consumer_tag = std::move(tags);
+    } catch (const std::exception& e) {
+        lose_broker(e);
+    }
+}
+
+void Runtime::lose_broker(const std::exception& error) {
+    if (!broker_ || state_ == State::kClosed) return;
+    log().error("lost the broker connection: {}; {} deliveries in flight go back to the queue; reconnecting",
+                first_line(error.what()), in_flight_.size());
+    // Everything tied to the old connection is void: its delivery tags mean
+    // nothing on a new channel, so late outcomes are dropped by generation.
+    ++generation_;
+    consumer_watch_.reset();
+    publisher_watch_.reset();
+    auto lost = std::move(broker_);
+    lost->publisher->fail_all("the broker connection was lost");
+    lost.reset();
+    in_flight_.clear();
+    (void)pool_->take_pending();
+    if (state_ == State::kDraining) {
+        finish();
+        return;
+    }
+    schedule_reconnect();
+}
+
+void Runtime::schedule_reconnect() {
+    reconnect_backoff_ = reconnect_backoff_.count() == 0 ? kReconnectFirst : std::min(reconnect_backoff_ * 2, kReconnectMax);
+    const milliseconds delay(
+        std::uniform_int_distribution<std::int64_t>(reconnect_backoff_.count() / 2, reconnect_backoff_.count())(random_));
+    reconnect_timer_.start(delay, milliseconds(0), [this] { start_connector(); });
+}
+
+// Connecting blocks, so it happens on a thread of its own; the finished
+// session is handed to the loop, which alone uses it from then on.
+void Runtime::start_connector() {
+    if (connector_.joinable()) connector_.join();
+    connector_ = std::thread([this, routes = routes(), generation = generation_] {
+        try {
+            auto session = open_broker_session(options_, routes, tiers_, generation);
+            loop_.post([this, session = std::shared_ptr<BrokerSession>(session.release()), generation]() mutable {
+                if (state_ != State::kRunning || generation != generation_) {
+                    finish_if_drained();
+                    return;
+                }
+                attach(std::make_unique<BrokerSession>(std::move(*session)));
+                reconnect_backoff_ = milliseconds(0);
+                stats_.update([](WorkerStats& s) { ++s.broker_reconnects; });
+                log().info("reconnected to the broker; consuming again");
+                if (paused_) pause_consuming();
+            });
+        } catch (const std::exception& e) {
+            loop_.post([this, why = first_line(e.what())] {
+                if (state_ != State::kRunning) {
+                    finish_if_drained();
+                    return;
+                }
+                log().warn("cannot reconnect to the broker yet: {}", why);
+                schedule_reconnect();
+            });
+        }
+    });
+}
+
 void Runtime::begin_shutdown() {
-    if (state_ != State::kRunning && state_ != State::kStarting) return;
+    if (state_ == State::kDraining || state_ == State::kClosed) return;
     if (state_ == State::kStarting) {
-        // Stopped before consuming started: nothing is in flight.
         state_ = State::kDraining;
         return;
     }
     state_ = State::kDraining;
-    try {
-        for (const auto& [consumer_tag, index] : handler_by_consumer_tag_) consumer_->cancel(consumer_tag);
-        for (const Job& job : pool_->take_pending()) {
-            consumer_->reject(job.delivery_tag, true);
-            in_flight_.erase(job.delivery_tag);
+    reconnect_timer_.stop();
+    if (broker_) {
+        try {
+            for (const auto& [consumer_tag, index] : broker_->handler_by_consumer_tag) broker_->consumer->cancel(consumer_tag);
+            for (const Job& job : pool_->take_pending()) {
+                if (job.generation == generation_) release(job.delivery_tag);
+            }
+        } catch (const std::exception& e) {
+            lose_broker(e);
+            return;
         }
-    } catch (const std::exception& e) {
-        fail(e);
-        return;
     }
-    grace_.start(options_.shutdown_grace, std::chrono::milliseconds(0), [this] {
+    grace_.start(options_.shutdown_grace, milliseconds(0), [this] {
         log().warn("shutdown grace period over: {} deliveries still in flight return to the queue", in_flight_.size());
         finish();
     });
-    requeue_due();
+    finish_if_drained();
 }
 
 void Runtime::finish_if_drained() {
-    if (state_ == State::kDraining && in_flight_.empty()) finish();
+    if (state_ == State::kDraining && (in_flight_.empty() || !broker_)) finish();
 }
 
 void Runtime::finish() {
@@ -345,20 +652,17 @@ void Runtime::finish() {
     state_ = State::kClosed;
     tick_.stop();
     grace_.stop();
+    reconnect_timer_.stop();
     signals_.reset();
     // libuv must stop polling a socket before its descriptor is closed.
     consumer_watch_.reset();
     publisher_watch_.reset();
-    if (publisher_) publisher_->fail_all("the worker is shutting down");
-    if (consumer_) consumer_->close();
-    if (publisher_connection_) publisher_connection_->close();
+    if (broker_) {
+        broker_->publisher->fail_all("the worker is shutting down");
+        broker_->consumer->close();
+        broker_->publisher_connection->close();
+    }
     loop_.stop();
-}
-
-void Runtime::fail(const std::exception& error) {
-    log().error("lost the broker connection: {}; deliveries not yet acked return to the queue", error.what());
-    if (!fatal_) fatal_ = std::current_exception();
-    finish();
 }
 
 }  // namespace idemq::detail

@@ -5,18 +5,16 @@
 #include <idemq/worker.hpp>
 
 #include <chrono>
-#include <deque>
-#include <exception>
-#include <map>
+#include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
+#include <random>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include "amqp_connection.hpp"
-#include "confirmed_publisher.hpp"
+#include "broker_session.hpp"
 #include "event_loop.hpp"
 #include "process_delivery.hpp"
 #include "worker_pool.hpp"
@@ -46,10 +44,16 @@ private:
     WorkerStats values_;
 };
 
-// One run of a worker: the event loop with its two AMQP connections (consume,
-// publish), the handler threads, and every delivery between receipt and ack.
-// The thread that calls run() is the loop thread; all AMQP traffic and all
-// state below except the pool happen there.
+// Fault points for the crash tests only, from IDEMQ_TEST_* variables.
+struct FaultPoints {
+    std::string crash_after_commit;  // message id: SIGKILL after its COMMIT
+    std::string abort_in_handler;    // message id: abort() while handling it
+};
+
+// One run of a worker: the event loop with its broker session (consume and
+// publish connections), the handler threads, and every delivery between
+// receipt and ack. The thread that calls run() is the loop thread; all AMQP
+// traffic and all state here except the pool belong to it.
 class Runtime final {
 public:
     Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, SharedStats& stats);
@@ -57,8 +61,8 @@ public:
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
 
-    // Connects, declares, consumes until stopped. Throws when it cannot start
-    // or when the broker connection is lost.
+    // Connects, declares, consumes until stopped. Throws when it cannot start;
+    // after a start, broker and database outages are ridden out.
     void run();
     // Any thread.
     void request_stop();
@@ -72,47 +76,63 @@ private:
         std::size_t handler_index = 0;
         std::shared_ptr<const Message> message;
         OwnedProperties properties;
+        std::chrono::steady_clock::time_point received_at;
+        bool reported_slow = false;
     };
 
     void check_database() const;
-    void connect_and_consume();
+    [[nodiscard]] std::vector<Route> routes() const;
+    void attach(std::unique_ptr<BrokerSession> session);
     void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
+    [[nodiscard]] Outcome handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
 
+    // Loop thread.
     void drain_consumer() noexcept;
     void drain_publisher() noexcept;
     void on_delivery(Delivery delivery);
-    void complete(std::uint64_t tag, Outcome outcome);
-    void dead_letter(std::uint64_t tag, const Failure& failure);
+    void complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome);
+    void dead_letter(std::uint64_t tag, const Outcome& outcome);
+    void retry_later(std::uint64_t tag, const Outcome& outcome);
+    void delay_again(std::uint64_t tag, std::chrono::milliseconds remaining);
+    void publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key, OwnedProperties properties,
+                          std::string what, std::function<void()> on_confirmed);
     void ack(std::uint64_t tag);
-    void requeue(std::uint64_t tag);
-    void requeue_due();
+    void release(std::uint64_t tag);
+    void on_tick();
     void on_signal(int signum);
+    void on_database_reachable(bool reachable);
+    void pause_consuming();
+    void resume_consuming();
+    void lose_broker(const std::exception& error);
+    void schedule_reconnect();
+    void start_connector();
     void begin_shutdown();
     void finish_if_drained();
     void finish();
-    void fail(const std::exception& error);
 
     const WorkerOptions& options_;
     std::vector<RegisteredHandler>& handlers_;
     SharedStats& stats_;
-    std::string crash_after_commit_;
+    FaultPoints faults_;
+    std::vector<std::chrono::milliseconds> tiers_;
 
     EventLoop loop_;
-    std::unique_ptr<AmqpConnection> consumer_;
-    std::unique_ptr<AmqpConnection> publisher_connection_;
-    std::unique_ptr<ConfirmedPublisher> publisher_;
+    std::unique_ptr<BrokerSession> broker_;
     std::unique_ptr<SocketWatcher> consumer_watch_;
     std::unique_ptr<SocketWatcher> publisher_watch_;
     std::unique_ptr<SignalWatcher> signals_;
     Timer tick_;
     Timer grace_;
-    std::map<std::string, std::size_t> handler_by_consumer_tag_;
+    Timer reconnect_timer_;
+    std::thread connector_;
+    std::uint64_t generation_ = 1;
+    std::uint64_t consume_round_ = 0;
+    std::chrono::milliseconds reconnect_backoff_{0};
     std::unordered_map<std::uint64_t, InFlight> in_flight_;
-    // Rolled-back deliveries wait a moment before going back to the queue, so
-    // an always-failing message does not spin at full speed.
-    std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> requeue_later_;
     State state_ = State::kStarting;
-    std::exception_ptr fatal_;
+    int database_down_threads_ = 0;
+    bool paused_ = false;
+    std::mt19937_64 random_{std::random_device{}()};
     // Declared last: destroyed first, so handler threads are joined before
     // anything they post to goes away.
     std::unique_ptr<WorkerPool> pool_;

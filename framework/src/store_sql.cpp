@@ -24,6 +24,14 @@ void prepare_inbox_statements(pqxx::connection_base& connection, std::string_vie
     connection.prepare(kFingerprintStatement,
                        fmt::format("SELECT encode(body_sha256, 'hex') FROM {} WHERE handler = $1 AND idempotency_key = $2",
                                    inbox));
+    const std::string started = quote_identifier(schema) + ".handling_started";
+    connection.prepare(kMarkStartedStatement,
+                       fmt::format("INSERT INTO {0} (handler, idempotency_key, deliveries) VALUES ($1, $2, 1) "
+                                   "ON CONFLICT (handler, idempotency_key) DO UPDATE "
+                                   "SET deliveries = {0}.deliveries + 1, last_started_at = now() RETURNING deliveries",
+                                   started));
+    connection.prepare(kClearStartedStatement,
+                       fmt::format("DELETE FROM {} WHERE handler = $1 AND idempotency_key = $2", started));
 }
 
 std::string inbox_table(std::string_view schema) { return quote_identifier(schema) + ".inbox"; }

@@ -19,6 +19,7 @@ namespace idemq::detail {
 // A delivery handed to a handler thread: everything in it is owned.
 struct Job {
     std::uint64_t delivery_tag = 0;
+    std::uint64_t generation = 0;  // of the broker connection it came on
     std::size_t handler_index = 0;
     std::shared_ptr<const Message> message;
 };

@@ -27,7 +27,7 @@ namespace {
 std::string required_env(const char* name) {
     const char* value = std::getenv(name);
     if (value == nullptr || *value == '\0') {
-        FAIL(name << " is not set: start the services with scripts/services start and eval \"$(scripts/services env)\""
+        FAIL(std::string(name) << " is not set: start the services with scripts/services start and eval \"$(scripts/services env)\""
                      " (./scripts/test does both)");
     }
     return value;
@@ -99,7 +99,8 @@ std::string Database::scalar(const std::string& sql) const {
 Broker::Broker(const std::string& url)
     : url_(url),
       connection_(std::make_unique<idemq::detail::AmqpConnection>(
-          idemq::detail::AmqpConnection::Settings{.url = url, .connection_name = "idemq test"})) {}
+          idemq::detail::AmqpConnection::Settings{
+              .url = url, .connection_name = "idemq test", .heartbeat = std::chrono::seconds(0)})) {}
 
 void Broker::publish(const std::string& exchange, const std::string& routing_key, const std::vector<Outgoing>& messages) {
     idemq::detail::AmqpConnection connection({.url = url_, .connection_name = "idemq test publisher"});
@@ -123,7 +124,10 @@ void Broker::publish(const std::string& exchange, const std::string& routing_key
     REQUIRE_MESSAGE(failures.empty(), "publish failed: " << (failures.empty() ? "" : failures.front()));
 }
 
-std::uint32_t Broker::ready(const std::string& queue) { return connection_->queue_message_count(queue).value_or(0); }
+std::uint32_t Broker::ready(const std::string& queue) {
+    const auto counts = connection_->inspect_queue(queue);
+    return counts ? counts->messages : 0;
+}
 
 std::vector<idemq::detail::Delivery> Broker::peek_all(const std::string& queue) {
     // Messages got without ack return to the queue when this connection closes.
@@ -137,6 +141,12 @@ std::string header(const idemq::detail::Delivery& delivery, const std::string& n
     const auto headers = delivery.properties.headers_as_text();
     const auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+    std::size_t count = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++count;
+    return count;
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -77,7 +77,12 @@ public:
     }
     // Ready messages in `queue` (0 when it does not exist).
     [[nodiscard]] std::uint32_t ready(const std::string& queue);
-    [[nodiscard]] bool exists(const std::string& queue) { return connection_->queue_message_count(queue).has_value(); }
+    // True once `queue` exists and has a consumer: a worker consumes only
+    // after declaring all of its topology, so publishing is safe from then on.
+    [[nodiscard]] bool consumed(const std::string& queue) {
+        const auto counts = connection_->inspect_queue(queue);
+        return counts && counts->consumers > 0;
+    }
     // Every message now in `queue`, left in it.
     [[nodiscard]] std::vector<idemq::detail::Delivery> peek_all(const std::string& queue);
     void declare_queue(const std::string& queue) { connection_->declare_queue(queue); }
@@ -89,6 +94,9 @@ private:
 
 // A header of a delivery as text, or "" when absent.
 std::string header(const idemq::detail::Delivery& delivery, const std::string& name);
+
+// How often `needle` occurs in `text`.
+std::size_t occurrences(const std::string& text, const std::string& needle);
 
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(30));

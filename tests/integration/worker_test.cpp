@@ -71,7 +71,7 @@ TEST_CASE_FIXTURE(Fixture, "two handlers bound to the same message each process 
                       std::unique_ptr<idemq::Handler>(shipping));
     });
     test::Broker broker(vhost.url());
-    REQUIRE(test::eventually([&] { return broker.exists("billing") && broker.exists("shipping"); }));
+    REQUIRE(test::eventually([&] { return broker.consumed("billing") && broker.consumed("shipping"); }));
     const test::Outgoing order{.body = "order-1", .message_id = "o-1"};
     broker.publish("orders", "new", {order, order});
     REQUIRE(test::eventually([&] { return worker.stats().processed + worker.stats().duplicates == 4; }));
@@ -89,7 +89,7 @@ TEST_CASE_FIXTURE(Fixture, "a handler may take its idempotency key from a header
         w.add_handler({.handler = "ops"}, std::unique_ptr<idemq::Handler>(handler));
     });
     test::Broker broker(vhost.url());
-    REQUIRE(test::eventually([&] { return broker.exists("ops"); }));
+    REQUIRE(test::eventually([&] { return broker.consumed("ops"); }));
     // Two message ids, one operation: the header decides.
     broker.publish("", "ops",
                    {{.body = "same", .message_id = "a", .headers = {{"x-operation-id", "op-7"}}},
@@ -107,11 +107,11 @@ TEST_CASE_FIXTURE(Fixture, "a failing handler's writes roll back with its inbox 
         w.add_handler({.handler = "flaky"}, std::unique_ptr<idemq::Handler>(handler));
     });
     test::Broker broker(vhost.url());
-    REQUIRE(test::eventually([&] { return broker.exists("flaky"); }));
+    REQUIRE(test::eventually([&] { return broker.consumed("flaky"); }));
     broker.publish_one("", "flaky", {.body = "x", .message_id = "f-1"});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 1; }));
     const auto stats = worker.stop();
-    CHECK(stats.requeued == 1);
+    CHECK(stats.immediate_retries == 1);
     CHECK(handler->runs == 2);
     CHECK(db.count("SELECT count(*) FROM test.effects") == 1);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox") == 1);
@@ -125,7 +125,7 @@ TEST_CASE_FIXTURE(Fixture, "the handler sees the attempt and a correlation id th
         w.add_handler({.handler = "ctx"}, std::unique_ptr<idemq::Handler>(handler));
     });
     test::Broker broker(vhost.url());
-    REQUIRE(test::eventually([&] { return broker.exists("ctx"); }));
+    REQUIRE(test::eventually([&] { return broker.consumed("ctx"); }));
     broker.publish("", "ctx",
                    {{.body = "1", .message_id = "c-1"},
                     {.body = std::string("bin\0ary\xff", 8), .message_id = "c-2", .correlation_id = "trace-9"}});

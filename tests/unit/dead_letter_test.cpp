@@ -28,7 +28,7 @@ TEST_CASE("dead-letter headers say why, where from, and who gave up, each bounde
     const Failure failure{.reason = "permanent-error", .error = std::string(5000, 'e'), .error_type = "idemq::PermanentError"};
     const HeaderList headers = dead_letter_headers(
         failure, {.handler = "payments.charge", .original_exchange = "payments", .original_routing_key = "charge",
-                  .attempt = 3, .failed_at = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000))});
+                  .attempt = 3, .first_failure_at = "2023-11-14T22:13:20.000Z", .last_failure_at = "2023-11-14T22:15:00.000Z"});
     std::map<std::string, HeaderValue> by_name(headers.begin(), headers.end());
     CHECK(std::get<std::string>(by_name.at("x-idemq-reason")) == "permanent-error");
     CHECK(std::get<std::string>(by_name.at("x-idemq-error")).size() == kMaxHeaderValueBytes);
@@ -37,6 +37,13 @@ TEST_CASE("dead-letter headers say why, where from, and who gave up, each bounde
     CHECK(std::get<std::string>(by_name.at("x-idemq-original-exchange")) == "payments");
     CHECK(std::get<std::string>(by_name.at("x-idemq-original-routing-key")) == "charge");
     CHECK(std::get<std::int64_t>(by_name.at("x-idemq-attempts")) == 3);
-    CHECK(std::get<std::string>(by_name.at("x-idemq-failed-at")).starts_with("2023-11-14T22:13:20"));
+    CHECK(std::get<std::string>(by_name.at("x-idemq-first-failure-at")) == "2023-11-14T22:13:20.000Z");
+    CHECK(std::get<std::string>(by_name.at("x-idemq-last-failure-at")) == "2023-11-14T22:15:00.000Z");
+    CHECK(std::get<std::string>(by_name.at("x-idemq-failed-at")) == "2023-11-14T22:15:00.000Z");
     CHECK(std::get<std::string>(by_name.at("x-idemq-failed-by")).find('/') != std::string::npos);
+}
+
+TEST_CASE("failure times are RFC 3339 UTC with milliseconds") {
+    const auto time = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
+    CHECK(format_time(time) == "2023-11-14T22:13:20.123Z");
 }

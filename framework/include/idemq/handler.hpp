@@ -2,6 +2,7 @@
 
 #include <idemq/context.hpp>
 #include <idemq/message.hpp>
+#include <idemq/retry_policy.hpp>
 
 #include <pqxx/types>
 
@@ -20,6 +21,7 @@ struct Route {
     std::string exchange{};  ///< Empty: consume `queue` only, bind nothing.
     std::string exchange_type = "topic";
     std::vector<std::string> routing_keys{};
+    RetryPolicy retry{};  ///< What happens when `handle` throws.
 };
 
 /// User code that applies one message's business effect. Subclass it and
@@ -32,8 +34,9 @@ public:
     /// the same transaction that recorded the message's idempotency key, so
     /// the effect and the key commit together or not at all. Never runs twice
     /// for one key once a run has committed. Throw `PermanentError` for a
-    /// message that can never succeed; any other exception rolls back and the
-    /// message is tried again. Several threads may call it at once, each with
+    /// message that can never succeed: it is dead-lettered at once. Any other
+    /// exception rolls back and the message is retried as `Route::retry`
+    /// says, then dead-lettered. Several threads may call it at once, each with
     /// its own transaction: keep shared state thread-safe.
     virtual void handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) = 0;
 

@@ -43,6 +43,13 @@ public:
     [[nodiscard]] bool redelivered() const noexcept { return fields_.redelivered; }
     [[nodiscard]] int attempt() const noexcept { return fields_.attempt; }
 
+    /// The same message, as seen by attempt `attempt`.
+    [[nodiscard]] Message with_attempt(int attempt) const {
+        Fields fields = fields_;
+        fields.attempt = attempt;
+        return Message(std::move(fields));
+    }
+
     /// The header's text, or nullopt when the message has no such header.
     [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
         const auto it = fields_.headers.find(name);

@@ -18,6 +18,11 @@ struct WorkerOptions {
     std::size_t max_body_bytes = 16 * 1024 * 1024;  ///< IDEMQ_MAX_BODY_BYTES: larger bodies are dead-lettered
     std::chrono::milliseconds shutdown_grace{30'000};  ///< IDEMQ_SHUTDOWN_GRACE_MS
     std::chrono::seconds heartbeat{30};  ///< IDEMQ_HEARTBEAT_S: AMQP heartbeat interval
+    int crash_loop_limit = 5;  ///< IDEMQ_CRASH_LOOP_LIMIT: deliveries that died mid-handling before the DLQ
+    std::chrono::milliseconds handler_warn_after{60'000};  ///< IDEMQ_HANDLER_WARN_MS: log a handler running longer
+    /// IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS: Postgres ends a session idle inside a transaction this long
+    /// (0: the server's setting), so a frozen worker cannot hold an inbox row lock forever.
+    std::chrono::milliseconds idle_in_transaction_timeout{600'000};
     bool handle_signals = true;  ///< SIGINT/SIGTERM stop the worker gracefully; a second one exits at once
 
     /// Throws ConfigError naming the first wrong setting.

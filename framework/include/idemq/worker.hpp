@@ -15,11 +15,15 @@ namespace idemq {
 /// process, once as a duplicate by the new one).
 struct WorkerStats {
     std::uint64_t received = 0;
-    std::uint64_t processed = 0;   ///< Handler ran and its transaction committed.
-    std::uint64_t duplicates = 0;  ///< Key already in the inbox with the same body: acked, handler not run.
-    std::uint64_t requeued = 0;    ///< Rolled back and returned to the queue to be tried again.
-    std::uint64_t in_doubt = 0;    ///< Commit outcome unknown: not acked, left to redelivery.
-    std::map<std::string, std::uint64_t> dead_lettered;  ///< By reason.
+    std::uint64_t processed = 0;          ///< Handler ran and its transaction committed.
+    std::uint64_t duplicates = 0;         ///< Key already in the inbox with the same body: acked, handler not run.
+    std::uint64_t immediate_retries = 0;  ///< Attempts re-run at once, in process.
+    std::uint64_t delayed_retries = 0;    ///< Attempts scheduled through a delay tier (broker-confirmed).
+    std::uint64_t in_doubt = 0;           ///< COMMIT outcome unknown: run again, the inbox decided.
+    std::uint64_t released = 0;           ///< Returned to the queue untouched (shutdown, paused consumer).
+    std::uint64_t broker_reconnects = 0;  ///< Times the broker connection was re-established.
+    std::uint64_t database_pauses = 0;    ///< Times consumption paused because Postgres was unreachable.
+    std::map<std::string, std::uint64_t> dead_lettered{};  ///< By reason.
 };
 
 /// Consumes the registered handlers' queues with effectively-once semantics.

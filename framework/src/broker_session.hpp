@@ -1,0 +1,40 @@
+#pragma once
+
+#include <idemq/handler.hpp>
+#include <idemq/options.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "amqp_connection.hpp"
+#include "confirmed_publisher.hpp"
+
+namespace idemq::detail {
+
+// Everything a worker holds on the broker for one connection generation: the
+// consumer connection with its consumers, and the publisher connection in
+// confirm mode. Built on any thread, then used only by the loop thread.
+struct BrokerSession {
+    std::unique_ptr<AmqpConnection> consumer;
+    std::unique_ptr<AmqpConnection> publisher_connection;
+    std::unique_ptr<ConfirmedPublisher> publisher;
+    std::map<std::string, std::size_t> handler_by_consumer_tag;
+};
+
+// Connects both connections, declares every route and delay tier, sets the
+// prefetch and starts one consumer per route. Blocks while it talks to the
+// broker; throws BrokerError when it cannot.
+[[nodiscard]] std::unique_ptr<BrokerSession> open_broker_session(const WorkerOptions& options,
+                                                                  const std::vector<Route>& routes,
+                                                                  const std::vector<std::chrono::milliseconds>& tiers,
+                                                                  std::uint64_t generation);
+
+// A consumer tag that names the worker process, the route and the round, so
+// a delivery can be traced to its consumer and a stale one recognised.
+[[nodiscard]] std::string consumer_tag(std::size_t route_index, std::uint64_t generation, std::uint64_t round);
+
+}  // namespace idemq::detail
