@@ -29,13 +29,18 @@ Charge parse_charge(std::string_view body) {
 
 void ChargeHandler::handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) {
     const Charge charge = parse_charge(message.body());
+    // Shows retries at work: accounts named flaky* fail twice, then succeed.
+    if (charge.account.starts_with("flaky") && ctx.attempt() <= 2) {
+        throw idemq::TransientError("the payment provider for " + charge.account + " timed out (attempt " +
+                                    std::to_string(ctx.attempt()) + ")");
+    }
     tx.exec_params("INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)",
                    std::string(message.message_id()), charge.account, charge.amount_cents);
     tx.exec_params("INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) "
                    "ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
                    "EXCLUDED.balance_cents",
                    charge.account, charge.amount_cents);
-    ctx.log().debug("charged {} cents to {}", charge.amount_cents, charge.account);
+    ctx.log().debug("charged {} cents to {} on attempt {}", charge.amount_cents, charge.account, ctx.attempt());
 }
 
 idemq::Route charge_route() {

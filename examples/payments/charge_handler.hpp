@@ -20,6 +20,8 @@ struct Charge {
 [[nodiscard]] Charge parse_charge(std::string_view body);
 
 // Books a charge: a ledger row and an increment of the account's balance.
+// To show retries, a charge to an account whose name starts with "flaky"
+// fails with a TransientError on its first two attempts.
 class ChargeHandler final : public idemq::Handler {
 public:
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override;

@@ -75,10 +75,11 @@ Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::st
     return {.kind = OutcomeKind::kProcessed};
 }
 
-// Failures worth retrying whatever the policy says: the handler asked for it,
-// or Postgres aborted the transaction to resolve a conflict (serialization
-// failure 40001, deadlock 40P01). libpqxx 6.4 reports those as
-// transaction_rollback, which is not an sql_error.
+}  // namespace
+
+// libpqxx 6.4 reports serialization failures and deadlocks as
+// transaction_rollback, which is not an sql_error; an sql_error can still
+// carry their SQLSTATE when raised by other paths.
 bool is_transient(const std::exception& e) {
     if (dynamic_cast<const TransientError*>(&e) != nullptr) return true;
     if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) return true;
@@ -87,8 +88,6 @@ bool is_transient(const std::exception& e) {
     }
     return false;
 }
-
-}  // namespace
 
 std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message) {
     std::string key;

@@ -53,6 +53,10 @@ struct Outcome {
                                         const std::string& key);
 void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key);
 
+// Failures retried whatever the policy says: TransientError, and Postgres
+// aborting the transaction to resolve a conflict (40001, 40P01).
+[[nodiscard]] bool is_transient(const std::exception& error);
+
 // Longest idempotency key accepted: Postgres cannot index much longer keys,
 // and a key that long is a bug in the key function.
 inline constexpr std::size_t kMaxKeyBytes = 512;

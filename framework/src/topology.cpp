@@ -32,6 +32,7 @@ Route normalized(Route route) {
     if (route.exchange.empty() && !route.routing_keys.empty()) {
         throw ConfigError(fmt::format("handler '{}': routing keys given without an exchange", route.handler));
     }
+    route.retry.validate(route.handler);
     return route;
 }
 
