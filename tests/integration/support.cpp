@@ -69,6 +69,11 @@ Vhost::Vhost() : name_(unique_name("t")) {
     url_ = with_path(base_amqp_url(), name_);
 }
 
+void Vhost::close_connections() const {
+    run_or_fail(fmt::format("{} ctl close_all_connections --vhost {} 'test: simulated network failure'", services_script(),
+                            name_));
+}
+
 Vhost::~Vhost() { (void)std::system(fmt::format("{} ctl delete_vhost {} >/dev/null 2>&1", services_script(), name_).c_str()); }
 
 Database::Database() : name_(unique_name("t")) {
@@ -86,6 +91,21 @@ Database::~Database() {
     } catch (const std::exception&) {
         // A leftover test database is harmless; the services are throwaway.
     }
+}
+
+long long Database::try_count(const std::string& sql) const {
+    try {
+        return count(sql);
+    } catch (const std::exception&) {
+        return -1;
+    }
+}
+
+void Database::terminate_backends() const {
+    pqxx::connection admin(base_database_url());
+    pqxx::nontransaction tx(admin);
+    tx.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                   name_);
 }
 
 std::string Database::scalar(const std::string& sql) const {

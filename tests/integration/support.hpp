@@ -36,6 +36,8 @@ public:
     Vhost& operator=(const Vhost&) = delete;
     [[nodiscard]] const std::string& url() const { return url_; }
     [[nodiscard]] const std::string& name() const { return name_; }
+    // Closes every client connection to this vhost, as a network blip would.
+    void close_connections() const;
 
 private:
     std::string name_;
@@ -53,6 +55,10 @@ public:
     // One value of a one-row query, as text ("" for NULL).
     [[nodiscard]] std::string scalar(const std::string& sql) const;
     [[nodiscard]] long long count(const std::string& sql) const { return std::stoll(scalar(sql)); }
+    // Like count(), but -1 while the database cannot be reached.
+    [[nodiscard]] long long try_count(const std::string& sql) const;
+    // Ends every other session connected to this database.
+    void terminate_backends() const;
 
 private:
     std::string name_;

@@ -1,0 +1,108 @@
+// Outages of the shared services themselves: Postgres restarted, the RabbitMQ
+// node restarted. ctest runs these alone (RUN_SERIAL): every other test would
+// see the outage too.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <map>
+
+#include "support.hpp"
+
+namespace {
+
+std::string charge(const std::string& account, long long cents) {
+    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
+}
+
+long long summary_value(const std::string& output, const std::string& key) {
+    const auto line = output.rfind("summary: ");
+    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
+    const auto at = output.find(" " + key + "=", line);
+    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
+    return std::stoll(output.substr(at + key.size() + 2));
+}
+
+void services(const std::string& args) {
+    const char* script = std::getenv("IDEMQ_SERVICES");
+    const std::string command =
+        (script != nullptr ? std::string(script) : std::string(IDEMQ_SOURCE_DIR) + "/scripts/services") + " " + args +
+        " >/dev/null 2>&1";
+    REQUIRE_MESSAGE(std::system(command.c_str()) == 0, "failed: " << command);
+}
+
+struct Load {
+    std::vector<test::Outgoing> messages;
+    std::map<std::string, long long> expected;
+    explicit Load(int count) {
+        for (int i = 0; i < count; ++i) {
+            const std::string account = "A" + std::to_string(i % 20);
+            const long long cents = 1 + (i % 83);
+            expected[account] += cents;
+            messages.push_back({.body = charge(account, cents), .message_id = "m-" + std::to_string(i)});
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("Postgres restarted while 2,000 messages flow: all processed once, none dead-lettered, no attempt charged") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+    const Load load(2000);
+    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
+    broker.publish("payments", "charge", load.messages);
+    REQUIRE(test::eventually([&] { return db.try_count("SELECT count(*) FROM payments.ledger") >= 300; }));
+    services("pg_ctl restart -m fast");
+    REQUIRE_MESSAGE(test::eventually([&] { return db.try_count("SELECT count(*) FROM payments.ledger") == 2000 &&
+                                                  broker.ready("payments.charge") == 0; },
+                                     std::chrono::seconds(120)),
+                    worker.output());
+    worker.signal(SIGTERM);
+    REQUIRE(worker.wait() == 0);
+    CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == 2000);
+    for (const auto& [account, cents] : load.expected) {
+        CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);
+    }
+    CHECK(broker.ready("payments.charge.dlq") == 0);
+    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
+    CHECK(summary_value(worker.output(), "immediate_retries") == 0);
+    CHECK(summary_value(worker.output(), "delayed_retries") == 0);
+    CHECK(worker.output().find("Postgres connection lost") != std::string::npos);
+    CHECK(worker.output().find("pausing consumption") != std::string::npos);
+}
+
+TEST_CASE("the broker node restarted while messages flow: the worker reconnects by itself and processes everything once") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    const Load load(2000);
+    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    {
+        test::Broker broker(vhost.url());
+        REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
+        broker.publish("payments", "charge", load.messages);
+    }
+    REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") >= 300; }));
+    services("rabbitmq restart");
+    REQUIRE_MESSAGE(test::eventually([&] { return worker.output().find("reconnected to the broker") != std::string::npos; },
+                                     std::chrono::seconds(90)),
+                    worker.output());
+    test::Broker broker(vhost.url());
+    REQUIRE_MESSAGE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") == 2000 &&
+                                                  broker.ready("payments.charge") == 0; },
+                                     std::chrono::seconds(120)),
+                    worker.output());
+    worker.signal(SIGTERM);
+    REQUIRE(worker.wait() == 0);
+    CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == 2000);
+    for (const auto& [account, cents] : load.expected) {
+        CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);
+    }
+    CHECK(broker.ready("payments.charge.dlq") == 0);
+    CHECK(summary_value(worker.output(), "broker_reconnects") >= 1);
+    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
+}
