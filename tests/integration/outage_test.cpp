@@ -61,8 +61,7 @@ TEST_CASE("Postgres restarted while 2,000 messages flow: all processed once, non
                                                   broker.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
                     worker.output());
-    worker.signal(SIGTERM);
-    REQUIRE(worker.wait() == 0);
+    test::stop_gracefully(worker);
     CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == 2000);
     for (const auto& [account, cents] : load.expected) {
         CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);
@@ -96,8 +95,7 @@ TEST_CASE("the broker node restarted while messages flow: the worker reconnects 
                                                   broker.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
                     worker.output());
-    worker.signal(SIGTERM);
-    REQUIRE(worker.wait() == 0);
+    test::stop_gracefully(worker);
     CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == 2000);
     for (const auto& [account, cents] : load.expected) {
         CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);

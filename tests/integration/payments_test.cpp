@@ -86,8 +86,7 @@ TEST_CASE("a worker killed after COMMIT and before the ack applies the effect on
 
     test::Process restarted(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
     REQUIRE(test::eventually([&] { return restarted.output().find("duplicate delivery acked") != std::string::npos; }));
-    restarted.signal(SIGTERM);
-    REQUIRE(restarted.wait() == 0);
+    test::stop_gracefully(restarted);
     CHECK(summary_value(restarted.output(), "duplicates") == 1);
     CHECK(summary_value(restarted.output(), "processed") == 0);
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
@@ -205,8 +204,7 @@ TEST_CASE("bad input goes to the dead-letter queue with its reason, and the work
     // The first k-1 stands; nothing else was booked.
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
     CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A1'") == 100);
-    worker.signal(SIGTERM);
-    CHECK(worker.wait() == 0);
+    test::stop_gracefully(worker);
     CHECK(broker.ready(kQueue) == 0);
     CHECK(summary_value(worker.output(), "dead_lettered") == 5);
 }

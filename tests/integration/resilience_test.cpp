@@ -65,8 +65,7 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
     {
         test::Process declare(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
         REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-        declare.signal(SIGTERM);
-        REQUIRE(declare.wait() == 0);
+        test::stop_gracefully(declare);
     }
     broker.publish("payments", "charge", messages);
     test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
@@ -77,8 +76,7 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
     REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 2000 && broker.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
-    worker.signal(SIGTERM);
-    REQUIRE(worker.wait() == 0);
+    test::stop_gracefully(worker);
     check_exactly_once(db, broker, 2000, expected);
     CHECK(summary_value(worker.output(), "dead_lettered") == 0);
     CHECK(summary_value(worker.output(), "immediate_retries") == 0);
@@ -106,8 +104,7 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
     REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 2000 && after.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
-    worker.signal(SIGTERM);
-    REQUIRE(worker.wait() == 0);
+    test::stop_gracefully(worker);
     check_exactly_once(db, after, 2000, expected);
     CHECK(summary_value(worker.output(), "broker_reconnects") >= 1);
     CHECK(summary_value(worker.output(), "dead_lettered") == 0);
@@ -128,8 +125,7 @@ TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart pro
         broker.publish("payments", "charge", messages);
         REQUIRE(test::eventually([&] { return ledger_rows(db) >= 400; }, std::chrono::seconds(60)));
         const auto signalled = std::chrono::steady_clock::now();
-        worker.signal(SIGTERM);
-        CHECK(worker.wait() == 0);
+        test::stop_gracefully(worker);
         const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - signalled);
         INFO("stopped in " << took.count() << " ms");
         CHECK(took < milliseconds(5'000 + 1'000));
@@ -138,7 +134,6 @@ TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart pro
     test::Process restarted(test::bin("payments-worker"), {"run"}, env);
     REQUIRE(test::eventually([&] { return ledger_rows(db) == 2000 && broker.ready("payments.charge") == 0; },
                              std::chrono::seconds(120)));
-    restarted.signal(SIGTERM);
-    REQUIRE(restarted.wait() == 0);
+    test::stop_gracefully(restarted);
     check_exactly_once(db, broker, 2000, expected);
 }

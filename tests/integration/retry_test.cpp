@@ -189,8 +189,7 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
             ++deaths;
             continue;
         }
-        worker.signal(SIGTERM);
-        CHECK(worker.wait() == 0);
+        test::stop_gracefully(worker);
         break;
     }
     CHECK(deaths == 5);

@@ -245,6 +245,12 @@ std::string Process::output() const {
     return text.str();
 }
 
+void stop_gracefully(Process& process) {
+    process.signal(SIGTERM);
+    const int code = process.wait();
+    REQUIRE_MESSAGE(code == 0, "exit code " << code << "; output:\n" << process.output());
+}
+
 std::string bin(const std::string& name) { return std::string(IDEMQ_BIN_DIR) + "/" + name; }
 
 std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database& database) {

@@ -127,6 +127,9 @@ private:
     std::string log_path_;
 };
 
+// SIGTERM, then requires a clean exit (0); shows the output otherwise.
+void stop_gracefully(Process& process);
+
 // Path of a binary in build/bin.
 std::string bin(const std::string& name);
 

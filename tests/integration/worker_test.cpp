@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "running_worker.hpp"
 #include "support.hpp"
@@ -149,4 +150,27 @@ TEST_CASE("the worker refuses to start without its inbox table and says to run m
     } catch (const idemq::Error& e) {
         CHECK(std::string(e.what()).find("migrate") != std::string::npos);
     }
+}
+
+TEST_CASE_FIXTURE(Fixture, "heartbeats keep flowing while a handler runs longer than the broker's heartbeat timeout") {
+    struct Slow final : RecordingHandler {
+        using RecordingHandler::RecordingHandler;
+        void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
+            std::this_thread::sleep_for(std::chrono::milliseconds(3'500));
+            RecordingHandler::handle(message, tx, ctx);
+        }
+    };
+    idemq::WorkerOptions slow_options = options();
+    slow_options.heartbeat = std::chrono::seconds(1);
+    test::RunningWorker worker(slow_options, [&](idemq::Worker& w) {
+        w.add_handler({.handler = "slow"}, std::make_unique<Slow>("slow"));
+    });
+    test::Broker broker(vhost.url());
+    REQUIRE(test::eventually([&] { return broker.consumed("slow"); }));
+    broker.publish_one("", "slow", {.body = "zzz", .message_id = "z-1"});
+    REQUIRE(test::eventually([&] { return worker.stats().processed == 1; }));
+    const auto stats = worker.stop();
+    CHECK(stats.broker_reconnects == 0);
+    CHECK(stats.duplicates == 0);
+    CHECK(broker.ready("slow") == 0);
 }

@@ -12,7 +12,8 @@ namespace idemq {
 /// delay n (n = 1, 2, …) = random(0, min(delayed_cap, delayed_base × 2^(n-1)))
 /// ("full jitter"). After the last attempt the message is dead-lettered with
 /// reason `retries-exhausted`. Defaults: 2 immediate, 8 delayed, base 1 s,
-/// cap 1 h: 11 attempts over up to about 4 hours.
+/// cap 1 h: 11 attempts within about 4 minutes. Raise `delayed_retries` and
+/// `delayed_base` for a horizon of hours or days (docs/configuration.md).
 struct RetryPolicy {
     int immediate_retries = 2;
     std::chrono::milliseconds immediate_backoff{100};  ///< Base of the in-process backoff (doubles, full jitter).
