@@ -1,5 +1,5 @@
-// idemqctl: operator's tool. Applies the framework's migrations and publishes
-// test messages with publisher confirms.
+// idemqctl: operator's tool. Applies the framework's migrations, publishes
+// test messages with publisher confirms, and works the dead-letter queues.
 #include <idemq/errors.hpp>
 #include <idemq/migration.hpp>
 #include <idemq/options.hpp>
@@ -18,6 +18,7 @@
 
 #include "amqp_connection.hpp"
 #include "confirmed_publisher.hpp"
+#include "dlq_command.hpp"
 
 namespace {
 
@@ -143,8 +144,10 @@ int main(int argc, char** argv) {
     publish_command->add_option("--body-file", publish_options.body_file, "read the body from a file")->excludes(body);
     publish_command->add_option("--count", publish_options.count, "how many messages to publish")->capture_default_str();
 
+    idemq::detail::DlqCommand dlq(cli, {});
     CLI11_PARSE(cli, argc, argv);
     try {
+        if (dlq.parsed()) return dlq.run();
         if (migrate->parsed()) {
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
             const auto migrations = idemq::framework_migrations();

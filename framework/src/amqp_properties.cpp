@@ -2,12 +2,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace idemq::detail {
 namespace {
 
 constexpr std::size_t kPoolPageSize = 4096;
+
+}  // namespace
 
 nlohmann::json to_json(const amqp_field_value_t& value);
 
@@ -50,6 +54,8 @@ nlohmann::json to_json(const amqp_field_value_t& value) {
         default: return nullptr;
     }
 }
+
+namespace {
 
 std::optional<std::int64_t> as_integer(const amqp_field_value_t& value) {
     switch (value.kind) {
@@ -152,13 +158,13 @@ Headers OwnedProperties::headers_as_text() const {
         const auto kind = entry.value.kind;
         std::string text = (kind == AMQP_FIELD_KIND_UTF8 || kind == AMQP_FIELD_KIND_BYTES)
                                ? to_string(entry.value.value.bytes)
-                               : to_json(entry.value).dump();
+                               : detail::to_json(entry.value).dump();
         out.insert_or_assign(to_string(entry.key), std::move(text));
     }
     return out;
 }
 
-OwnedProperties OwnedProperties::with_headers(const HeaderList& headers) const {
+OwnedProperties OwnedProperties::with_headers(const HeaderList& headers, std::string_view drop_prefix) const {
     OwnedProperties out(props_);
     const amqp_table_t& old = out.props_.headers;
     const bool had_headers = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0;
@@ -171,7 +177,8 @@ OwnedProperties OwnedProperties::with_headers(const HeaderList& headers) const {
     for (int i = 0; i < old_count; ++i) {
         const std::string key = to_string(old.entries[i].key);
         const bool replaced = std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
-        if (!replaced) entries[count++] = old.entries[i];
+        const bool dropped = !drop_prefix.empty() && key.starts_with(drop_prefix);
+        if (!replaced && !dropped) entries[count++] = old.entries[i];
     }
     for (const auto& [key, value] : headers) {
         amqp_table_entry_t& entry = entries[count++];
@@ -201,6 +208,120 @@ OwnedProperties OwnedProperties::for_republish(HeaderList headers) const {
     out.props_._flags &= ~static_cast<amqp_flags_t>(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
     out.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
     out.props_.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    return out;
+}
+
+namespace {
+
+struct BytesProperty {
+    const char* name;
+    amqp_flags_t flag;
+    amqp_bytes_t amqp_basic_properties_t::*field;
+};
+
+constexpr BytesProperty kBytesProperties[] = {
+    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+};
+
+}  // namespace
+
+nlohmann::json OwnedProperties::to_json() const {
+    auto json = nlohmann::json::object();
+    for (const auto& p : kBytesProperties) {
+        if ((props_._flags & p.flag) != 0) json[p.name] = to_string(props_.*p.field);
+    }
+    if ((props_._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0) json["delivery_mode"] = props_.delivery_mode;
+    if ((props_._flags & AMQP_BASIC_PRIORITY_FLAG) != 0) json["priority"] = props_.priority;
+    if ((props_._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) json["timestamp"] = props_.timestamp;
+    json["headers"] = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? detail::to_json(props_.headers)
+                                                                      : nlohmann::json::object();
+    return json;
+}
+
+amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json) {
+    amqp_field_value_t value{};
+    if (json.is_string()) {
+        value.kind = AMQP_FIELD_KIND_UTF8;
+        value.value.bytes = copy_bytes(json.get_ref<const std::string&>());
+    } else if (json.is_boolean()) {
+        value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        value.value.boolean = json.get<bool>() ? 1 : 0;
+    } else if (json.is_number_unsigned() && json.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+        value.kind = AMQP_FIELD_KIND_U64;
+        value.value.u64 = json.get<std::uint64_t>();
+    } else if (json.is_number_integer()) {
+        value.kind = AMQP_FIELD_KIND_I64;
+        value.value.i64 = json.get<std::int64_t>();
+    } else if (json.is_number_float()) {
+        value.kind = AMQP_FIELD_KIND_F64;
+        value.value.f64 = json.get<double>();
+    } else if (json.is_object()) {
+        value.kind = AMQP_FIELD_KIND_TABLE;
+        value.value.table = table_from_json(json);
+    } else if (json.is_array()) {
+        value.kind = AMQP_FIELD_KIND_ARRAY;
+        auto* entries = static_cast<amqp_field_value_t*>(
+            amqp_pool_alloc(pool_.get(), sizeof(amqp_field_value_t) * std::max<std::size_t>(json.size(), 1)));
+        if (entries == nullptr) throw std::bad_alloc();
+        int count = 0;
+        for (const auto& item : json) entries[count++] = field_from_json(item);
+        value.value.array.num_entries = count;
+        value.value.array.entries = entries;
+    } else {
+        value.kind = AMQP_FIELD_KIND_VOID;
+    }
+    return value;
+}
+
+amqp_table_t OwnedProperties::table_from_json(const nlohmann::json& json) {
+    amqp_table_t table{};
+    auto* entries = static_cast<amqp_table_entry_t*>(
+        amqp_pool_alloc(pool_.get(), sizeof(amqp_table_entry_t) * std::max<std::size_t>(json.size(), 1)));
+    if (entries == nullptr) throw std::bad_alloc();
+    int count = 0;
+    for (const auto& [key, item] : json.items()) {
+        entries[count].key = copy_bytes(key);
+        entries[count].value = field_from_json(item);
+        ++count;
+    }
+    table.num_entries = count;
+    table.entries = entries;
+    return table;
+}
+
+OwnedProperties OwnedProperties::from_json(const nlohmann::json& json) {
+    OwnedProperties out;
+    for (const auto& p : kBytesProperties) {
+        const auto it = json.find(p.name);
+        if (it == json.end() || !it->is_string()) continue;
+        out.props_._flags |= p.flag;
+        out.props_.*p.field = out.copy_bytes(it->get_ref<const std::string&>());
+    }
+    if (const auto it = json.find("delivery_mode"); it != json.end() && it->is_number_unsigned()) {
+        out.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+        out.props_.delivery_mode = it->get<std::uint8_t>();
+    }
+    if (const auto it = json.find("priority"); it != json.end() && it->is_number_unsigned()) {
+        out.props_._flags |= AMQP_BASIC_PRIORITY_FLAG;
+        out.props_.priority = it->get<std::uint8_t>();
+    }
+    if (const auto it = json.find("timestamp"); it != json.end() && it->is_number_unsigned()) {
+        out.props_._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        out.props_.timestamp = it->get<std::uint64_t>();
+    }
+    if (const auto it = json.find("headers"); it != json.end() && it->is_object() && !it->empty()) {
+        out.props_._flags |= AMQP_BASIC_HEADERS_FLAG;
+        out.props_.headers = out.table_from_json(*it);
+    }
     return out;
 }
 

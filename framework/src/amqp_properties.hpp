@@ -3,6 +3,7 @@
 #include <idemq/message.hpp>
 
 #include <amqp.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -44,7 +45,8 @@ public:
 
     // A copy whose headers are these properties' headers with `headers` set
     // (replacing any header of the same name); every other property is kept.
-    [[nodiscard]] OwnedProperties with_headers(const HeaderList& headers) const;
+    // With `drop_prefix`, headers whose name starts with it are removed first.
+    [[nodiscard]] OwnedProperties with_headers(const HeaderList& headers, std::string_view drop_prefix = {}) const;
 
     // A copy fit for idemq to republish (to a delay tier or the DLQ) with
     // `headers` set: persistent; without `expiration` (a per-message TTL
@@ -58,16 +60,26 @@ public:
     [[nodiscard]] static OwnedProperties make(std::string_view message_id, std::string_view correlation_id,
                                               std::string_view content_type, const HeaderList& headers);
 
+    // All properties and headers as JSON (headers keep their JSON types), and
+    // back: the export format of the DLQ tools.
+    [[nodiscard]] nlohmann::json to_json() const;
+    [[nodiscard]] static OwnedProperties from_json(const nlohmann::json& json);
+
 private:
     struct PoolDeleter {
         void operator()(amqp_pool_t* pool) const noexcept;
     };
 
     amqp_bytes_t copy_bytes(std::string_view bytes);
+    amqp_field_value_t field_from_json(const nlohmann::json& json);
+    amqp_table_t table_from_json(const nlohmann::json& json);
 
     std::unique_ptr<amqp_pool_t, PoolDeleter> pool_;
     amqp_basic_properties_t props_{};
 };
+
+// An AMQP table as JSON: numbers, booleans, strings, arrays, objects.
+[[nodiscard]] nlohmann::json to_json(const amqp_table_t& table);
 
 // Bytes from a view without copying; valid as long as the view is.
 [[nodiscard]] amqp_bytes_t as_amqp_bytes(std::string_view text) noexcept;

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <optional>
 
+#include "dlq_command.hpp"
 #include "log.hpp"
 
 namespace idemq {
@@ -67,9 +68,21 @@ int run_app(int argc, char** argv, const App& app) {
     overrides.add_database_flags(*run);
     CLI::App* migrate = cli.add_subcommand("migrate", "Apply pending database migrations, then exit");
     overrides.add_database_flags(*migrate);
+    // The dlq commands of a worker know its handlers' queues.
+    std::vector<Route> routes;
+    try {
+        Worker probe(WorkerOptions{});
+        if (app.register_handlers) app.register_handlers(probe);
+        routes = probe.routes();
+    } catch (const ConfigError& e) {
+        fmt::print(stderr, "{}: configuration error: {}\n", app.name, e.what());
+        return 2;
+    }
+    detail::DlqCommand dlq(cli, routes);
     CLI11_PARSE(cli, argc, argv);
 
     try {
+        if (dlq.parsed()) return dlq.run();
         WorkerOptions options = WorkerOptions::from_environment();
         overrides.apply(options);
         if (migrate->parsed()) {

@@ -65,6 +65,12 @@ void Worker::request_stop() noexcept {
     if (impl_->running != nullptr) impl_->running->request_stop();
 }
 
+std::vector<Route> Worker::routes() const {
+    std::vector<Route> out;
+    for (const auto& registered : impl_->handlers) out.push_back(registered.route);
+    return out;
+}
+
 WorkerStats Worker::stats() const { return impl_->stats.snapshot(); }
 
 }  // namespace idemq

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace idemq {
 
@@ -49,6 +50,9 @@ public:
 
     /// Asks `run()` to stop gracefully. Thread-safe; idempotent.
     void request_stop() noexcept;
+
+    /// The registered routes, defaults filled in.
+    [[nodiscard]] std::vector<Route> routes() const;
 
     /// A snapshot of the counters. Thread-safe.
     [[nodiscard]] WorkerStats stats() const;

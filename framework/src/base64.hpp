@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace idemq::detail {
+
+// Standard base64 (RFC 4648) without line breaks, through OpenSSL.
+[[nodiscard]] std::string base64_encode(std::string_view bytes);
+// Throws idemq::Error for input that is not base64.
+[[nodiscard]] std::string base64_decode(std::string_view text);
+
+// True when `bytes` is valid UTF-8 (so it can be printed as text).
+[[nodiscard]] bool is_utf8(std::string_view bytes) noexcept;
+
+}  // namespace idemq::detail

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "amqp_events.hpp"
+
+namespace idemq::detail {
+
+// What the DLQ tools show of a dead-lettered message, read from its headers.
+struct DeadLetterView {
+    std::string message_id;
+    std::string correlation_id;
+    std::string reason;
+    std::string error_type;
+    std::string error;
+    std::string handler;
+    std::string failed_at;
+    std::string original_exchange;
+    std::string original_routing_key;
+    std::int64_t attempts = 0;
+    std::int64_t replay_count = 0;
+    std::size_t size = 0;
+    Headers headers;
+};
+
+[[nodiscard]] DeadLetterView view_of(const Delivery& delivery);
+
+// The selection of `dlq` commands. Filters combine with AND; several
+// --message-id values combine with OR.
+struct DlqFilter {
+    std::vector<std::string> message_ids;
+    std::optional<std::string> reason;
+    std::optional<std::string> error_type;
+    std::optional<std::string> since;  // compared with x-idemq-failed-at (RFC 3339, UTC)
+    std::optional<std::string> until;
+    std::vector<std::pair<std::string, std::string>> headers;  // k=v, exact text match
+    bool all = false;
+
+    // True when no filter narrows the selection (so only --all may act).
+    [[nodiscard]] bool selects_everything() const noexcept;
+    [[nodiscard]] bool matches(const DeadLetterView& message) const;
+};
+
+// Parses "k=v"; throws ConfigError naming the flag otherwise.
+[[nodiscard]] std::pair<std::string, std::string> parse_header_filter(const std::string& text);
+
+}  // namespace idemq::detail
