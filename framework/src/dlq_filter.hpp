@@ -32,12 +32,12 @@ struct DeadLetterView {
 // The selection of `dlq` commands. Filters combine with AND; several
 // --message-id values combine with OR.
 struct DlqFilter {
-    std::vector<std::string> message_ids;
-    std::optional<std::string> reason;
-    std::optional<std::string> error_type;
-    std::optional<std::string> since;  // compared with x-idemq-failed-at (RFC 3339, UTC)
-    std::optional<std::string> until;
-    std::vector<std::pair<std::string, std::string>> headers;  // k=v, exact text match
+    std::vector<std::string> message_ids{};
+    std::optional<std::string> reason{};
+    std::optional<std::string> error_type{};
+    std::optional<std::string> since{};  // compared with x-idemq-failed-at (RFC 3339, UTC)
+    std::optional<std::string> until{};
+    std::vector<std::pair<std::string, std::string>> headers{};  // k=v, exact text match
     bool all = false;
 
     // True when no filter narrows the selection (so only --all may act).
