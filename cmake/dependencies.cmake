@@ -11,3 +11,11 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(Threads REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED COMPONENTS core)
+# http-parser ships neither a CMake config nor a pkg-config file on Debian 12.
+find_path(IDEMQ_HTTP_PARSER_INCLUDE http_parser.h REQUIRED)
+find_library(IDEMQ_HTTP_PARSER_LIBRARY http_parser REQUIRED)
+add_library(idemq_http_parser UNKNOWN IMPORTED)
+set_target_properties(idemq_http_parser PROPERTIES
+  IMPORTED_LOCATION "${IDEMQ_HTTP_PARSER_LIBRARY}"
+  INTERFACE_INCLUDE_DIRECTORIES "${IDEMQ_HTTP_PARSER_INCLUDE}")

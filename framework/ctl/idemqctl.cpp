@@ -1,5 +1,6 @@
 // idemqctl: operator's tool. Applies the framework's migrations, publishes
-// test messages with publisher confirms, and works the dead-letter queues.
+// test messages with publisher confirms, works the dead-letter queues, traces
+// a message and prunes the inbox.
 #include <idemq/errors.hpp>
 #include <idemq/migration.hpp>
 #include <idemq/options.hpp>
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "amqp_connection.hpp"
+#include "commands.hpp"
 #include "confirmed_publisher.hpp"
 #include "dlq_command.hpp"
 
@@ -145,9 +147,13 @@ int main(int argc, char** argv) {
     publish_command->add_option("--count", publish_options.count, "how many messages to publish")->capture_default_str();
 
     idemq::detail::DlqCommand dlq(cli, {});
+    idemqctl::TraceCommand trace(cli);
+    idemqctl::InboxCommand inbox(cli);
     CLI11_PARSE(cli, argc, argv);
     try {
         if (dlq.parsed()) return dlq.run();
+        if (trace.parsed()) return trace.run();
+        if (inbox.parsed()) return inbox.run();
         if (migrate->parsed()) {
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
             const auto migrations = idemq::framework_migrations();

@@ -19,60 +19,13 @@
 #include "base64.hpp"
 #include "confirmed_publisher.hpp"
 #include "dead_letter.hpp"
+#include "queue_reader.hpp"
 #include "topology.hpp"
 
 namespace idemq::detail {
 namespace {
 
 using std::chrono::milliseconds;
-
-// A dead-letter queue read from start to end without removing anything:
-// every message is held unacked until acked here or until the connection
-// closes, when the broker puts it back.
-class DlqReader {
-public:
-    DlqReader(const std::string& url, const std::string& queue)
-        : connection_({.url = url, .connection_name = "idemq dlq tool", .heartbeat = std::chrono::seconds(0)}) {
-        const auto counts = connection_.inspect_queue(queue);
-        if (!counts) throw ConfigError(fmt::format("queue '{}' does not exist", queue));
-        total_ = counts->messages;
-        // No prefetch limit: messages left unacked must not stop the flow.
-        connection_.set_prefetch(0);
-        if (total_ > 0) connection_.consume(queue, "idemq-dlq-tool");
-        show_progress_ = isatty(STDERR_FILENO) != 0 && total_ >= 1000;
-    }
-    ~DlqReader() {
-        if (show_progress_ && seen_ > 0) fmt::print(stderr, "\n");
-    }
-
-    [[nodiscard]] std::uint32_t total() const { return total_; }
-
-    // The next message that was in the queue when reading started, or
-    // nullopt at the end (or when none came for a while: someone else took them).
-    std::optional<Delivery> next() {
-        while (seen_ < total_) {
-            auto event = connection_.wait_event(milliseconds(3'000));
-            if (!event) return std::nullopt;
-            if (auto* delivery = std::get_if<Delivery>(&*event)) {
-                ++seen_;
-                if (show_progress_ && (seen_ % 1000 == 0 || seen_ == total_)) {
-                    fmt::print(stderr, "\rread {} of {}", seen_, total_);
-                    std::fflush(stderr);
-                }
-                return std::move(*delivery);
-            }
-        }
-        return std::nullopt;
-    }
-
-    void ack(std::uint64_t tag) { connection_.ack(tag); }
-
-private:
-    AmqpConnection connection_;
-    std::uint32_t total_ = 0;
-    std::uint32_t seen_ = 0;
-    bool show_progress_ = false;
-};
 
 // Confirmed publishes with a bounded window of unconfirmed ones.
 class Republisher {
@@ -238,7 +191,7 @@ int DlqCommand::run() {
 
 int DlqCommand::list() {
     const std::string queue = dead_letter_queue();
-    DlqReader reader(amqp_url_, queue);
+    QueueReader reader(amqp_url_, queue);
     std::map<std::pair<std::string, std::string>, std::uint64_t> groups;
     std::uint64_t listed = 0;
     if (!json_) {
@@ -275,7 +228,7 @@ int DlqCommand::list() {
 
 int DlqCommand::show() {
     const std::string queue = dead_letter_queue();
-    DlqReader reader(amqp_url_, queue);
+    QueueReader reader(amqp_url_, queue);
     int found = 0;
     while (auto delivery = reader.next()) {
         if (delivery->properties.message_id() != show_id_) continue;
@@ -298,7 +251,7 @@ int DlqCommand::show() {
 int DlqCommand::replay() {
     require_selection();
     const std::string queue = dead_letter_queue();
-    DlqReader reader(amqp_url_, queue);
+    QueueReader reader(amqp_url_, queue);
     std::optional<Republisher> publisher;
     if (!dry_run_) publisher.emplace(amqp_url_);
     Pace pace(rate_);
@@ -352,7 +305,7 @@ int DlqCommand::replay() {
 int DlqCommand::export_messages() {
     if (move_) require_selection();
     const std::string queue = dead_letter_queue();
-    DlqReader reader(amqp_url_, queue);
+    QueueReader reader(amqp_url_, queue);
     // Written next to the target and renamed at the end: a killed export
     // never leaves a file that looks complete.
     const std::string temporary = out_file_ + ".partial";
@@ -429,7 +382,7 @@ int DlqCommand::import_messages() {
 int DlqCommand::purge() {
     require_selection();
     const std::string queue = dead_letter_queue();
-    DlqReader reader(amqp_url_, queue);
+    QueueReader reader(amqp_url_, queue);
     std::uint64_t removed = 0;
     while (auto delivery = reader.next()) {
         const DeadLetterView view = view_of(*delivery);

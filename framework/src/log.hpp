@@ -5,13 +5,35 @@
 #include <spdlog/spdlog.h>
 
 #include <string>
+#include <string_view>
 
 namespace idemq::detail {
 
-// The process-wide idemq logger (stderr; level from IDEMQ_LOG_LEVEL).
+// The process-wide idemq logger, on stderr. IDEMQ_LOG_FORMAT picks JSON lines
+// (`json`), human-readable text (`text`), or JSON unless stderr is a
+// terminal (`auto`, the default); IDEMQ_LOG_LEVEL the level.
 spdlog::logger& log();
 
-// A Logger whose every line carries handler, message id and correlation id.
+// The ids every line about a message carries.
+struct MessageTags {
+    std::string_view handler;
+    std::string_view message_id;
+    std::string_view correlation_id;
+};
+
+// Logs a line about one message: in JSON as the fields handler, message_id
+// and correlation_id; in text as a "handler=… message_id=… correlation_id=…:"
+// prefix.
+void log_message(spdlog::level::level_enum level, const MessageTags& tags, std::string_view text);
+
+template <class... Args>
+void log_message(spdlog::level::level_enum level, const MessageTags& tags, fmt::format_string<Args...> format,
+                 Args&&... args) {
+    if (!log().should_log(level)) return;
+    log_message(level, tags, std::string_view(fmt::format(format, std::forward<Args>(args)...)));
+}
+
+// The Logger handlers get through Context: every line tagged with the message.
 class TaggedLogger final : public Logger {
 public:
     TaggedLogger(std::string_view handler, std::string_view message_id, std::string_view correlation_id);
@@ -20,7 +42,9 @@ public:
     void write(LogLevel level, std::string_view text) override;
 
 private:
-    std::string prefix_;
+    std::string handler_;
+    std::string message_id_;
+    std::string correlation_id_;
 };
 
 }  // namespace idemq::detail

@@ -60,6 +60,8 @@ void WorkerOptions::validate() const {
     require_range("IDEMQ_HANDLER_WARN_MS", handler_warn_after.count(), 1, 24LL * 3600 * 1000);
     require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0,
                   24LL * 3600 * 1000);
+    if (inbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_INBOX_RETENTION must be at least 1h");
+    if (inbox_prune_interval.count() < 0) throw ConfigError("IDEMQ_INBOX_PRUNE_INTERVAL must not be negative");
 }
 
 WorkerOptions WorkerOptions::from_environment() {
@@ -83,6 +85,11 @@ WorkerOptions WorkerOptions::from_environment() {
     if (const char* v = env("IDEMQ_HEARTBEAT_S")) {
         options.heartbeat = std::chrono::seconds(parse_whole("IDEMQ_HEARTBEAT_S", v, 1, 3600));
     }
+    if (const char* v = std::getenv("IDEMQ_METRICS_ADDR")) options.metrics_address = v;
+    if (const char* v = env("IDEMQ_INBOX_RETENTION")) options.inbox_retention = parse_duration(v, "IDEMQ_INBOX_RETENTION");
+    if (const char* v = env("IDEMQ_INBOX_PRUNE_INTERVAL")) {
+        options.inbox_prune_interval = parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
+    }
     if (const char* v = env("IDEMQ_CRASH_LOOP_LIMIT")) {
         options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));
     }
@@ -94,6 +101,21 @@ WorkerOptions WorkerOptions::from_environment() {
             std::chrono::milliseconds(parse_whole("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", v, 0, 24LL * 3600 * 1000));
     }
     return options;
+}
+
+std::chrono::seconds parse_duration(std::string_view text, std::string_view setting) {
+    long long value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+    long long scale = 0;
+    if (unit.empty() || unit == "s") scale = 1;
+    if (unit == "m") scale = 60;
+    if (unit == "h") scale = 3600;
+    if (unit == "d") scale = 24 * 3600;
+    if (error != std::errc() || value < 0 || scale == 0 || value > 3650LL * 24 * 3600 / scale) {
+        throw ConfigError(fmt::format("{} must be a duration like 14d, 36h, 90m or 45s, got '{}'", setting, text));
+    }
+    return std::chrono::seconds(value * scale);
 }
 
 std::string redact_url(const std::string& url) {

@@ -26,9 +26,16 @@ public:
     [[nodiscard]] std::string_view correlation_id() const noexcept override { return correlation_id_; }
     [[nodiscard]] std::string_view idempotency_key() const noexcept override { return key_; }
     [[nodiscard]] int attempt() const noexcept override { return message_.attempt(); }
+    [[nodiscard]] std::string_view trace_parent() const noexcept override { return header("traceparent"); }
+    [[nodiscard]] std::string_view trace_state() const noexcept override { return header("tracestate"); }
     [[nodiscard]] Logger& log() noexcept override { return logger_; }
 
 private:
+    [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
+        const auto it = message_.headers().find(name);
+        return it == message_.headers().end() ? std::string_view() : std::string_view(it->second);
+    }
+
     std::string_view handler_;
     const Message& message_;
     std::string_view key_;

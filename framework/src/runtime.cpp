@@ -3,6 +3,7 @@
 #include <idemq/errors.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
 
 #include <csignal>
@@ -10,6 +11,7 @@
 
 #include "backoff.hpp"
 #include "database_session.hpp"
+#include "inbox_retention.hpp"
 #include "log.hpp"
 #include "store_sql.hpp"
 #include "topology.hpp"
@@ -24,6 +26,12 @@ constexpr milliseconds kReconnectFirst{200};
 constexpr milliseconds kReconnectMax{30'000};
 // A delayed message this close to its time is handled rather than sent round again.
 constexpr milliseconds kEarlySlack{50};
+
+// A message without a correlation id is correlated by its message id.
+MessageTags tags_for(std::string_view handler, const Message& message) {
+    return {handler, message.message_id(),
+            message.correlation_id().empty() ? message.message_id() : message.correlation_id()};
+}
 
 std::string first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
 
@@ -44,10 +52,10 @@ std::int64_t now_ms() {
 
 }  // namespace
 
-Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, SharedStats& stats)
+Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, Telemetry& telemetry)
     : options_(options),
       handlers_(handlers),
-      stats_(stats),
+      telemetry_(telemetry),
       faults_{.crash_after_commit = env_or_empty("IDEMQ_TEST_CRASH_AFTER_COMMIT"),
               .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER")},
       tick_(loop_),
@@ -58,9 +66,12 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
         if (registered.route.retry.delayed_retries > 0) longest = std::max(longest, registered.route.retry.delayed_cap);
     }
     if (longest.count() > 0) tiers_ = delay_tiers(longest);
+    in_flight_per_handler_.assign(handlers_.size(), 0);
 }
 
 Runtime::~Runtime() {
+    pruner_.reset();
+    database_probe_.reset();
     if (connector_.joinable()) connector_.join();
     if (pool_) pool_->stop();
 }
@@ -119,6 +130,7 @@ void Runtime::run() {
                                                    [this](int signum) { on_signal(signum); });
     }
     state_ = State::kRunning;
+    start_observability();
     for (const auto& registered : handlers_) {
         log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {}, up to {} attempts)",
                    registered.route.queue, registered.route.handler, options_.concurrency, options_.prefetch,
@@ -144,21 +156,25 @@ void Runtime::attach(std::unique_ptr<BrokerSession> session) {
 
 // Handler thread.
 void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
+    const MessageTags tags = tags_for(handlers_[job.handler_index].route.handler, *job.message);
+    const auto started = std::chrono::steady_clock::now();
     Outcome outcome;
     try {
         outcome = handle_with_retries(job, session, stopping);
     } catch (const std::exception& e) {
         // Not a message failure (the schema vanished, say): give it back and
         // let the operator see why.
-        log().error("handler={} message_id={}: {}; the delivery goes back to the queue",
-                    handlers_[job.handler_index].route.handler, job.message->message_id(), e.what());
+        log_message(spdlog::level::err, tags, "{}; the delivery goes back to the queue", e.what());
         outcome = {.kind = OutcomeKind::kRelease};
         std::this_thread::sleep_for(std::chrono::seconds(1));
     } catch (...) {
-        log().error("handler={} message_id={}: a non-standard exception escaped; the delivery goes back to the queue",
-                    handlers_[job.handler_index].route.handler, job.message->message_id());
+        log_message(spdlog::level::err, tags, "a non-standard exception escaped; the delivery goes back to the queue");
         outcome = {.kind = OutcomeKind::kRelease};
         std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    if (outcome.kind == OutcomeKind::kProcessed) {
+        telemetry_.processed(job.handler_index,
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
     if (outcome.kind == OutcomeKind::kProcessed && !faults_.crash_after_commit.empty() &&
         job.message->message_id() == faults_.crash_after_commit) {
@@ -176,6 +192,7 @@ void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool
 Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
     RegisteredHandler& registered = handlers_[job.handler_index];
     const std::string& name = registered.route.handler;
+    const MessageTags tags = tags_for(name, *job.message);
     const RetryPolicy& policy = registered.route.retry;
     std::shared_ptr<const Message> message = job.message;
 
@@ -234,10 +251,9 @@ Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const s
             // Running again is safe even after an in-doubt COMMIT, because the
             // inbox claim then finds the key and the delivery is a duplicate.
             session.discard();
-            if (outcome.in_doubt) stats_.update([](WorkerStats& s) { ++s.in_doubt; });
-            log().warn("handler={} message_id={}: Postgres connection lost{} ({}); reconnecting to run it again",
-                       name, message->message_id(), outcome.in_doubt ? " during COMMIT" : "",
-                       first_line(outcome.failure.error));
+            if (outcome.in_doubt) telemetry_.in_doubt(job.handler_index);
+            log_message(spdlog::level::warn, tags, "Postgres connection lost{} ({}); reconnecting to run it again",
+                        outcome.in_doubt ? " during COMMIT" : "", first_line(outcome.failure.error));
             // A server that accepts connections but breaks each one must not
             // be hammered, and must not hold up a shutdown.
             lost_connections = std::min(lost_connections + 1, 20);
@@ -281,10 +297,10 @@ Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const s
             outcome.retry_delay = decision.delay;
             return outcome;
         }
-        log().info("handler={} message_id={}: attempt {} of {} failed ({}: {}); retrying in {} ms", name,
-                   message->message_id(), message->attempt(), policy.max_attempts(), outcome.failure.error_type,
-                   first_line(outcome.failure.error), decision.delay.count());
-        stats_.update([](WorkerStats& s) { ++s.immediate_retries; });
+        log_message(spdlog::level::info, tags, "attempt {} of {} failed ({}: {}); retrying in {} ms",
+                    message->attempt(), policy.max_attempts(), outcome.failure.error_type,
+                    first_line(outcome.failure.error), decision.delay.count());
+        telemetry_.immediate_retry(job.handler_index);
         const auto wake = std::chrono::steady_clock::now() + decision.delay;
         while (std::chrono::steady_clock::now() < wake) {
             if (stopping.load()) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
@@ -326,11 +342,15 @@ void Runtime::drain_publisher() noexcept {
 }
 
 void Runtime::on_delivery(Delivery delivery) {
-    stats_.update([](WorkerStats& s) { ++s.received; });
     const auto handler = broker_->handler_by_consumer_tag.find(delivery.consumer_tag);
-    if (state_ != State::kRunning || paused_ || handler == broker_->handler_by_consumer_tag.end()) {
+    if (handler == broker_->handler_by_consumer_tag.end()) {
         broker_->consumer->reject(delivery.delivery_tag, true);
-        stats_.update([](WorkerStats& s) { ++s.released; });
+        return;
+    }
+    telemetry_.received(handler->second);
+    if (state_ != State::kRunning || paused_) {
+        broker_->consumer->reject(delivery.delivery_tag, true);
+        telemetry_.released(handler->second);
         return;
     }
     const OwnedProperties& props = delivery.properties;
@@ -354,6 +374,7 @@ void Runtime::on_delivery(Delivery delivery) {
                                               .message = message,
                                               .properties = std::move(delivery.properties),
                                               .received_at = std::chrono::steady_clock::now()});
+    telemetry_.in_flight(handler->second, ++in_flight_per_handler_[handler->second]);
     if (not_before && !tiers_.empty() && *not_before - now_ms() > kEarlySlack.count()) {
         delay_again(tag, milliseconds(*not_before - now_ms()));
         return;
@@ -382,18 +403,16 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outc
     if (state_ == State::kClosed || generation != generation_ || !broker_) return;
     const auto it = in_flight_.find(tag);
     if (it == in_flight_.end()) return;
-    const std::string& handler = handlers_[it->second.handler_index].route.handler;
+    const std::size_t handler = it->second.handler_index;
     const Message& message = *it->second.message;
     try {
         switch (outcome.kind) {
-            case OutcomeKind::kProcessed:
-                stats_.update([](WorkerStats& s) { ++s.processed; });
-                ack(tag);
-                break;
+            case OutcomeKind::kProcessed: ack(tag); break;
             case OutcomeKind::kDuplicate:
-                stats_.update([](WorkerStats& s) { ++s.duplicates; });
-                log().info("handler={} message_id={}: duplicate delivery acked without running the handler", handler,
-                           message.message_id());
+                telemetry_.duplicate(handler);
+                log_message(spdlog::level::info,
+                            tags_for(handlers_[handler].route.handler, message),
+                            "duplicate delivery acked without running the handler");
                 ack(tag);
                 break;
             case OutcomeKind::kDeadLetter: dead_letter(tag, outcome); break;
@@ -431,10 +450,10 @@ void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
     const Message& message = *entry.message;
     const Failure& failure = outcome.failure;
     const bool unexpected = failure.reason == reason::kKeyConflict || failure.reason == reason::kCrashLoop;
-    log().log(unexpected ? spdlog::level::err : spdlog::level::warn,
-              "handler={} message_id={} correlation_id={}: dead-lettering to '{}' after {} attempt(s): {}: {}",
-              route.handler, message.message_id(), message.correlation_id(), dead_letter_queue_name(route.queue),
-              outcome.attempt, failure.reason, first_line(failure.error));
+    log_message(unexpected ? spdlog::level::err : spdlog::level::warn,
+                tags_for(route.handler, message),
+                "dead-lettering to '{}' after {} attempt(s): {}: {}", dead_letter_queue_name(route.queue),
+                outcome.attempt, failure.reason, first_line(failure.error));
     OwnedProperties properties = entry.properties.for_republish(
         dead_letter_headers(failure, {.handler = route.handler,
                                       .original_exchange = message.exchange(),
@@ -443,16 +462,18 @@ void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
                                       .first_failure_at = outcome.first_failure_at,
                                       .last_failure_at = outcome.last_failure_at}));
     publish_then_ack(tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
-                     [this, why = failure.reason] { stats_.update([&](WorkerStats& s) { ++s.dead_lettered[why]; }); });
+                     [this, handler = entry.handler_index, why = failure.reason] {
+                         telemetry_.dead_lettered(handler, why);
+                     });
 }
 
 void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
     const InFlight& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
     const Message& message = *entry.message;
-    log().info("handler={} message_id={}: attempt {} of {} failed ({}: {}); retrying in {} ms", route.handler,
-               message.message_id(), outcome.attempt, route.retry.max_attempts(), outcome.failure.error_type,
-               first_line(outcome.failure.error), outcome.retry_delay.count());
+    log_message(spdlog::level::info, tags_for(route.handler, message),
+                "attempt {} of {} failed ({}: {}); retrying in {} ms", outcome.attempt, route.retry.max_attempts(),
+                outcome.failure.error_type, first_line(outcome.failure.error), outcome.retry_delay.count());
     OwnedProperties properties = entry.properties.for_republish(
         retry_headers(outcome.failure,
                       {.handler = route.handler,
@@ -463,7 +484,8 @@ void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
                        .last_failure_at = outcome.last_failure_at},
                       outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay));
     publish_then_ack(tag, tier_name(next_hop(outcome.retry_delay, tiers_)), route.queue, std::move(properties),
-                     "schedule a retry of", [this] { stats_.update([](WorkerStats& s) { ++s.delayed_retries; }); });
+                     "schedule a retry of",
+                     [this, handler = entry.handler_index] { telemetry_.delayed_retry(handler); });
 }
 
 void Runtime::delay_again(std::uint64_t tag, milliseconds remaining) {
@@ -474,16 +496,31 @@ void Runtime::delay_again(std::uint64_t tag, milliseconds remaining) {
                      "send on a delayed retry of", [] {});
 }
 
+void Runtime::forget(std::unordered_map<std::uint64_t, InFlight>::iterator entry) {
+    const std::size_t handler = entry->second.handler_index;
+    telemetry_.in_flight(handler, --in_flight_per_handler_[handler]);
+    in_flight_.erase(entry);
+}
+
 void Runtime::ack(std::uint64_t tag) {
     broker_->consumer->ack(tag);
-    in_flight_.erase(tag);
+    const auto entry = in_flight_.find(tag);
+    if (entry != in_flight_.end()) {
+        telemetry_.settled(entry->second.handler_index,
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->second.received_at)
+                               .count());
+        forget(entry);
+    }
     finish_if_drained();
 }
 
 void Runtime::release(std::uint64_t tag) {
     broker_->consumer->reject(tag, true);
-    in_flight_.erase(tag);
-    stats_.update([](WorkerStats& s) { ++s.released; });
+    const auto entry = in_flight_.find(tag);
+    if (entry != in_flight_.end()) {
+        telemetry_.released(entry->second.handler_index);
+        forget(entry);
+    }
     finish_if_drained();
 }
 
@@ -494,9 +531,10 @@ void Runtime::on_tick() {
     for (auto& [tag, entry] : in_flight_) {
         if (entry.reported_slow || now - entry.received_at < options_.handler_warn_after) continue;
         entry.reported_slow = true;
-        log().warn("handler={} message_id={}: still in flight after {} ms (IDEMQ_HANDLER_WARN_MS)",
-                   handlers_[entry.handler_index].route.handler, entry.message->message_id(),
-                   std::chrono::duration_cast<milliseconds>(now - entry.received_at).count());
+        log_message(spdlog::level::warn,
+                    tags_for(handlers_[entry.handler_index].route.handler, *entry.message),
+                    "still in flight after {} ms (IDEMQ_HANDLER_WARN_MS)",
+                    std::chrono::duration_cast<milliseconds>(now - entry.received_at).count());
     }
 }
 
@@ -512,7 +550,87 @@ void Runtime::on_signal(int signum) {
     std::_Exit(128 + signum);
 }
 
+void Runtime::start_observability() {
+    log().info("broker {}, database {}", redact_url(options_.amqp_url), redact_url(options_.database_url));
+    if (!options_.metrics_address.empty()) {
+        try {
+            http_ = std::make_unique<HttpServer>(loop_, options_.metrics_address,
+                                                 [this](const std::string& method, const std::string& path) {
+                                                     return serve(method, path);
+                                                 });
+            metrics_port_ = http_->port();
+            log().info("metrics and health checks on http://{}:{}/ (/metrics, /healthz, /readyz)",
+                       options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), http_->port());
+        } catch (const Error& e) {
+            // Two workers on one host with the default address: the second
+            // still works, without its own endpoint. A chosen address must work.
+            if (options_.metrics_address != WorkerOptions::kDefaultMetricsAddress) throw;
+            log().warn("{}; running without /metrics (set IDEMQ_METRICS_ADDR)", e.what());
+        }
+    }
+    // Readiness must notice a database outage even when no message flows.
+    database_probe_ = std::make_unique<PeriodicTask>(
+        std::chrono::seconds(2), [this, connection = std::shared_ptr<pqxx::connection>()]() mutable {
+            std::string error;
+            try {
+                if (!connection) connection = open_database(options_.database_url, "idemq readiness probe");
+                pqxx::nontransaction tx(*connection);
+                tx.exec("SELECT 1");
+            } catch (const std::exception& e) {
+                connection.reset();
+                error = first_line(e.what());
+            }
+            loop_.post([this, error] {
+                database_probe_ok_ = error.empty();
+                database_probe_error_ = error;
+            });
+        });
+    if (options_.inbox_prune_interval.count() > 0) {
+        pruner_ = std::make_unique<PeriodicTask>(
+            options_.inbox_prune_interval, [this, connection = std::shared_ptr<pqxx::connection>()]() mutable {
+                try {
+                    if (!connection) connection = open_database(options_.database_url, "idemq inbox pruner");
+                    const std::size_t deleted = prune_inbox(*connection, options_.schema, options_.inbox_retention,
+                                                            1000, milliseconds(20));
+                    if (deleted > 0) log().info("pruned {} inbox rows older than {} s", deleted, options_.inbox_retention.count());
+                } catch (const std::exception& e) {
+                    connection.reset();
+                    log().warn("inbox pruning failed, will try again: {}", first_line(e.what()));
+                }
+            });
+    }
+}
+
+std::string Runtime::not_ready_reason() const {
+    if (state_ == State::kStarting) return "starting";
+    if (state_ != State::kRunning) return "shutting down";
+    if (!broker_) return "not connected to the broker (reconnecting)";
+    if (paused_) return "consumption paused: Postgres unreachable";
+    if (!database_probe_ok_) return "Postgres unreachable: " + database_probe_error_;
+    return {};
+}
+
+HttpResponse Runtime::serve(const std::string& method, const std::string& path) {
+    if (method != "GET" && method != "HEAD") return {.status = 405, .content_type = "text/plain", .body = "GET only\n"};
+    if (path == "/metrics") {
+        return {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8", .body = telemetry_.render()};
+    }
+    if (path == "/healthz") {
+        // Answered by the loop thread itself: a reply proves the loop turns.
+        return {.status = 200, .content_type = "application/json", .body = R"({"status":"ok"})"};
+    }
+    if (path == "/readyz") {
+        const std::string reason = not_ready_reason();
+        if (reason.empty()) return {.status = 200, .content_type = "application/json", .body = R"({"ready":true})"};
+        return {.status = 503,
+                .content_type = "application/json",
+                .body = nlohmann::json{{"ready", false}, {"reason", reason}}.dump()};
+    }
+    return {.status = 404, .content_type = "text/plain", .body = "not found; try /metrics, /healthz or /readyz\n"};
+}
+
 void Runtime::on_database_reachable(bool reachable) {
+    if (reachable) telemetry_.reconnected("database");
     database_down_threads_ += reachable ? -1 : 1;
     if (database_down_threads_ > 0 && !paused_) {
         pause_consuming();
@@ -527,7 +645,8 @@ void Runtime::on_database_reachable(bool reachable) {
 // reach it. Nothing is charged.
 void Runtime::pause_consuming() {
     paused_ = true;
-    stats_.update([](WorkerStats& s) { ++s.database_pauses; });
+    telemetry_.paused(true);
+    telemetry_.pause_started();
     log().warn("Postgres unreachable: pausing consumption until it is back");
     if (!broker_ || state_ != State::kRunning) return;
     try {
@@ -542,6 +661,7 @@ void Runtime::pause_consuming() {
 
 void Runtime::resume_consuming() {
     paused_ = false;
+    telemetry_.paused(false);
     log().info("Postgres reachable again: resuming consumption");
     if (!broker_ || state_ != State::kRunning) return;
     try {
@@ -571,6 +691,7 @@ void Runtime::lose_broker(const std::exception& error) {
     lost->publisher->fail_all("the broker connection was lost");
     lost.reset();
     in_flight_.clear();
+    for (std::size_t h = 0; h < in_flight_per_handler_.size(); ++h) telemetry_.in_flight(h, in_flight_per_handler_[h] = 0);
     (void)pool_->take_pending();
     if (state_ == State::kDraining) {
         finish();
@@ -600,7 +721,7 @@ void Runtime::start_connector() {
                 }
                 attach(std::make_unique<BrokerSession>(std::move(*session)));
                 reconnect_backoff_ = milliseconds(0);
-                stats_.update([](WorkerStats& s) { ++s.broker_reconnects; });
+                telemetry_.reconnected("broker");
                 log().info("reconnected to the broker; consuming again");
                 if (paused_) pause_consuming();
             });
@@ -654,6 +775,7 @@ void Runtime::finish() {
     grace_.stop();
     reconnect_timer_.stop();
     signals_.reset();
+    http_.reset();
     // libuv must stop polling a socket before its descriptor is closed.
     consumer_watch_.reset();
     publisher_watch_.reset();

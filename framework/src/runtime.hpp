@@ -15,7 +15,10 @@
 #include <vector>
 
 #include "broker_session.hpp"
+#include "background_task.hpp"
 #include "event_loop.hpp"
+#include "http_server.hpp"
+#include "telemetry.hpp"
 #include "process_delivery.hpp"
 #include "worker_pool.hpp"
 
@@ -24,24 +27,6 @@ namespace idemq::detail {
 struct RegisteredHandler {
     Route route;
     std::unique_ptr<Handler> handler;
-};
-
-// Counters written by the loop and handler threads, read from anywhere.
-class SharedStats final {
-public:
-    template <class Fn>
-    void update(Fn&& fn) {
-        std::lock_guard lock(mutex_);
-        fn(values_);
-    }
-    [[nodiscard]] WorkerStats snapshot() const {
-        std::lock_guard lock(mutex_);
-        return values_;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    WorkerStats values_;
 };
 
 // Fault points for the crash tests only, from IDEMQ_TEST_* variables.
@@ -56,7 +41,7 @@ struct FaultPoints {
 // traffic and all state here except the pool belong to it.
 class Runtime final {
 public:
-    Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, SharedStats& stats);
+    Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, Telemetry& telemetry);
     ~Runtime();
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
@@ -66,6 +51,8 @@ public:
     void run();
     // Any thread.
     void request_stop();
+    // The port serving /metrics, once run() has started it (0 otherwise). Any thread.
+    [[nodiscard]] int metrics_port() const noexcept { return metrics_port_.load(); }
 
 private:
     enum class State { kStarting, kRunning, kDraining, kClosed };
@@ -99,6 +86,10 @@ private:
     void ack(std::uint64_t tag);
     void release(std::uint64_t tag);
     void on_tick();
+    void start_observability();
+    [[nodiscard]] HttpResponse serve(const std::string& method, const std::string& path);
+    [[nodiscard]] std::string not_ready_reason() const;
+    void forget(std::unordered_map<std::uint64_t, InFlight>::iterator entry);
     void on_signal(int signum);
     void on_database_reachable(bool reachable);
     void pause_consuming();
@@ -112,7 +103,7 @@ private:
 
     const WorkerOptions& options_;
     std::vector<RegisteredHandler>& handlers_;
-    SharedStats& stats_;
+    Telemetry& telemetry_;
     FaultPoints faults_;
     std::vector<std::chrono::milliseconds> tiers_;
 
@@ -132,6 +123,13 @@ private:
     State state_ = State::kStarting;
     int database_down_threads_ = 0;
     bool paused_ = false;
+    bool database_probe_ok_ = true;
+    std::string database_probe_error_;
+    std::vector<int> in_flight_per_handler_;
+    std::unique_ptr<HttpServer> http_;
+    std::atomic<int> metrics_port_{0};
+    std::unique_ptr<PeriodicTask> database_probe_;
+    std::unique_ptr<PeriodicTask> pruner_;
     std::mt19937_64 random_{std::random_device{}()};
     // Declared last: destroyed first, so handler threads are joined before
     // anything they post to goes away.

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "backoff.hpp"
 #include "runtime.hpp"
 #include "topology.hpp"
 
@@ -13,7 +14,7 @@ namespace idemq {
 struct Worker::Impl {
     WorkerOptions options;
     std::vector<detail::RegisteredHandler> handlers;
-    detail::SharedStats stats;
+    std::unique_ptr<detail::Telemetry> telemetry;
     std::mutex run_mutex;
     detail::Runtime* running = nullptr;
     bool stop_requested = false;
@@ -38,17 +39,52 @@ void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
     impl_->handlers.push_back({std::move(route), std::move(handler)});
 }
 
+namespace {
+
+// The longest a retried copy of a message can wait in the broker: the sum of
+// the delayed retries' ceilings.
+std::chrono::milliseconds longest_retry_schedule(const RetryPolicy& policy) {
+    std::chrono::milliseconds total{0};
+    for (int n = 0; n < policy.delayed_retries; ++n) {
+        total += detail::backoff_ceiling(policy.delayed_base, policy.delayed_cap, n);
+    }
+    return total;
+}
+
+}  // namespace
+
 WorkerStats Worker::run() {
     impl_->options.validate();
     if (impl_->handlers.empty()) throw ConfigError("the worker has no handlers: call add_handler() before run()");
-    detail::Runtime runtime(impl_->options, impl_->handlers, impl_->stats);
+    std::vector<std::string> names;
+    for (const auto& registered : impl_->handlers) {
+        names.push_back(registered.route.handler);
+        // A copy of a message can wait in a delay queue for the whole retry
+        // schedule (a crash between its publish and the original's ack): if
+        // the key is pruned meanwhile, that copy would be applied again.
+        const auto schedule = longest_retry_schedule(registered.route.retry);
+        if (impl_->options.inbox_retention <= schedule) {
+            throw ConfigError(fmt::format(
+                "IDEMQ_INBOX_RETENTION ({} s) is shorter than handler '{}''s longest retry schedule ({} s): a retried "
+                "copy could arrive after its key was pruned and be applied twice; raise the retention",
+                impl_->options.inbox_retention.count(), registered.route.handler,
+                std::chrono::duration_cast<std::chrono::seconds>(schedule).count()));
+        }
+    }
+    std::unique_ptr<detail::Runtime> runtime;
     {
         std::lock_guard lock(impl_->run_mutex);
-        impl_->running = &runtime;
-        if (impl_->stop_requested) runtime.request_stop();
+        impl_->telemetry = std::make_unique<detail::Telemetry>(names);
+        runtime = std::make_unique<detail::Runtime>(impl_->options, impl_->handlers, *impl_->telemetry);
+    }
+    detail::Runtime& runtime_ref = *runtime;
+    {
+        std::lock_guard lock(impl_->run_mutex);
+        impl_->running = &runtime_ref;
+        if (impl_->stop_requested) runtime_ref.request_stop();
     }
     try {
-        runtime.run();
+        runtime_ref.run();
     } catch (...) {
         std::lock_guard lock(impl_->run_mutex);
         impl_->running = nullptr;
@@ -56,7 +92,7 @@ WorkerStats Worker::run() {
     }
     std::lock_guard lock(impl_->run_mutex);
     impl_->running = nullptr;
-    return impl_->stats.snapshot();
+    return impl_->telemetry->stats();
 }
 
 void Worker::request_stop() noexcept {
@@ -71,6 +107,14 @@ std::vector<Route> Worker::routes() const {
     return out;
 }
 
-WorkerStats Worker::stats() const { return impl_->stats.snapshot(); }
+WorkerStats Worker::stats() const {
+    std::lock_guard lock(impl_->run_mutex);
+    return impl_->telemetry ? impl_->telemetry->stats() : WorkerStats{};
+}
+
+int Worker::metrics_port() const {
+    std::lock_guard lock(impl_->run_mutex);
+    return impl_->running != nullptr ? impl_->running->metrics_port() : 0;
+}
 
 }  // namespace idemq

@@ -104,3 +104,33 @@ TEST_CASE("the broker node restarted while messages flow: the worker reconnects 
     CHECK(summary_value(worker.output(), "broker_reconnects") >= 1);
     CHECK(summary_value(worker.output(), "dead_lettered") == 0);
 }
+
+TEST_CASE("/readyz turns not-ready while Postgres is stopped, and ready again after") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    int port = 0;
+    REQUIRE(test::eventually([&] {
+        const std::string output = worker.output();
+        const auto at = output.find("health checks on http://127.0.0.1:");
+        if (at == std::string::npos) return false;
+        port = std::stoi(output.substr(at + 34));
+        return true;
+    }));
+    REQUIRE(test::eventually([&] { return test::http_get(port, "/readyz").first == 200; }));
+    services("pg_ctl stop -m fast");
+    std::string reason;
+    const bool not_ready = test::eventually([&] {
+        const auto [status, body] = test::http_get(port, "/readyz");
+        reason = body;
+        return status == 503;
+    });
+    // Bring Postgres back before checking, so a failure cannot leave it down.
+    services("pg_ctl start -w");
+    REQUIRE(not_ready);
+    CHECK(reason.find("Postgres unreachable") != std::string::npos);
+    CHECK(test::http_get(port, "/healthz").first == 200);
+    CHECK(test::eventually([&] { return test::http_get(port, "/readyz").first == 200; }));
+    test::stop_gracefully(worker);
+}

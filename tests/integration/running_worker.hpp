@@ -15,6 +15,10 @@ public:
     RunningWorker(idemq::WorkerOptions options, const std::function<void(idemq::Worker&)>& setup)
         : worker_([&] {
               options.handle_signals = false;
+              // Tests run side by side: each takes a free port.
+              if (options.metrics_address == idemq::WorkerOptions::kDefaultMetricsAddress) {
+                  options.metrics_address = "127.0.0.1:0";
+              }
               return options;
           }()) {
         setup(worker_);
@@ -31,6 +35,7 @@ public:
     RunningWorker& operator=(const RunningWorker&) = delete;
 
     [[nodiscard]] idemq::WorkerStats stats() const { return worker_.stats(); }
+    [[nodiscard]] int metrics_port() const { return worker_.metrics_port(); }
 
     // Stops gracefully; rethrows what run() threw.
     idemq::WorkerStats stop() {

@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <pqxx/nontransaction>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -251,11 +254,35 @@ void stop_gracefully(Process& process) {
     REQUIRE_MESSAGE(code == 0, "exit code " << code << "; output:\n" << process.output());
 }
 
+std::pair<int, std::string> http_get(int port, const std::string& path) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        ::close(fd);
+        FAIL("cannot connect to 127.0.0.1:" << port);
+    }
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+    std::string response;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) response.append(buffer, static_cast<std::size_t>(n));
+    ::close(fd);
+    REQUIRE_MESSAGE(response.starts_with("HTTP/1.1 "), response);
+    const int status = std::stoi(response.substr(9, 3));
+    const auto body = response.find("\r\n\r\n");
+    return {status, body == std::string::npos ? std::string() : response.substr(body + 4)};
+}
+
 std::string bin(const std::string& name) { return std::string(IDEMQ_BIN_DIR) + "/" + name; }
 
 std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database& database) {
-    return {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", database.url()}, {"IDEMQ_CONCURRENCY", "4"},
-            {"IDEMQ_PREFETCH", "32"}, {"IDEMQ_SHUTDOWN_GRACE_MS", "10000"}};
+    return {{"IDEMQ_AMQP_URL", vhost.url()},      {"IDEMQ_DATABASE_URL", database.url()},
+            {"IDEMQ_CONCURRENCY", "4"},           {"IDEMQ_PREFETCH", "32"},
+            {"IDEMQ_SHUTDOWN_GRACE_MS", "10000"}, {"IDEMQ_METRICS_ADDR", "127.0.0.1:0"}};
 }
 
 void migrate_payments(const Database& database) {

@@ -130,6 +130,9 @@ private:
 // SIGTERM, then requires a clean exit (0); shows the output otherwise.
 void stop_gracefully(Process& process);
 
+// GET http://127.0.0.1:<port><path>: status code and body.
+std::pair<int, std::string> http_get(int port, const std::string& path);
+
 // Path of a binary in build/bin.
 std::string bin(const std::string& name);
 

@@ -174,3 +174,26 @@ TEST_CASE_FIXTURE(Fixture, "heartbeats keep flowing while a handler runs longer 
     CHECK(stats.duplicates == 0);
     CHECK(broker.ready("slow") == 0);
 }
+
+TEST_CASE_FIXTURE(Fixture, "W3C trace context reaches the handler and stays on a dead-lettered copy") {
+    struct Tracing final : idemq::Handler {
+        void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
+            tx.exec_params("INSERT INTO test.effects (handler, key, correlation_id, body) VALUES ('trace', $1, $2, $3)",
+                           std::string(ctx.trace_parent()), std::string(ctx.trace_state()), std::string(message.body()));
+            if (message.body() == "fail") throw idemq::PermanentError("no");
+        }
+    };
+    test::RunningWorker worker(options(), [&](idemq::Worker& w) { w.add_handler({.handler = "traced"}, std::make_unique<Tracing>()); });
+    test::Broker broker(vhost.url());
+    REQUIRE(test::eventually([&] { return broker.consumed("traced"); }));
+    const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    broker.publish("", "traced", {{.body = "ok", .message_id = "tr-1", .headers = {{"traceparent", parent}, {"tracestate", "vendor=x"}}},
+                                  {.body = "fail", .message_id = "tr-2", .headers = {{"traceparent", parent}}}});
+    REQUIRE(test::eventually([&] { return worker.stats().processed == 1 && broker.ready("traced.dlq") == 1; }));
+    worker.stop();
+    CHECK(db.scalar("SELECT key FROM test.effects WHERE body = 'ok'") == parent);
+    CHECK(db.scalar("SELECT correlation_id FROM test.effects WHERE body = 'ok'") == "vendor=x");
+    const auto dead = broker.peek_all("traced.dlq");
+    REQUIRE(dead.size() == 1);
+    CHECK(test::header(dead[0], "traceparent") == parent);
+}

@@ -20,6 +20,11 @@ public:
     [[nodiscard]] virtual std::string_view idempotency_key() const noexcept = 0;
     /// 1 on the first attempt.
     [[nodiscard]] virtual int attempt() const noexcept = 0;
+    /// The W3C trace context of the message (`traceparent`, `tracestate`
+    /// headers), empty when absent. idemq copies both onto retried and
+    /// dead-lettered copies, so a trace follows the message through failures.
+    [[nodiscard]] virtual std::string_view trace_parent() const noexcept = 0;
+    [[nodiscard]] virtual std::string_view trace_state() const noexcept = 0;
     /// A logger whose lines carry handler, message id and correlation id.
     [[nodiscard]] virtual Logger& log() noexcept = 0;
 };

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace idemq {
 
@@ -23,7 +24,15 @@ struct WorkerOptions {
     /// IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS: Postgres ends a session idle inside a transaction this long
     /// (0: the server's setting), so a frozen worker cannot hold an inbox row lock forever.
     std::chrono::milliseconds idle_in_transaction_timeout{600'000};
+    /// IDEMQ_METRICS_ADDR: host:port serving /metrics, /healthz and /readyz; empty turns it off; port 0 picks one.
+    std::string metrics_address = std::string(kDefaultMetricsAddress);
+    /// IDEMQ_INBOX_RETENTION: inbox rows older than this may be pruned; must outlast every retry schedule.
+    std::chrono::seconds inbox_retention{14 * 24 * 3600};
+    /// IDEMQ_INBOX_PRUNE_INTERVAL: how often the worker prunes the inbox itself; 0 leaves it to `idemqctl inbox prune`.
+    std::chrono::seconds inbox_prune_interval{0};
     bool handle_signals = true;  ///< SIGINT/SIGTERM stop the worker gracefully; a second one exits at once
+
+    static constexpr std::string_view kDefaultMetricsAddress = "127.0.0.1:9464";
 
     /// Throws ConfigError naming the first wrong setting.
     void validate() const;
@@ -32,6 +41,10 @@ struct WorkerOptions {
     /// Throws ConfigError for a value that does not parse.
     [[nodiscard]] static WorkerOptions from_environment();
 };
+
+/// A duration such as "14d", "36h", "90m", "45s" or a number of seconds.
+/// Throws ConfigError naming `setting` when it does not parse.
+[[nodiscard]] std::chrono::seconds parse_duration(std::string_view text, std::string_view setting);
 
 /// `url` with any password replaced by `***`, for logs and error messages.
 [[nodiscard]] std::string redact_url(const std::string& url);

@@ -54,6 +54,10 @@ public:
     /// The registered routes, defaults filled in.
     [[nodiscard]] std::vector<Route> routes() const;
 
+    /// The port serving /metrics, /healthz and /readyz while run() runs
+    /// (useful with IDEMQ_METRICS_ADDR port 0), else 0. Thread-safe.
+    [[nodiscard]] int metrics_port() const;
+
     /// A snapshot of the counters. Thread-safe.
     [[nodiscard]] WorkerStats stats() const;
 

@@ -1,0 +1,119 @@
+#include <idemq/errors.hpp>
+
+#include <fmt/format.h>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+
+#include <cstdlib>
+
+#include "amqp_connection.hpp"
+#include "backoff.hpp"
+#include "commands.hpp"
+#include "database_session.hpp"
+#include "dlq_filter.hpp"
+#include "queue_reader.hpp"
+#include "store_sql.hpp"
+#include "topology.hpp"
+
+namespace idemqctl {
+namespace {
+
+using idemq::detail::Delivery;
+
+// Every copy of `message_id` now in `queue`; the queue is left as it was.
+std::vector<Delivery> find_in_queue(const std::string& url, const std::string& queue, const std::string& message_id) {
+    std::vector<Delivery> found;
+    idemq::detail::QueueReader reader(url, queue);
+    while (auto delivery = reader.next()) {
+        if (delivery->properties.message_id() == message_id) found.push_back(std::move(*delivery));
+    }
+    return found;
+}
+
+bool queue_has_messages(const std::string& url, const std::string& queue) {
+    idemq::detail::AmqpConnection connection({.url = url, .connection_name = "idemqctl trace", .heartbeat = std::chrono::seconds(0)});
+    const auto counts = connection.inspect_queue(queue);
+    return counts && counts->messages > 0;
+}
+
+}  // namespace
+
+TraceCommand::TraceCommand(CLI::App& parent) {
+    if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
+    if (const char* url = std::getenv("IDEMQ_AMQP_URL")) amqp_url_ = url;
+    if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
+    command_ = parent.add_subcommand("trace", "Where is message X? Inbox, delay queues, work and dead-letter queues");
+    command_->add_option("message-id", message_id_, "message id (or idempotency key)")->required();
+    command_->add_option("--queue", queues_, "a work queue to search, with its <queue>.dlq (repeatable)");
+    command_->add_option("--database-url", database_url_, "Postgres URL (default: IDEMQ_DATABASE_URL)");
+    command_->add_option("--amqp-url", amqp_url_, "AMQP URL (default: IDEMQ_AMQP_URL)");
+    command_->add_option("--schema", schema_, "schema of idemq's tables (default: IDEMQ_SCHEMA or idemq)");
+}
+
+int TraceCommand::run() {
+    if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
+    if (amqp_url_.empty()) throw idemq::ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
+    int places = 0;
+
+    auto connection = idemq::detail::open_database(database_url_, "idemqctl trace");
+    pqxx::nontransaction tx(*connection);
+    const std::string schema = idemq::detail::quote_identifier(schema_);
+    for (const auto& row : tx.exec_params(
+             fmt::format("SELECT handler, idempotency_key, message_id, to_char(received_at AT TIME ZONE 'UTC', "
+                         "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), encode(body_sha256, 'hex') FROM {}.inbox "
+                         "WHERE message_id = $1 OR idempotency_key = $1 ORDER BY received_at",
+                         schema),
+             message_id_)) {
+        ++places;
+        fmt::print("inbox: processed by handler '{}' at {} (key '{}', message id '{}', body sha256 {})\n",
+                   row[0].as<std::string>(), row[3].as<std::string>(), row[1].as<std::string>(),
+                   row[2].as<std::string>(), row[4].as<std::string>());
+    }
+    for (const auto& row : tx.exec_params(
+             fmt::format("SELECT handler, deliveries FROM {}.handling_started WHERE idempotency_key = $1", schema),
+             message_id_)) {
+        fmt::print("crash-loop guard: handler '{}' started it {} time(s) without finishing\n", row[0].as<std::string>(),
+                   row[1].as<int>());
+    }
+
+    // Delay queues double from 250 ms; any worker's are among these.
+    for (const auto tier : idemq::detail::delay_tiers(std::chrono::hours(24 * 30))) {
+        const std::string queue = idemq::detail::tier_name(tier);
+        if (!queue_has_messages(amqp_url_, queue)) continue;
+        for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
+            ++places;
+            const auto view = idemq::detail::view_of(delivery);
+            const auto attempt = delivery.properties.int_header("x-idemq-attempt").value_or(0);
+            const auto due = delivery.properties.int_header("x-idemq-not-before").value_or(0);
+            fmt::print("retry: waiting in {} for attempt {} of queue '{}' (due at Unix ms {}; last error: {})\n", queue,
+                       attempt, delivery.routing_key, due,
+                       view.headers.count("x-idemq-last-error") ? view.headers.at("x-idemq-last-error") : "-");
+        }
+    }
+
+    for (const auto& name : queues_) {
+        std::vector<std::string> candidates{name};
+        if (!name.ends_with(".dlq")) candidates.push_back(idemq::detail::dead_letter_queue_name(name));
+        for (const auto& queue : candidates) {
+            if (!queue_has_messages(amqp_url_, queue)) continue;
+            for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
+                ++places;
+                const auto view = idemq::detail::view_of(delivery);
+                if (queue.ends_with(".dlq")) {
+                    fmt::print("dlq: in {} with reason {} ({}: {}), failed at {} after {} attempt(s)\n", queue,
+                               view.reason, view.error_type, view.error, view.failed_at, view.attempts);
+                } else {
+                    fmt::print("queue: waiting in {}\n", queue);
+                }
+            }
+        }
+    }
+    if (places == 0) {
+        fmt::print("'{}' was not found in the inbox, the delay queues{}\n", message_id_,
+                   queues_.empty() ? " (add --queue to search work and dead-letter queues)" : " or the given queues");
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace idemqctl

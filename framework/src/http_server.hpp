@@ -1,0 +1,47 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <unordered_set>
+
+#include "event_loop.hpp"
+
+namespace idemq::detail {
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+// A small HTTP/1.1 server on the event loop for /metrics and health checks:
+// requests parsed by http-parser, one request per connection, answered by
+// `handle(path)` on the loop thread. Not for anything else.
+class HttpServer final {
+public:
+    using Handler = std::function<HttpResponse(const std::string& method, const std::string& path)>;
+
+    // Listens on "host:port" (port 0 picks a free one). Throws idemq::Error
+    // naming IDEMQ_METRICS_ADDR when the address is wrong or taken.
+    HttpServer(EventLoop& loop, const std::string& address, Handler handle);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    [[nodiscard]] int port() const noexcept { return port_; }
+
+private:
+    struct Client;
+    void accept() noexcept;
+    void close(Client* client) noexcept;
+
+    EventLoop& loop_;
+    Handler handle_;
+    UvHandle<uv_tcp_t> listener_;
+    // Each client frees itself in its handle's close callback: a write may
+    // still complete (cancelled) after close() returns.
+    std::unordered_set<Client*> clients_;
+    int port_ = 0;
+};
+
+}  // namespace idemq::detail

@@ -1,0 +1,39 @@
+#include "inbox_retention.hpp"
+
+#include <fmt/format.h>
+#include <pqxx/transaction>
+
+#include <thread>
+
+#include "store_sql.hpp"
+
+namespace idemq::detail {
+
+std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
+                        std::size_t batch, std::chrono::milliseconds pause) {
+    const std::string quoted = quote_identifier(schema);
+    // ctid batches use the received_at index to find candidates and never
+    // scan or lock more than `batch` rows at once.
+    const std::string inbox_sql = fmt::format(
+        "DELETE FROM {0}.inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM {0}.inbox "
+        "WHERE received_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        quoted);
+    const std::string marks_sql = fmt::format(
+        "DELETE FROM {0}.handling_started WHERE last_started_at < now() - make_interval(secs => $1)", quoted);
+    std::size_t deleted = 0;
+    for (;;) {
+        pqxx::work tx(connection);
+        const pqxx::result result =
+            tx.exec_params(inbox_sql, static_cast<double>(older_than.count()), static_cast<long long>(batch));
+        tx.commit();
+        deleted += static_cast<std::size_t>(result.affected_rows());
+        if (static_cast<std::size_t>(result.affected_rows()) < batch) break;
+        std::this_thread::sleep_for(pause);
+    }
+    pqxx::work tx(connection);
+    tx.exec_params(marks_sql, static_cast<double>(older_than.count()));
+    tx.commit();
+    return deleted;
+}
+
+}  // namespace idemq::detail

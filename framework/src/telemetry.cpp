@@ -1,0 +1,144 @@
+#include "telemetry.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+#include "dead_letter.hpp"
+
+namespace idemq::detail {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+// Seconds, from 1 ms to 2 minutes: handler work and publish-to-ack latency.
+Histogram::BucketBoundaries latency_buckets() {
+    return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+}
+
+}  // namespace
+
+Telemetry::Telemetry(const std::vector<std::string>& handler_names)
+    : registry_(std::make_shared<prometheus::Registry>()), names_(handler_names) {
+    auto& received = BuildCounter().Name("idemq_messages_received_total").Help("Deliveries received from the broker").Register(*registry_);
+    auto& processed = BuildCounter().Name("idemq_messages_processed_total").Help("Deliveries whose handler ran and committed").Register(*registry_);
+    auto& duplicates = BuildCounter().Name("idemq_duplicates_total").Help("Deliveries acked as duplicates without running the handler").Register(*registry_);
+    auto& conflicts = BuildCounter().Name("idemq_key_conflicts_total").Help("Idempotency keys reused with a different body (dead-lettered)").Register(*registry_);
+    auto& retries = BuildCounter().Name("idemq_retries_scheduled_total").Help("Retries scheduled, by kind (immediate, delayed)").Register(*registry_);
+    auto& in_doubt = BuildCounter().Name("idemq_in_doubt_commits_total").Help("COMMITs whose outcome was unknown (settled by the inbox)").Register(*registry_);
+    auto& released = BuildCounter().Name("idemq_released_total").Help("Deliveries returned to the queue untouched (shutdown, pause)").Register(*registry_);
+    auto& crash_loops = BuildCounter().Name("idemq_crash_loops_total").Help("Messages dead-lettered because the process died handling them").Register(*registry_);
+    auto& in_flight = BuildGauge().Name("idemq_in_flight").Help("Deliveries received and not yet settled").Register(*registry_);
+    auto& duration = BuildHistogram().Name("idemq_handler_duration_seconds").Help("Time from the start of handling to COMMIT").Register(*registry_);
+    auto& latency = BuildHistogram().Name("idemq_end_to_end_latency_seconds").Help("Time from publish (AMQP timestamp, else receipt) to ack").Register(*registry_);
+    dead_lettered_ = &BuildCounter().Name("idemq_dead_lettered_total").Help("Messages dead-lettered, by reason").Register(*registry_);
+    reconnects_ = &BuildCounter().Name("idemq_reconnects_total").Help("Reconnections, by component (broker, database)").Register(*registry_);
+    paused_ = &BuildGauge().Name("idemq_consumer_paused").Help("1 while consumption is paused because Postgres is unreachable").Register(*registry_).Add({});
+    for (const auto& name : names_) {
+        const prometheus::Labels labels{{"handler", name}};
+        handlers_.push_back({.received = &received.Add(labels),
+                             .processed = &processed.Add(labels),
+                             .duplicates = &duplicates.Add(labels),
+                             .key_conflicts = &conflicts.Add(labels),
+                             .immediate_retries = &retries.Add({{"handler", name}, {"kind", "immediate"}}),
+                             .delayed_retries = &retries.Add({{"handler", name}, {"kind", "delayed"}}),
+                             .in_doubt = &in_doubt.Add(labels),
+                             .released = &released.Add(labels),
+                             .crash_loops = &crash_loops.Add(labels),
+                             .in_flight = &in_flight.Add(labels),
+                             .handler_duration = &duration.Add(labels, latency_buckets()),
+                             .end_to_end = &latency.Add(labels, latency_buckets())});
+        for (const auto reason : {reason::kPermanentError, reason::kRetriesExhausted, reason::kCrashLoop,
+                                  reason::kMissingKey, reason::kBadKey, reason::kKeyConflict, reason::kTooLarge}) {
+            // Present from the start at 0, so rate() and alerts see the series.
+            dead_lettered_->Add({{"handler", name}, {"reason", std::string(reason)}});
+        }
+    }
+    reconnects_->Add({{"component", "broker"}});
+    reconnects_->Add({{"component", "database"}});
+}
+
+void Telemetry::received(std::size_t h) {
+    handlers_[h].received->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.received;
+}
+
+void Telemetry::processed(std::size_t h, double handler_seconds) {
+    handlers_[h].processed->Increment();
+    handlers_[h].handler_duration->Observe(handler_seconds);
+    std::lock_guard lock(mutex_);
+    ++stats_.processed;
+}
+
+void Telemetry::duplicate(std::size_t h) {
+    handlers_[h].duplicates->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.duplicates;
+}
+
+void Telemetry::immediate_retry(std::size_t h) {
+    handlers_[h].immediate_retries->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.immediate_retries;
+}
+
+void Telemetry::delayed_retry(std::size_t h) {
+    handlers_[h].delayed_retries->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.delayed_retries;
+}
+
+void Telemetry::dead_lettered(std::size_t h, const std::string& why) {
+    dead_lettered_->Add({{"handler", names_[h]}, {"reason", why}}).Increment();
+    if (why == reason::kKeyConflict) handlers_[h].key_conflicts->Increment();
+    if (why == reason::kCrashLoop) handlers_[h].crash_loops->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.dead_lettered[why];
+}
+
+void Telemetry::in_doubt(std::size_t h) {
+    handlers_[h].in_doubt->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.in_doubt;
+}
+
+void Telemetry::released(std::size_t h) {
+    handlers_[h].released->Increment();
+    std::lock_guard lock(mutex_);
+    ++stats_.released;
+}
+
+void Telemetry::settled(std::size_t h, double end_to_end_seconds) { handlers_[h].end_to_end->Observe(end_to_end_seconds); }
+
+void Telemetry::in_flight(std::size_t h, double count) { handlers_[h].in_flight->Set(count); }
+
+void Telemetry::paused(bool paused) { paused_->Set(paused ? 1 : 0); }
+
+void Telemetry::pause_started() {
+    std::lock_guard lock(mutex_);
+    ++stats_.database_pauses;
+}
+
+void Telemetry::reconnected(const std::string& component) {
+    reconnects_->Add({{"component", component}}).Increment();
+    if (component != "broker") return;
+    std::lock_guard lock(mutex_);
+    ++stats_.broker_reconnects;
+}
+
+std::string Telemetry::render() const {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry_->Collect());
+    return out.str();
+}
+
+WorkerStats Telemetry::stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+}
+
+}  // namespace idemq::detail

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <idemq/worker.hpp>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace idemq::detail {
+
+// Everything a worker counts, in one place: the Prometheus metrics served on
+// /metrics and the WorkerStats returned by Worker::run(). Thread-safe.
+// Handlers are referred to by their registration index.
+class Telemetry final {
+public:
+    explicit Telemetry(const std::vector<std::string>& handler_names);
+
+    void received(std::size_t handler);
+    void processed(std::size_t handler, double handler_seconds);
+    void duplicate(std::size_t handler);
+    void immediate_retry(std::size_t handler);
+    void delayed_retry(std::size_t handler);
+    void dead_lettered(std::size_t handler, const std::string& reason);
+    void in_doubt(std::size_t handler);
+    void released(std::size_t handler);
+    void settled(std::size_t handler, double end_to_end_seconds);
+    void in_flight(std::size_t handler, double count);
+    void paused(bool paused);
+    void reconnected(const std::string& component);
+    void pause_started();
+
+    // The Prometheus text exposition format.
+    [[nodiscard]] std::string render() const;
+    [[nodiscard]] WorkerStats stats() const;
+
+private:
+    struct PerHandler {
+        prometheus::Counter* received;
+        prometheus::Counter* processed;
+        prometheus::Counter* duplicates;
+        prometheus::Counter* key_conflicts;
+        prometheus::Counter* immediate_retries;
+        prometheus::Counter* delayed_retries;
+        prometheus::Counter* in_doubt;
+        prometheus::Counter* released;
+        prometheus::Counter* crash_loops;
+        prometheus::Gauge* in_flight;
+        prometheus::Histogram* handler_duration;
+        prometheus::Histogram* end_to_end;
+    };
+
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::vector<std::string> names_;
+    std::vector<PerHandler> handlers_;
+    prometheus::Family<prometheus::Counter>* dead_lettered_;
+    prometheus::Family<prometheus::Counter>* reconnects_;
+    prometheus::Gauge* paused_;
+
+    mutable std::mutex mutex_;
+    WorkerStats stats_;
+};
+
+}  // namespace idemq::detail
