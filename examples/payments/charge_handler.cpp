@@ -1,12 +1,23 @@
 #include "charge_handler.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/transaction_base>
+
+#include <map>
 
 namespace payments {
 namespace {
 
 constexpr std::size_t kMaxAccountLength = 64;
+
+// Shows retries at work: accounts named flaky* fail twice, then succeed.
+void fail_if_flaky(const Charge& charge, int attempt) {
+    if (charge.account.starts_with("flaky") && attempt <= 2) {
+        throw idemq::TransientError("the payment provider for " + charge.account + " timed out (attempt " +
+                                    std::to_string(attempt) + ")");
+    }
+}
 
 }  // namespace
 
@@ -29,11 +40,7 @@ Charge parse_charge(std::string_view body) {
 
 void ChargeHandler::handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) {
     const Charge charge = parse_charge(message.body());
-    // Shows retries at work: accounts named flaky* fail twice, then succeed.
-    if (charge.account.starts_with("flaky") && ctx.attempt() <= 2) {
-        throw idemq::TransientError("the payment provider for " + charge.account + " timed out (attempt " +
-                                    std::to_string(ctx.attempt()) + ")");
-    }
+    fail_if_flaky(charge, ctx.attempt());
     tx.exec_params("INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)",
                    std::string(message.message_id()), charge.account, charge.amount_cents);
     tx.exec_params("INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) "
@@ -41,6 +48,30 @@ void ChargeHandler::handle(const idemq::Message& message, pqxx::transaction_base
                    "EXCLUDED.balance_cents",
                    charge.account, charge.amount_cents);
     ctx.log().debug("charged {} cents to {} on attempt {}", charge.amount_cents, charge.account, ctx.attempt());
+}
+
+void ChargeBatchHandler::handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base& tx,
+                                      idemq::BatchContext& ctx) {
+    std::string ledger = "INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ";
+    std::map<std::string, std::int64_t> per_account;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        const Charge charge = parse_charge(messages[i].body());
+        fail_if_flaky(charge, messages[i].attempt());
+        ledger += fmt::format("{}({}, {}, {})", i == 0 ? "" : ", ", tx.quote(std::string(messages[i].message_id())),
+                              tx.quote(charge.account), charge.amount_cents);
+        per_account[charge.account] += charge.amount_cents;
+    }
+    std::string balances = "INSERT INTO payments.balances (account, balance_cents) VALUES ";
+    bool first = true;
+    for (const auto& [account, cents] : per_account) {
+        balances += fmt::format("{}({}, {})", first ? "" : ", ", tx.quote(account), cents);
+        first = false;
+    }
+    balances += " ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
+                "EXCLUDED.balance_cents";
+    tx.exec(ledger);
+    tx.exec(balances);
+    ctx.log().debug("charged {} messages to {} accounts", messages.size(), per_account.size());
 }
 
 idemq::Route charge_route() {

@@ -3,6 +3,7 @@
 #include <idemq/idemq.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,15 @@ struct Charge {
 class ChargeHandler final : public idemq::Handler {
 public:
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override;
+};
+
+// The same effect for many charges in one transaction: one multi-row ledger
+// insert and one upsert per account (in account order, so concurrent batches
+// cannot deadlock on the balances).
+class ChargeBatchHandler final : public idemq::BatchHandler {
+public:
+    void handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base& tx,
+                      idemq::BatchContext& ctx) override;
 };
 
 // Handler `payments.charge` on queue `payments.charge`, bound to the topic

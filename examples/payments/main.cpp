@@ -1,6 +1,9 @@
 // payments-worker: the example worker binary. `payments-worker migrate`
 // creates the inbox and the payments tables; `payments-worker run` consumes.
+// PAYMENTS_BATCH_SIZE=N (N > 1) books up to N charges per transaction.
 #include <idemq/idemq.hpp>
+
+#include <cstdlib>
 
 #include "charge_handler.hpp"
 
@@ -10,8 +13,16 @@ int main(int argc, char** argv) {
                            .description = "Books payment charges from RabbitMQ into Postgres, once per message",
                            .register_handlers =
                                [](idemq::Worker& worker) {
-                                   worker.add_handler(payments::charge_route(),
-                                                      std::make_unique<payments::ChargeHandler>());
+                                   const char* batch = std::getenv("PAYMENTS_BATCH_SIZE");
+                                   const long size = batch != nullptr ? std::strtol(batch, nullptr, 10) : 0;
+                                   if (size > 1) {
+                                       worker.add_batch_handler(payments::charge_route(),
+                                                                std::make_unique<payments::ChargeBatchHandler>(),
+                                                                {.max_messages = static_cast<std::size_t>(size)});
+                                   } else {
+                                       worker.add_handler(payments::charge_route(),
+                                                          std::make_unique<payments::ChargeHandler>());
+                                   }
                                },
                            .migrations = payments::migrations});
 }

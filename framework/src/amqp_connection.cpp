@@ -80,7 +80,10 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
         if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
             const std::string where = fmt::format("logging in to {}", redact_url(settings.url));
             if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
-                throw BrokerError(fmt::format("{}: the broker refused the connection", where), true);
+                throw BrokerError(fmt::format("{}: the broker refused the connection (check the user, the password "
+                                              "and access to vhost '{}'; the default vhost is written %2f)",
+                                              where, info.vhost),
+                                  true);
             }
             throw BrokerError(fmt::format("{}: {}", where, amqp_error_string2(reply.library_error)), true);
         }

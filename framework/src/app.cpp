@@ -48,10 +48,10 @@ std::string summary(const WorkerStats& stats) {
     }
     return fmt::format(
         "received={} processed={} duplicates={} dead_lettered={}{} immediate_retries={} delayed_retries={} "
-        "released={} in_doubt={} broker_reconnects={} database_pauses={}",
+        "released={} in_doubt={} broker_reconnects={} database_pauses={} batches={}",
         stats.received, stats.processed, stats.duplicates, dead, reasons.empty() ? "" : " (" + reasons + ")",
         stats.immediate_retries, stats.delayed_retries, stats.released, stats.in_doubt, stats.broker_reconnects,
-        stats.database_pauses);
+        stats.database_pauses, stats.batches);
 }
 
 }  // namespace

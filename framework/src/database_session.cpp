@@ -52,7 +52,7 @@ std::unique_ptr<pqxx::connection> open_database(const std::string& url, const st
     auto connection = std::make_unique<pqxx::connection>(with_connection_defaults(url));
     // set_variable() rather than SET: libpqxx replays it if it ever
     // reactivates the connection behind our back.
-    connection->set_variable("application_name", connection->quote(application_name));
+    connection->set_variable("application_name", quote_literal(*connection, application_name));
     if (idle_in_transaction_timeout.count() > 0) {
         // A frozen worker must not hold an inbox row lock forever.
         connection->set_variable("idle_in_transaction_session_timeout",

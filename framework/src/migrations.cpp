@@ -58,7 +58,7 @@ std::size_t apply_migrations(const std::string& database_url, std::string_view s
     };
     // Every process migrating one schema takes this lock, so each migration
     // is applied once even when several start together.
-    const std::string lock_key = connection->quote("idemq.migrate:" + schema);
+    const std::string lock_key = detail::quote_literal(*connection, "idemq.migrate:" + schema);
     const std::string unlock_sql = fmt::format("SELECT pg_advisory_unlock(hashtext({}))", lock_key);
     outside(fmt::format("SELECT pg_advisory_lock(hashtext({}))", lock_key));
     std::size_t applied = 0;

@@ -3,7 +3,12 @@
 #include <idemq/errors.hpp>
 
 #include <pqxx/except>
+#include <pqxx/result>
 #include <pqxx/transaction>
+
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "fingerprint.hpp"
 #include "log.hpp"
@@ -40,6 +45,17 @@ private:
     const Message& message_;
     std::string_view key_;
     std::string_view correlation_id_;
+    TaggedLogger logger_;
+};
+
+class Batch final : public BatchContext {
+public:
+    explicit Batch(std::string_view handler) : handler_(handler), logger_(handler, "(batch)", "(batch)") {}
+    [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_; }
+    [[nodiscard]] Logger& log() noexcept override { return logger_; }
+
+private:
+    std::string_view handler_;
     TaggedLogger logger_;
 };
 
@@ -94,6 +110,56 @@ bool is_transient(const std::exception& e) {
         return sql->sqlstate() == "40001" || sql->sqlstate() == "40P01";
     }
     return false;
+}
+
+std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& handler, std::string_view handler_name,
+                                   const std::vector<BatchItem>& items) {
+    std::vector<std::string> keys, fingerprints, message_ids, correlation_ids;
+    for (const auto& item : items) {
+        keys.push_back(item.key);
+        fingerprints.push_back(sha256_hex(item.message->body()));
+        message_ids.emplace_back(item.message->message_id());
+        correlation_ids.emplace_back(item.message->correlation_id());
+    }
+    const std::string name(handler_name);
+    pqxx::work tx(connection);
+    std::unordered_set<std::string> claimed;
+    for (const auto& row : tx.exec_prepared(kClaimBatchStatement, name, text_array(keys), text_array(fingerprints),
+                                            text_array(message_ids), text_array(correlation_ids))) {
+        claimed.insert(row[0].as<std::string>());
+    }
+    std::vector<Outcome> outcomes(items.size(), Outcome{.kind = OutcomeKind::kProcessed});
+    std::vector<Message> fresh;
+    std::vector<std::string> seen;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (claimed.contains(items[i].key)) {
+            fresh.push_back(*items[i].message);
+        } else {
+            seen.push_back(items[i].key);
+        }
+    }
+    if (!seen.empty()) {
+        // Read after the claim: ON CONFLICT waited for concurrent claimers.
+        std::unordered_map<std::string, std::string> stored;
+        for (const auto& row : tx.exec_prepared(kFingerprintsStatement, name, text_array(seen))) {
+            stored.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+        }
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (claimed.contains(items[i].key)) continue;
+            const auto it = stored.find(items[i].key);
+            outcomes[i] = it != stored.end() && it->second == fingerprints[i]
+                              ? Outcome{.kind = OutcomeKind::kDuplicate}
+                              : dead_letter(reason::kKeyConflict, "idempotency key '" + items[i].key +
+                                                                      "' was first used with a different body; the "
+                                                                      "first message's effect stands");
+        }
+    }
+    if (!fresh.empty()) {
+        Batch context(handler_name);
+        handler.handle_batch(std::span<const Message>(fresh), tx, context);
+    }
+    tx.commit();
+    return outcomes;
 }
 
 std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <idemq/batch_handler.hpp>
 #include <idemq/handler.hpp>
 
 #include <pqxx/connection>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "dead_letter.hpp"
 
@@ -56,6 +58,19 @@ void clear_handling_started(pqxx::connection& connection, std::string_view handl
 // Failures retried whatever the policy says: TransientError, and Postgres
 // aborting the transaction to resolve a conflict (40001, 40P01).
 [[nodiscard]] bool is_transient(const std::exception& error);
+
+// One message of a batch, its key resolved.
+struct BatchItem {
+    const Message* message = nullptr;
+    std::string key;
+};
+
+// A batch in one transaction: one multi-row claim, the handler for every new
+// message, one COMMIT. Returns per item kProcessed, kDuplicate or a
+// kDeadLetter for a key conflict. Throws what libpqxx or the handler throw;
+// nothing has committed then. Items must have distinct keys.
+[[nodiscard]] std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& handler,
+                                                 std::string_view handler_name, const std::vector<BatchItem>& items);
 
 // Longest idempotency key accepted: Postgres cannot index much longer keys,
 // and a key that long is a bug in the key function.

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
 
+#include <algorithm>
 #include <csignal>
+#include <unordered_set>
 #include <cstdlib>
 
 #include "backoff.hpp"
@@ -51,6 +53,16 @@ std::int64_t now_ms() {
 }
 
 }  // namespace
+
+void SingleMessageBatch::handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) {
+    struct Single final : BatchContext {
+        explicit Single(Context& ctx) : ctx_(ctx) {}
+        [[nodiscard]] std::string_view handler_name() const noexcept override { return ctx_.handler_name(); }
+        [[nodiscard]] Logger& log() noexcept override { return ctx_.log(); }
+        Context& ctx_;
+    } single(ctx);
+    batch_->handle_batch(std::span<const Message>(&message, 1), tx, single);
+}
 
 Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, Telemetry& telemetry)
     : options_(options),
@@ -120,6 +132,9 @@ void Runtime::run() {
         },
         [this](Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
             run_job(job, session, stopping);
+        },
+        [this](std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping) {
+            run_batch(jobs, session, stopping);
         });
     // A broker that cannot be reached at start is a configuration problem
     // more often than an outage: fail fast and let the supervisor retry.
@@ -176,6 +191,11 @@ void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool
         telemetry_.processed(job.handler_index,
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
+    post_outcome(job, std::move(outcome));
+}
+
+// Handler thread.
+void Runtime::post_outcome(const Job& job, Outcome outcome) {
     if (outcome.kind == OutcomeKind::kProcessed && !faults_.crash_after_commit.empty() &&
         job.message->message_id() == faults_.crash_after_commit) {
         log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}", faults_.crash_after_commit);
@@ -185,6 +205,103 @@ void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool
     loop_.post([this, tag = job.delivery_tag, generation = job.generation, outcome = std::move(outcome)]() mutable {
         complete(tag, generation, std::move(outcome));
     });
+}
+
+// Handler thread: several deliveries of one batch handler in one
+// transaction. A failure other than a database outage splits the batch, so
+// one bad message cannot hold back the others and follows its own retry or
+// dead-letter path.
+void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping) {
+    RegisteredHandler& registered = handlers_[jobs.front().handler_index];
+    const std::string& name = registered.route.handler;
+    std::vector<BatchItem> items;
+    std::vector<std::size_t> members;     // jobs in the batch transaction, by position in `items`
+    std::vector<std::size_t> alone;       // jobs handled one by one afterwards
+    std::unordered_set<std::string> keys;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        auto key_or_outcome = resolve_key(*registered.handler, *jobs[i].message);
+        auto* key = std::get_if<std::string>(&key_or_outcome);
+        // A key seen twice in one batch: the second waits until the first
+        // committed (then it is a duplicate) or failed.
+        if (key == nullptr || !keys.insert(*key).second) {
+            alone.push_back(i);
+            continue;
+        }
+        items.push_back({.message = jobs[i].message.get(), .key = std::move(*key)});
+        members.push_back(i);
+    }
+    // A failing batch is split in halves and each half tried again, down to
+    // single messages, which take the per-message path (retries, DLQ).
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    if (!items.empty()) ranges.emplace_back(0, items.size());
+    while (!ranges.empty()) {
+        const auto [begin, end] = ranges.back();
+        ranges.pop_back();
+        if (end - begin == 1) {
+            alone.push_back(members[begin]);
+            continue;
+        }
+        const std::vector<BatchItem> part(items.begin() + static_cast<std::ptrdiff_t>(begin),
+                                          items.begin() + static_cast<std::ptrdiff_t>(end));
+        const auto started = std::chrono::steady_clock::now();
+        std::vector<Outcome> outcomes;
+        bool failed = false;
+        for (int lost = 0;;) {
+            pqxx::connection* connection = session.get(stopping);
+            if (connection == nullptr) {
+                // Shutting down during an outage: give back everything not settled.
+                for (std::size_t k = begin; k < end; ++k) alone.push_back(members[k]);
+                for (const auto& [b, e] : ranges) {
+                    for (std::size_t k = b; k < e; ++k) alone.push_back(members[k]);
+                }
+                for (const std::size_t k : alone) post_outcome(jobs[k], {.kind = OutcomeKind::kRelease});
+                return;
+            }
+            try {
+                outcomes = process_batch(*connection, *registered.batch, name, part);
+                break;
+            } catch (const pqxx::in_doubt_error&) {
+                // The inbox settles it: the batch runs again and finds what committed.
+                telemetry_.in_doubt(jobs.front().handler_index);
+                session.discard();
+            } catch (const pqxx::broken_connection&) {
+                session.discard();
+            } catch (const std::exception& e) {
+                if (connection->is_open()) {
+                    log().info("handler={}: a batch of {} failed ({}: {}); splitting it", name, part.size(),
+                               exception_type_name(e), first_line(e.what()));
+                    failed = true;
+                    break;
+                }
+                session.discard();
+            }
+            lost = std::min(lost + 1, 20);
+            std::this_thread::sleep_for(milliseconds(100) * lost);
+        }
+        if (failed) {
+            const std::size_t middle = begin + (end - begin) / 2;
+            ranges.emplace_back(middle, end);
+            ranges.emplace_back(begin, middle);
+            continue;
+        }
+        telemetry_.batch_committed(jobs.front().handler_index, part.size());
+        const double share = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() /
+                             static_cast<double>(part.size());
+        for (std::size_t k = begin; k < end; ++k) {
+            const Job& job = jobs[members[k]];
+            Outcome& outcome = outcomes[k - begin];
+            if (outcome.kind == OutcomeKind::kProcessed) telemetry_.processed(job.handler_index, share);
+            if (outcome.kind == OutcomeKind::kDeadLetter) {
+                const std::string now = format_time(std::chrono::system_clock::now());
+                outcome.attempt = job.message->attempt();
+                outcome.first_failure_at = now;
+                outcome.last_failure_at = now;
+            }
+            post_outcome(job, std::move(outcome));
+        }
+    }
+    std::sort(alone.begin(), alone.end());
+    for (const std::size_t i : alone) run_job(jobs[i], session, stopping);
 }
 
 // Handler thread: one delivery, its immediate retries, and the decision what
@@ -391,10 +508,16 @@ void Runtime::on_delivery(Delivery delivery) {
                           .last_failure_at = now});
         return;
     }
+    const RegisteredHandler& registered = handlers_[handler->second];
+    // A redelivered message may follow a crash: it goes alone, through the
+    // crash-loop guard, never inside a batch.
+    const bool batchable = registered.batch != nullptr && !message->redelivered();
     pool_->submit(Job{.delivery_tag = tag,
                       .generation = generation_,
                       .handler_index = handler->second,
-                      .message = std::move(message)});
+                      .message = std::move(message),
+                      .batch_max = batchable ? registered.batch_options.max_messages : 0,
+                      .batch_linger = registered.batch_options.linger});
 }
 
 void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome) {

@@ -26,7 +26,25 @@ namespace idemq::detail {
 
 struct RegisteredHandler {
     Route route;
+    // For a batch handler, an adapter that hands it single messages (the
+    // per-message path a failed batch falls back to); `batch` is the handler.
     std::unique_ptr<Handler> handler;
+    BatchHandler* batch = nullptr;
+    BatchOptions batch_options{};
+};
+
+// Runs a BatchHandler on one message at a time.
+class SingleMessageBatch final : public Handler {
+public:
+    explicit SingleMessageBatch(std::unique_ptr<BatchHandler> batch) : batch_(std::move(batch)) {}
+    void handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) override;
+    [[nodiscard]] std::string idempotency_key(const Message& message) const override {
+        return batch_->idempotency_key(message);
+    }
+    [[nodiscard]] BatchHandler& batch() noexcept { return *batch_; }
+
+private:
+    std::unique_ptr<BatchHandler> batch_;
 };
 
 // Fault points for the crash tests only, from IDEMQ_TEST_* variables.
@@ -71,6 +89,8 @@ private:
     [[nodiscard]] std::vector<Route> routes() const;
     void attach(std::unique_ptr<BrokerSession> session);
     void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
+    void run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping);
+    void post_outcome(const Job& job, Outcome outcome);
     [[nodiscard]] Outcome handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
 
     // Loop thread.

@@ -14,6 +14,30 @@ std::string quote_identifier(std::string_view name) {
     return quoted;
 }
 
+std::string text_array(const std::vector<std::string>& values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += '"';
+        for (const char c : values[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
+std::string quote_literal(pqxx::connection_base& connection, std::string_view text) {
+    std::string quoted;
+    quoted.reserve(text.size() + 2);
+    quoted += '\'';
+    quoted += connection.esc(std::string(text));
+    quoted += '\'';
+    return quoted;
+}
+
 void prepare_inbox_statements(pqxx::connection_base& connection, std::string_view schema) {
     const std::string inbox = inbox_table(schema);
     connection.prepare(kClaimStatement,
@@ -23,6 +47,16 @@ void prepare_inbox_statements(pqxx::connection_base& connection, std::string_vie
                                    inbox));
     connection.prepare(kFingerprintStatement,
                        fmt::format("SELECT encode(body_sha256, 'hex') FROM {} WHERE handler = $1 AND idempotency_key = $2",
+                                   inbox));
+    connection.prepare(kClaimBatchStatement,
+                       fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
+                                   "SELECT $1, k, decode(f, 'hex'), m, c "
+                                   "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(k, f, m, c) "
+                                   "ON CONFLICT (handler, idempotency_key) DO NOTHING RETURNING idempotency_key",
+                                   inbox));
+    connection.prepare(kFingerprintsStatement,
+                       fmt::format("SELECT idempotency_key, encode(body_sha256, 'hex') FROM {} "
+                                   "WHERE handler = $1 AND idempotency_key = ANY($2::text[])",
                                    inbox));
     const std::string started = quote_identifier(schema) + ".handling_started";
     connection.prepare(kMarkStartedStatement,

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace idemq::detail {
 
@@ -12,11 +13,20 @@ namespace idemq::detail {
 // `name` as a Postgres identifier, always quoted.
 [[nodiscard]] std::string quote_identifier(std::string_view name);
 
+// `text` as a quoted SQL string literal, escaped for `connection`. (Built by
+// appending: GCC 12 at -O3 misreports libpqxx's own quote() under -Wrestrict.)
+[[nodiscard]] std::string quote_literal(pqxx::connection_base& connection, std::string_view text);
+
+// A Postgres array literal of texts, e.g. {"a","b\"c"}, for `$n::text[]`.
+[[nodiscard]] std::string text_array(const std::vector<std::string>& values);
+
 // Names of the prepared statements.
 inline constexpr const char* kClaimStatement = "idemq_claim";
 inline constexpr const char* kFingerprintStatement = "idemq_fingerprint";
 inline constexpr const char* kMarkStartedStatement = "idemq_mark_started";
 inline constexpr const char* kClearStartedStatement = "idemq_clear_started";
+inline constexpr const char* kClaimBatchStatement = "idemq_claim_batch";
+inline constexpr const char* kFingerprintsStatement = "idemq_fingerprints";
 
 // Prepares the inbox statements on `connection` for the inbox in `schema`.
 //   idemq_claim(handler, key, sha256 hex, message id, correlation id)
@@ -24,6 +34,9 @@ inline constexpr const char* kClearStartedStatement = "idemq_clear_started";
 //   idemq_fingerprint(handler, key) -> the stored body fingerprint (hex).
 //   idemq_mark_started(handler, key) -> deliveries counted so far, this one included.
 //   idemq_clear_started(handler, key) -> forgets the count.
+//   idemq_claim_batch(handler, keys[], sha256 hex[], message ids[], correlation ids[])
+//       -> the keys that were new to the handler.
+//   idemq_fingerprints(handler, keys[]) -> (key, stored fingerprint) of those keys.
 void prepare_inbox_statements(pqxx::connection_base& connection, std::string_view schema);
 
 // The inbox table's qualified, quoted name.

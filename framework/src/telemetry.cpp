@@ -34,6 +34,7 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
     auto& in_flight = BuildGauge().Name("idemq_in_flight").Help("Deliveries received and not yet settled").Register(*registry_);
     auto& duration = BuildHistogram().Name("idemq_handler_duration_seconds").Help("Time from the start of handling to COMMIT").Register(*registry_);
     auto& latency = BuildHistogram().Name("idemq_end_to_end_latency_seconds").Help("Time from publish (AMQP timestamp, else receipt) to ack").Register(*registry_);
+    auto& batch = BuildHistogram().Name("idemq_batch_size").Help("Messages per committed batch transaction (batch handlers)").Register(*registry_);
     dead_lettered_ = &BuildCounter().Name("idemq_dead_lettered_total").Help("Messages dead-lettered, by reason").Register(*registry_);
     reconnects_ = &BuildCounter().Name("idemq_reconnects_total").Help("Reconnections, by component (broker, database)").Register(*registry_);
     paused_ = &BuildGauge().Name("idemq_consumer_paused").Help("1 while consumption is paused because Postgres is unreachable").Register(*registry_).Add({});
@@ -50,7 +51,8 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
                              .crash_loops = &crash_loops.Add(labels),
                              .in_flight = &in_flight.Add(labels),
                              .handler_duration = &duration.Add(labels, latency_buckets()),
-                             .end_to_end = &latency.Add(labels, latency_buckets())});
+                             .end_to_end = &latency.Add(labels, latency_buckets()),
+                             .batch_size = &batch.Add(labels, Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000})});
         for (const auto reason : {reason::kPermanentError, reason::kRetriesExhausted, reason::kCrashLoop,
                                   reason::kMissingKey, reason::kBadKey, reason::kKeyConflict, reason::kTooLarge}) {
             // Present from the start at 0, so rate() and alerts see the series.
@@ -128,6 +130,12 @@ void Telemetry::reconnected(const std::string& component) {
     if (component != "broker") return;
     std::lock_guard lock(mutex_);
     ++stats_.broker_reconnects;
+}
+
+void Telemetry::batch_committed(std::size_t h, std::size_t size) {
+    handlers_[h].batch_size->Observe(static_cast<double>(size));
+    std::lock_guard lock(mutex_);
+    ++stats_.batches;
 }
 
 std::string Telemetry::render() const {

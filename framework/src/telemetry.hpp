@@ -36,6 +36,7 @@ public:
     void paused(bool paused);
     void reconnected(const std::string& component);
     void pause_started();
+    void batch_committed(std::size_t handler, std::size_t size);
 
     // The Prometheus text exposition format.
     [[nodiscard]] std::string render() const;
@@ -55,6 +56,7 @@ private:
         prometheus::Gauge* in_flight;
         prometheus::Histogram* handler_duration;
         prometheus::Histogram* end_to_end;
+        prometheus::Histogram* batch_size;
     };
 
     std::shared_ptr<prometheus::Registry> registry_;

@@ -24,6 +24,21 @@ Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>()) { impl_-
 
 Worker::~Worker() = default;
 
+void Worker::add_batch_handler(Route route, std::unique_ptr<BatchHandler> handler, BatchOptions options) {
+    if (!handler) throw ConfigError("add_batch_handler: the handler must not be null");
+    if (options.max_messages < 1 || options.max_messages > 10'000) {
+        throw ConfigError(fmt::format("handler '{}': BatchOptions.max_messages must be 1 to 10000", route.handler));
+    }
+    if (options.linger.count() < 0 || options.linger > std::chrono::seconds(10)) {
+        throw ConfigError(fmt::format("handler '{}': BatchOptions.linger must be 0 to 10 s", route.handler));
+    }
+    auto adapter = std::make_unique<detail::SingleMessageBatch>(std::move(handler));
+    BatchHandler* batch = &adapter->batch();
+    add_handler(std::move(route), std::move(adapter));
+    impl_->handlers.back().batch = batch;
+    impl_->handlers.back().batch_options = options;
+}
+
 void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
     if (!handler) throw ConfigError("add_handler: the handler must not be null");
     route = detail::normalized(std::move(route));

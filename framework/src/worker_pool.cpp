@@ -2,8 +2,8 @@
 
 namespace idemq::detail {
 
-WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process process)
-    : process_(std::move(process)) {
+WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch)
+    : process_(std::move(process)), process_batch_(std::move(process_batch)) {
     threads_.reserve(static_cast<std::size_t>(threads));
     for (int i = 0; i < threads; ++i) {
         threads_.emplace_back([this, session = make_session(i)]() mutable { run_thread(std::move(session)); });
@@ -39,17 +39,46 @@ void WorkerPool::stop() {
     }
 }
 
+std::vector<Job> WorkerPool::gather(Job first, std::unique_lock<std::mutex>& lock) {
+    std::vector<Job> batch;
+    const std::size_t handler = first.handler_index;
+    const std::size_t max = first.batch_max;
+    const auto deadline = std::chrono::steady_clock::now() + first.batch_linger;
+    batch.push_back(std::move(first));
+    while (batch.size() < max && !stopping_.load()) {
+        if (jobs_.empty()) {
+            if (!wake_.wait_until(lock, deadline, [this] { return stopping_.load() || !jobs_.empty(); })) break;
+            continue;
+        }
+        if (jobs_.front().handler_index != handler || jobs_.front().batch_max <= 1) break;
+        batch.push_back(std::move(jobs_.front()));
+        jobs_.pop_front();
+    }
+    return batch;
+}
+
 void WorkerPool::run_thread(DatabaseSession session) {
     for (;;) {
-        Job job;
+        std::vector<Job> batch;
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [this] { return stopping_.load() || !jobs_.empty(); });
             if (stopping_.load()) return;
-            job = std::move(jobs_.front());
+            Job job = std::move(jobs_.front());
             jobs_.pop_front();
+            if (job.batch_max > 1) {
+                batch = gather(std::move(job), lock);
+            } else {
+                lock.unlock();
+                process_(job, session, stopping_);
+                continue;
+            }
         }
-        process_(job, session, stopping_);
+        if (batch.size() == 1) {
+            process_(batch.front(), session, stopping_);
+        } else {
+            process_batch_(batch, session, stopping_);
+        }
     }
 }
 

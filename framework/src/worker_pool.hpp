@@ -22,6 +22,10 @@ struct Job {
     std::uint64_t generation = 0;  // of the broker connection it came on
     std::size_t handler_index = 0;
     std::shared_ptr<const Message> message;
+    // For a batch handler: how many jobs of its handler may share a
+    // transaction, and how long to wait for more. 0: handled alone.
+    std::size_t batch_max = 0;
+    std::chrono::milliseconds batch_linger{0};
 };
 
 // Handler threads, each with its own DatabaseSession. Jobs wait in a FIFO
@@ -31,9 +35,10 @@ class WorkerPool final {
 public:
     // Runs on a handler thread. `stopping` tells a long wait to give up.
     using Process = std::function<void(Job&, DatabaseSession&, const std::atomic<bool>& stopping)>;
+    using ProcessBatch = std::function<void(std::vector<Job>&, DatabaseSession&, const std::atomic<bool>& stopping)>;
     using SessionFactory = std::function<DatabaseSession(int thread_index)>;
 
-    WorkerPool(int threads, const SessionFactory& make_session, Process process);
+    WorkerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch);
     ~WorkerPool();
     WorkerPool(const WorkerPool&) = delete;
     WorkerPool& operator=(const WorkerPool&) = delete;
@@ -47,8 +52,12 @@ public:
 
 private:
     void run_thread(DatabaseSession session);
+    // With the lock held: `first` plus the batchable jobs of its handler at
+    // the front of the queue, waiting up to its linger for more.
+    std::vector<Job> gather(Job first, std::unique_lock<std::mutex>& lock);
 
     Process process_;
+    ProcessBatch process_batch_;
     std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Job> jobs_;

@@ -67,12 +67,16 @@ TEST_CASE("the same message id delivered three times books one charge and counts
     CHECK(broker.ready(kQueue) == 0);
 }
 
-TEST_CASE("a worker killed after COMMIT and before the ack applies the effect once: the redelivery is a duplicate") {
+namespace {
+
+// PAYMENTS_BATCH_SIZE for the workers: "" runs the per-message handler.
+void killed_after_commit(const std::string& batch_size) {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);
     test::Broker broker(vhost.url());
     auto env = test::worker_env(vhost, db);
+    env["PAYMENTS_BATCH_SIZE"] = batch_size;
     env["IDEMQ_TEST_CRASH_AFTER_COMMIT"] = "m-crash";
     {
         test::Process crashing(test::bin("payments-worker"), {"run"}, env);
@@ -84,7 +88,8 @@ TEST_CASE("a worker killed after COMMIT and before the ack applies the effect on
     // The unacked delivery went back to the queue with the dead connection.
     CHECK(test::eventually([&] { return broker.ready(kQueue) == 1; }));
 
-    test::Process restarted(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    env.erase("IDEMQ_TEST_CRASH_AFTER_COMMIT");
+    test::Process restarted(test::bin("payments-worker"), {"run"}, env);
     REQUIRE(test::eventually([&] { return restarted.output().find("duplicate delivery acked") != std::string::npos; }));
     test::stop_gracefully(restarted);
     CHECK(summary_value(restarted.output(), "duplicates") == 1);
@@ -94,7 +99,7 @@ TEST_CASE("a worker killed after COMMIT and before the ack applies the effect on
     CHECK(broker.ready(kQueue) == 0);
 }
 
-TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges") {
+void two_workers_exactly_once(const std::string& batch_size) {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);
@@ -118,6 +123,7 @@ TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance i
     REQUIRE(messages.size() == 2000);
 
     auto env = test::worker_env(vhost, db);
+    env["PAYMENTS_BATCH_SIZE"] = batch_size;
     test::Process first(test::bin("payments-worker"), {"run"}, env);
     test::Process second(test::bin("payments-worker"), {"run"}, env);
     wait_for_queue(broker);
@@ -153,6 +159,25 @@ TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance i
     CHECK(duplicates == 600);
     INFO("first worker processed " << summary_value(first.output(), "processed") << ", second "
                                    << summary_value(second.output(), "processed"));
+    if (!batch_size.empty()) CHECK(summary_value(first.output(), "batches") + summary_value(second.output(), "batches") > 0);
+}
+
+}  // namespace
+
+TEST_CASE("a worker killed after COMMIT and before the ack applies the effect once: the redelivery is a duplicate") {
+    killed_after_commit("");
+}
+
+TEST_CASE("batch mode: a worker killed after a batch COMMIT and before the acks applies the effect once") {
+    killed_after_commit("50");
+}
+
+TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges") {
+    two_workers_exactly_once("");
+}
+
+TEST_CASE("batch mode: two workers share 2,000 messages with 30% duplicates, each charge booked once") {
+    two_workers_exactly_once("50");
 }
 
 TEST_CASE("bad input goes to the dead-letter queue with its reason, and the worker keeps running") {

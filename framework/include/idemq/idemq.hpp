@@ -1,6 +1,7 @@
 #pragma once
 
 #include <idemq/app.hpp>
+#include <idemq/batch_handler.hpp>
 #include <idemq/context.hpp>
 #include <idemq/errors.hpp>
 #include <idemq/handler.hpp>

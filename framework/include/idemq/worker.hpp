@@ -1,5 +1,6 @@
 #pragma once
 
+#include <idemq/batch_handler.hpp>
 #include <idemq/handler.hpp>
 #include <idemq/options.hpp>
 
@@ -24,6 +25,7 @@ struct WorkerStats {
     std::uint64_t released = 0;           ///< Returned to the queue untouched (shutdown, paused consumer).
     std::uint64_t broker_reconnects = 0;  ///< Times the broker connection was re-established.
     std::uint64_t database_pauses = 0;    ///< Times consumption paused because Postgres was unreachable.
+    std::uint64_t batches = 0;            ///< Batch transactions committed (batch handlers).
     std::map<std::string, std::uint64_t> dead_lettered{};  ///< By reason.
 };
 
@@ -40,6 +42,10 @@ public:
     /// Registers a handler before `run()`. Throws ConfigError for a bad route
     /// or a handler name registered twice.
     void add_handler(Route route, std::unique_ptr<Handler> handler);
+
+    /// Registers a batch handler: deliveries of `route` are handled up to
+    /// `options.max_messages` per transaction. Same rules as add_handler.
+    void add_batch_handler(Route route, std::unique_ptr<BatchHandler> handler, BatchOptions options = {});
 
     /// Validates the options, connects, declares the topology and consumes
     /// until `request_stop()` or a signal; then stops consuming, lets handlers
