@@ -9,7 +9,7 @@
 namespace idemqctl {
 
 // `trace <message-id>`: where is this message? Looks in the inbox, in the
-// delay queues and in the given work and dead-letter queues.
+// delay queues and in the given handlers' dead-letter queues.
 class TraceCommand {
 public:
     explicit TraceCommand(CLI::App& parent);

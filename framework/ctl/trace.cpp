@@ -44,7 +44,7 @@ TraceCommand::TraceCommand(CLI::App& parent) {
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
     command_ = parent.add_subcommand("trace", "Where is message X? Inbox, delay queues, work and dead-letter queues");
     command_->add_option("message-id", message_id_, "message id (or idempotency key)")->required();
-    command_->add_option("--queue", queues_, "a work queue to search, with its <queue>.dlq (repeatable)");
+    command_->add_option("--queue", queues_, "a handler's work queue: its <queue>.dlq is searched (repeatable)");
     command_->add_option("--database-url", database_url_, "Postgres URL (default: IDEMQ_DATABASE_URL)");
     command_->add_option("--amqp-url", amqp_url_, "AMQP URL (default: IDEMQ_AMQP_URL)");
     command_->add_option("--schema", schema_, "schema of idemq's tables (default: IDEMQ_SCHEMA or idemq)");
@@ -92,20 +92,15 @@ int TraceCommand::run() {
     }
 
     for (const auto& name : queues_) {
-        std::vector<std::string> candidates{name};
-        if (!name.ends_with(".dlq")) candidates.push_back(idemq::detail::dead_letter_queue_name(name));
-        for (const auto& queue : candidates) {
-            if (!queue_has_messages(amqp_url_, queue)) continue;
-            for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
-                ++places;
-                const auto view = idemq::detail::view_of(delivery);
-                if (queue.ends_with(".dlq")) {
-                    fmt::print("dlq: in {} with reason {} ({}: {}), failed at {} after {} attempt(s)\n", queue,
-                               view.reason, view.error_type, view.error, view.failed_at, view.attempts);
-                } else {
-                    fmt::print("queue: waiting in {}\n", queue);
-                }
-            }
+        // Only the dead-letter queue is read: reading a live work queue would
+        // take its backlog away from the workers for the time of the scan.
+        const std::string queue = name.ends_with(".dlq") ? name : idemq::detail::dead_letter_queue_name(name);
+        if (!queue_has_messages(amqp_url_, queue)) continue;
+        for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
+            ++places;
+            const auto view = idemq::detail::view_of(delivery);
+            fmt::print("dlq: in {} with reason {} ({}: {}), failed at {} after {} attempt(s)\n", queue, view.reason,
+                       view.error_type, view.error, view.failed_at, view.attempts);
         }
     }
     if (places == 0) {

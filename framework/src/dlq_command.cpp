@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -331,6 +332,12 @@ int DlqCommand::export_messages() {
     }
     std::filesystem::rename(temporary, out_file_);
     if (move_) {
+        // The rename itself must survive a power loss before the originals go.
+        const auto directory = std::filesystem::absolute(out_file_).parent_path();
+        const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+        const bool synced = fd >= 0 && fsync(fd) == 0;
+        if (fd >= 0) ::close(fd);
+        if (!synced) throw Error(fmt::format("could not sync directory '{}'; nothing was removed", directory.string()));
         for (const std::uint64_t tag : exported) reader.ack(tag);
     }
     fmt::print("exported {} message(s) from {} to {}{}\n", exported.size(), queue, out_file_,

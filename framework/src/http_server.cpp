@@ -107,6 +107,7 @@ void HttpServer::accept() noexcept {
                 server->close(self);
                 return;
             }
+            if (nread == 0) return;  // EAGAIN: libuv's "nothing this time", not end of stream
             self->received += static_cast<std::size_t>(nread);
             static const http_parser_settings settings = [] {
                 http_parser_settings s{};

@@ -10,8 +10,10 @@
 namespace idemq::detail {
 
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
-                        std::size_t batch, std::chrono::milliseconds pause) {
+                        std::size_t batch, std::chrono::milliseconds pause, const std::atomic<bool>* stopping) {
     const std::string quoted = quote_identifier(schema);
+    // Batches of ctids, keys sorted: the received_at index finds candidates,
+    // and no more than `batch` rows are scanned or locked at once.
     // ctid batches use the received_at index to find candidates and never
     // scan or lock more than `batch` rows at once.
     const std::string inbox_sql = fmt::format(
@@ -28,6 +30,7 @@ std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, s
         tx.commit();
         deleted += static_cast<std::size_t>(result.affected_rows());
         if (static_cast<std::size_t>(result.affected_rows()) < batch) break;
+        if (stopping != nullptr && stopping->load()) return deleted;
         std::this_thread::sleep_for(pause);
     }
     pqxx::work tx(connection);

@@ -274,6 +274,9 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
                     break;
                 }
                 session.discard();
+            } catch (...) {
+                failed = true;
+                break;
             }
             lost = std::min(lost + 1, 20);
             std::this_thread::sleep_for(milliseconds(100) * lost);
@@ -693,7 +696,7 @@ void Runtime::start_observability() {
     }
     // Readiness must notice a database outage even when no message flows.
     database_probe_ = std::make_unique<PeriodicTask>(
-        std::chrono::seconds(2), [this, connection = std::shared_ptr<pqxx::connection>()]() mutable {
+        std::chrono::seconds(2), [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>&) mutable {
             std::string error;
             try {
                 if (!connection) connection = open_database(options_.database_url, "idemq readiness probe");
@@ -710,11 +713,12 @@ void Runtime::start_observability() {
         });
     if (options_.inbox_prune_interval.count() > 0) {
         pruner_ = std::make_unique<PeriodicTask>(
-            options_.inbox_prune_interval, [this, connection = std::shared_ptr<pqxx::connection>()]() mutable {
+            options_.inbox_prune_interval,
+            [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>& stopping) mutable {
                 try {
                     if (!connection) connection = open_database(options_.database_url, "idemq inbox pruner");
                     const std::size_t deleted = prune_inbox(*connection, options_.schema, options_.inbox_retention,
-                                                            1000, milliseconds(20));
+                                                            1000, milliseconds(20), &stopping);
                     if (deleted > 0) log().info("pruned {} inbox rows older than {} s", deleted, options_.inbox_retention.count());
                 } catch (const std::exception& e) {
                     connection.reset();

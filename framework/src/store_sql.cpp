@@ -52,6 +52,8 @@ void prepare_inbox_statements(pqxx::connection_base& connection, std::string_vie
                        fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
                                    "SELECT $1, k, decode(f, 'hex'), m, c "
                                    "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(k, f, m, c) "
+                                   // One lock order for every batch: no deadlocks between them.
+                                   "ORDER BY k "
                                    "ON CONFLICT (handler, idempotency_key) DO NOTHING RETURNING idempotency_key",
                                    inbox));
     connection.prepare(kFingerprintsStatement,

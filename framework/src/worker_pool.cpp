@@ -50,7 +50,11 @@ std::vector<Job> WorkerPool::gather(Job first, std::unique_lock<std::mutex>& loc
             if (!wake_.wait_until(lock, deadline, [this] { return stopping_.load() || !jobs_.empty(); })) break;
             continue;
         }
-        if (jobs_.front().handler_index != handler || jobs_.front().batch_max <= 1) break;
+        if (jobs_.front().handler_index != handler || jobs_.front().batch_max <= 1) {
+            // The wake-up may have been meant for this job: pass it on.
+            wake_.notify_one();
+            break;
+        }
         batch.push_back(std::move(jobs_.front()));
         jobs_.pop_front();
     }

@@ -25,7 +25,7 @@ public:
 /// How a batch handler's deliveries are grouped.
 struct BatchOptions {
     std::size_t max_messages = 100;      ///< A batch is cut at this many messages…
-    std::chrono::milliseconds linger{5};  ///< …or when no further message came this long.
+    std::chrono::milliseconds linger{5};  ///< …or this long after its first message, if fewer arrived.
 };
 
 /// A handler that applies many messages in one transaction: one multi-row
