@@ -4,14 +4,11 @@
 #include <idemq/idemq.hpp>
 
 #include "charge_handler.hpp"
+#include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
 namespace {
-
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
 
 // A worker with the batch payments handler over messages already waiting in
 // its queue, so they arrive together and form batches.
@@ -22,9 +19,7 @@ struct BatchFixture {
     std::unique_ptr<test::RunningWorker> worker;
 
     BatchFixture() {
-        auto all = idemq::framework_migrations();
-        for (auto& m : payments::migrations()) all.push_back(std::move(m));
-        idemq::apply_migrations(db.url(), "idemq", all);
+        idemq::apply_migrations(db.url(), "idemq", test::payments_schema());
         broker = std::make_unique<test::Broker>(vhost.url());
         broker->declare_queue("payments.charge");
     }
@@ -43,8 +38,8 @@ struct BatchFixture {
 
 TEST_CASE_FIXTURE(BatchFixture, "a batch with one permanently failing message commits the others and dead-letters only that one") {
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 40; ++i) messages.push_back({.body = charge("A" + std::to_string(i % 4), 10), .message_id = "b-" + std::to_string(i)});
-    messages[17] = {.body = charge("A1", -1), .message_id = "bad"};
+    for (int i = 0; i < 40; ++i) messages.push_back({.body = test::charge("A" + std::to_string(i % 4), 10), .message_id = "b-" + std::to_string(i)});
+    messages[17] = {.body = test::charge("A1", -1), .message_id = "bad"};
     broker->publish("", "payments.charge", messages);
     start();
     REQUIRE(test::eventually([&] { return ledger() == 39 && broker->ready("payments.charge.dlq") == 1; }));
@@ -61,11 +56,11 @@ TEST_CASE_FIXTURE(BatchFixture, "a batch with one permanently failing message co
 
 TEST_CASE_FIXTURE(BatchFixture, "duplicates inside one batch are absorbed, and a key reused inside a batch is a conflict") {
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 10; ++i) messages.push_back({.body = charge("A", 1 + i), .message_id = "u-" + std::to_string(i)});
+    for (int i = 0; i < 10; ++i) messages.push_back({.body = test::charge("A", 1 + i), .message_id = "u-" + std::to_string(i)});
     messages.push_back(messages[1]);
     messages.push_back(messages[1]);
     messages.push_back(messages[2]);
-    messages.push_back({.body = charge("A", 999), .message_id = "u-3"});
+    messages.push_back({.body = test::charge("A", 999), .message_id = "u-3"});
     broker->publish("", "payments.charge", messages);
     start();
     REQUIRE(test::eventually([&] {
@@ -84,5 +79,5 @@ TEST_CASE_FIXTURE(BatchFixture, "duplicates inside one batch are absorbed, and a
     const auto dead = broker->peek_all("payments.charge.dlq");
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].properties.message_id() == "u-3");
-    CHECK(dead[0].body == (balance == 55 ? charge("A", 999) : charge("A", 4)));
+    CHECK(dead[0].body == (balance == 55 ? test::charge("A", 999) : test::charge("A", 4)));
 }

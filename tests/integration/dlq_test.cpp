@@ -13,6 +13,7 @@
 
 #include "base64.hpp"
 #include "charge_handler.hpp"
+#include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
@@ -88,9 +89,7 @@ std::vector<test::Outgoing> numbered(const std::string& prefix, int count, const
 TEST_CASE("dlq list shows ten dead letters grouped by reason, and leaves all ten in place") {
     test::Database db;
     test::Vhost vhost;
-    auto all = idemq::framework_migrations();
-    for (auto& m : payments::migrations()) all.push_back(std::move(m));
-    idemq::apply_migrations(db.url(), "idemq", all);
+    idemq::apply_migrations(db.url(), "idemq", test::payments_schema());
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [](idemq::Worker& w) {
         w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
     });

@@ -13,20 +13,11 @@
 #include <sstream>
 
 #include "charge_handler.hpp"
+#include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
 namespace {
-
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
-
-std::vector<idemq::Migration> all_migrations() {
-    auto all = idemq::framework_migrations();
-    for (auto& m : payments::migrations()) all.push_back(std::move(m));
-    return all;
-}
 
 // The value of one sample in a Prometheus exposition, e.g.
 // sample(text, "idemq_duplicates_total", "handler=\"payments.charge\"").
@@ -42,7 +33,7 @@ double sample(const std::string& exposition, const std::string& name, const std:
 TEST_CASE("after a known mix of messages the /metrics counters equal it exactly, and promtool accepts them") {
     test::Database db;
     test::Vhost vhost;
-    idemq::apply_migrations(db.url(), "idemq", all_migrations());
+    idemq::apply_migrations(db.url(), "idemq", test::payments_schema());
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [](idemq::Worker& w) {
         w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
     });
@@ -53,11 +44,11 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
     REQUIRE(test::eventually([&] { return test::http_get(port, "/readyz").first == 200; }));
 
     broker.publish("payments", "charge",
-                   {{.body = charge("A1", 100), .message_id = "n-1"}, {.body = charge("A2", 200), .message_id = "n-2"},
-                    {.body = charge("flaky-9", 300), .message_id = "retried"}, {.body = "{nope", .message_id = "bad"}});
+                   {{.body = test::charge("A1", 100), .message_id = "n-1"}, {.body = test::charge("A2", 200), .message_id = "n-2"},
+                    {.body = test::charge("flaky-9", 300), .message_id = "retried"}, {.body = "{nope", .message_id = "bad"}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 3; }));
     broker.publish("payments", "charge",
-                   {{.body = charge("A1", 100), .message_id = "n-1"}, {.body = charge("A1", 999), .message_id = "n-2"}});
+                   {{.body = test::charge("A1", 100), .message_id = "n-1"}, {.body = test::charge("A1", 999), .message_id = "n-2"}});
     REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 2 && worker.stats().duplicates == 1; }));
 
     const auto [status, text] = test::http_get(port, "/metrics");
@@ -100,10 +91,10 @@ TEST_CASE("every log line of a worker is JSON, message lines carry the three ids
     test::Process worker(test::bin("payments-worker"), {"run"}, env);
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
     broker.publish("payments", "charge",
-                   {{.body = charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
-                    {.body = charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
+                   {{.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
+                    {.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
                     {.body = "{bad", .message_id = "j-2"},
-                    {.body = charge("flaky-2", 5), .message_id = "j-3"}});
+                    {.body = test::charge("flaky-2", 5), .message_id = "j-3"}});
     REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 1 &&
                                           db.count("SELECT count(*) FROM payments.ledger") == 2; }));
     test::stop_gracefully(worker);
@@ -201,7 +192,7 @@ TEST_CASE("inbox prune removes only rows older than the window, while a worker p
     test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
     std::vector<test::Outgoing> load;
-    for (int i = 0; i < 2000; ++i) load.push_back({.body = charge("A" + std::to_string(i % 7), 1), .message_id = "new-" + std::to_string(i)});
+    for (int i = 0; i < 2000; ++i) load.push_back({.body = test::charge("A" + std::to_string(i % 7), 1), .message_id = "new-" + std::to_string(i)});
     broker.publish("payments", "charge", load);
     test::Process prune(test::bin("idemqctl"), {"inbox", "prune", "--older-than", "14d", "--batch", "500"},
                         {{"IDEMQ_DATABASE_URL", db.url()}});

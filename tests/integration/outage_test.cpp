@@ -11,18 +11,6 @@
 
 namespace {
 
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
-
-long long summary_value(const std::string& output, const std::string& key) {
-    const auto line = output.rfind("summary: ");
-    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
-    const auto at = output.find(" " + key + "=", line);
-    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
-    return std::stoll(output.substr(at + key.size() + 2));
-}
-
 void services(const std::string& args) {
     const char* script = std::getenv("IDEMQ_SERVICES");
     const std::string command =
@@ -39,7 +27,7 @@ struct Load {
             const std::string account = "A" + std::to_string(i % 20);
             const long long cents = 1 + (i % 83);
             expected[account] += cents;
-            messages.push_back({.body = charge(account, cents), .message_id = "m-" + std::to_string(i)});
+            messages.push_back({.body = test::charge(account, cents), .message_id = "m-" + std::to_string(i)});
         }
     }
 };
@@ -67,9 +55,9 @@ TEST_CASE("Postgres restarted while 2,000 messages flow: all processed once, non
         CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);
     }
     CHECK(broker.ready("payments.charge.dlq") == 0);
-    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
-    CHECK(summary_value(worker.output(), "immediate_retries") == 0);
-    CHECK(summary_value(worker.output(), "delayed_retries") == 0);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
+    CHECK(test::summary_value(worker.output(), "immediate_retries") == 0);
+    CHECK(test::summary_value(worker.output(), "delayed_retries") == 0);
     CHECK(worker.output().find("Postgres connection lost") != std::string::npos);
     CHECK(worker.output().find("pausing consumption") != std::string::npos);
 }
@@ -101,8 +89,8 @@ TEST_CASE("the broker node restarted while messages flow: the worker reconnects 
         CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents);
     }
     CHECK(broker.ready("payments.charge.dlq") == 0);
-    CHECK(summary_value(worker.output(), "broker_reconnects") >= 1);
-    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
+    CHECK(test::summary_value(worker.output(), "broker_reconnects") >= 1);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
 }
 
 TEST_CASE("/readyz turns not-ready while Postgres is stopped, and ready again after") {

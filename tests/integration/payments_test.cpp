@@ -9,6 +9,7 @@
 #include <set>
 
 #include "charge_handler.hpp"
+#include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
@@ -17,27 +18,8 @@ namespace {
 constexpr const char* kQueue = "payments.charge";
 constexpr const char* kDeadLetters = "payments.charge.dlq";
 
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
-
-std::vector<idemq::Migration> all_migrations() {
-    auto all = idemq::framework_migrations();
-    for (auto& m : payments::migrations()) all.push_back(std::move(m));
-    return all;
-}
-
 void wait_for_queue(test::Broker& broker) {
     REQUIRE_MESSAGE(test::eventually([&] { return broker.consumed(kQueue); }), "the worker never declared its queue");
-}
-
-// "key=value" out of the summary line a worker prints when it stops.
-long long summary_value(const std::string& output, const std::string& key) {
-    const auto line = output.rfind("summary: ");
-    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
-    const auto at = output.find(" " + key + "=", line);
-    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
-    return std::stoll(output.substr(at + key.size() + 2));
 }
 
 }  // namespace
@@ -45,14 +27,14 @@ long long summary_value(const std::string& output, const std::string& key) {
 TEST_CASE("the same message id delivered three times books one charge and counts two duplicates") {
     test::Database db;
     test::Vhost vhost;
-    idemq::apply_migrations(db.url(), "idemq", all_migrations());
+    idemq::apply_migrations(db.url(), "idemq", test::payments_schema());
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [](idemq::Worker& w) {
         w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
     });
     test::Broker broker(vhost.url());
     wait_for_queue(broker);
 
-    const test::Outgoing message{.body = charge("A1", 1250), .message_id = "m-1"};
+    const test::Outgoing message{.body = test::charge("A1", 1250), .message_id = "m-1"};
     broker.publish("payments", "charge", {message, message, message});
 
     REQUIRE(test::eventually([&] {
@@ -81,7 +63,7 @@ void killed_after_commit(const std::string& batch_size) {
     {
         test::Process crashing(test::bin("payments-worker"), {"run"}, env);
         wait_for_queue(broker);
-        broker.publish_one("payments", "charge", {.body = charge("A7", 500), .message_id = "m-crash"});
+        broker.publish_one("payments", "charge", {.body = test::charge("A7", 500), .message_id = "m-crash"});
         CHECK(crashing.wait() == 128 + SIGKILL);
     }
     CHECK(db.count("SELECT count(*) FROM payments.ledger WHERE message_id = 'm-crash'") == 1);
@@ -92,8 +74,8 @@ void killed_after_commit(const std::string& batch_size) {
     test::Process restarted(test::bin("payments-worker"), {"run"}, env);
     REQUIRE(test::eventually([&] { return restarted.output().find("duplicate delivery acked") != std::string::npos; }));
     test::stop_gracefully(restarted);
-    CHECK(summary_value(restarted.output(), "duplicates") == 1);
-    CHECK(summary_value(restarted.output(), "processed") == 0);
+    CHECK(test::summary_value(restarted.output(), "duplicates") == 1);
+    CHECK(test::summary_value(restarted.output(), "processed") == 0);
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == 1);
     CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A7'") == 500);
     CHECK(broker.ready(kQueue) == 0);
@@ -112,7 +94,7 @@ void two_workers_exactly_once(const std::string& batch_size) {
     for (int i = 0; i < kUnique; ++i) {
         const std::string account = "A" + std::to_string(i % 20);
         const long long cents = 1 + (i % 97);
-        messages.push_back({.body = charge(account, cents), .message_id = "u-" + std::to_string(i)});
+        messages.push_back({.body = test::charge(account, cents), .message_id = "u-" + std::to_string(i)});
         expected[account] += cents;
         // 3 of every 7 uniques are followed by a duplicate of a recent message.
         if (i % 7 < 3) {
@@ -152,14 +134,14 @@ void two_workers_exactly_once(const std::string& batch_size) {
         CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
                       account);
     }
-    const long long processed = summary_value(first.output(), "processed") + summary_value(second.output(), "processed");
+    const long long processed = test::summary_value(first.output(), "processed") + test::summary_value(second.output(), "processed");
     const long long duplicates =
-        summary_value(first.output(), "duplicates") + summary_value(second.output(), "duplicates");
+        test::summary_value(first.output(), "duplicates") + test::summary_value(second.output(), "duplicates");
     CHECK(processed == kUnique);
     CHECK(duplicates == 600);
-    INFO("first worker processed " << summary_value(first.output(), "processed") << ", second "
-                                   << summary_value(second.output(), "processed"));
-    if (!batch_size.empty()) CHECK(summary_value(first.output(), "batches") + summary_value(second.output(), "batches") > 0);
+    INFO("first worker processed " << test::summary_value(first.output(), "processed") << ", second "
+                                   << test::summary_value(second.output(), "processed"));
+    if (!batch_size.empty()) CHECK(test::summary_value(first.output(), "batches") + test::summary_value(second.output(), "batches") > 0);
 }
 
 }  // namespace
@@ -191,14 +173,14 @@ TEST_CASE("bad input goes to the dead-letter queue with its reason, and the work
     wait_for_queue(broker);
 
     broker.publish("payments", "charge",
-                   {{.body = charge("A1", 100), .message_id = "", .correlation_id = "corr-no-id"},
+                   {{.body = test::charge("A1", 100), .message_id = "", .correlation_id = "corr-no-id"},
                     {.body = "{not json", .message_id = "bad-json"},
-                    {.body = charge("A1", -5), .message_id = "negative"},
-                    {.body = charge("A1", 100), .message_id = "k-1"}});
+                    {.body = test::charge("A1", -5), .message_id = "negative"},
+                    {.body = test::charge("A1", 100), .message_id = "k-1"}});
     REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") == 1; }));
     broker.publish("payments", "charge",
-                   {{.body = charge("A1", 999), .message_id = "k-1", .headers = {{"tenant", "acme"}}},
-                    {.body = std::string(2000, ' ') + charge("A1", 1), .message_id = "too-big"}});
+                   {{.body = test::charge("A1", 999), .message_id = "k-1", .headers = {{"tenant", "acme"}}},
+                    {.body = std::string(2000, ' ') + test::charge("A1", 1), .message_id = "too-big"}});
 
     REQUIRE(test::eventually([&] { return broker.ready(kDeadLetters) == 5; }));
     CHECK(worker.running());
@@ -215,7 +197,7 @@ TEST_CASE("bad input goes to the dead-letter queue with its reason, and the work
     CHECK(by_id.at("bad-json")->body == "{not json");
     CHECK(test::header(*by_id.at("negative"), "x-idemq-reason") == "permanent-error");
     CHECK(test::header(*by_id.at("k-1"), "x-idemq-reason") == "idempotency-key-conflict");
-    CHECK(by_id.at("k-1")->body == charge("A1", 999));
+    CHECK(by_id.at("k-1")->body == test::charge("A1", 999));
     CHECK(test::header(*by_id.at("k-1"), "tenant") == "acme");
     CHECK(test::header(*by_id.at("too-big"), "x-idemq-reason") == "message-too-large");
     for (const auto& d : dead) {
@@ -231,7 +213,7 @@ TEST_CASE("bad input goes to the dead-letter queue with its reason, and the work
     CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'A1'") == 100);
     test::stop_gracefully(worker);
     CHECK(broker.ready(kQueue) == 0);
-    CHECK(summary_value(worker.output(), "dead_lettered") == 5);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 5);
 }
 
 TEST_CASE("migrate run twice, and by two processes at once, applies each migration once") {

@@ -12,10 +12,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
-
 // `count` unique charges over 20 accounts, and what each account must end with.
 std::vector<test::Outgoing> charges(int count, std::map<std::string, long long>& expected) {
     std::vector<test::Outgoing> messages;
@@ -23,17 +19,9 @@ std::vector<test::Outgoing> charges(int count, std::map<std::string, long long>&
         const std::string account = "A" + std::to_string(i % 20);
         const long long cents = 1 + (i % 89);
         expected[account] += cents;
-        messages.push_back({.body = charge(account, cents), .message_id = "m-" + std::to_string(i)});
+        messages.push_back({.body = test::charge(account, cents), .message_id = "m-" + std::to_string(i)});
     }
     return messages;
-}
-
-long long summary_value(const std::string& output, const std::string& key) {
-    const auto line = output.rfind("summary: ");
-    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
-    const auto at = output.find(" " + key + "=", line);
-    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
-    return std::stoll(output.substr(at + key.size() + 2));
 }
 
 // Everything was booked exactly once, nothing dead-lettered or left behind.
@@ -78,9 +66,9 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
     test::stop_gracefully(worker);
     check_exactly_once(db, broker, 2000, expected);
-    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
-    CHECK(summary_value(worker.output(), "immediate_retries") == 0);
-    CHECK(summary_value(worker.output(), "delayed_retries") == 0);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
+    CHECK(test::summary_value(worker.output(), "immediate_retries") == 0);
+    CHECK(test::summary_value(worker.output(), "delayed_retries") == 0);
     CHECK(worker.output().find("Postgres connection lost") != std::string::npos);
 }
 
@@ -106,8 +94,8 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
     test::stop_gracefully(worker);
     check_exactly_once(db, after, 2000, expected);
-    CHECK(summary_value(worker.output(), "broker_reconnects") >= 1);
-    CHECK(summary_value(worker.output(), "dead_lettered") == 0);
+    CHECK(test::summary_value(worker.output(), "broker_reconnects") >= 1);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
 }
 
 TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart processes everything once") {

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "charge_handler.hpp"
+#include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
@@ -16,10 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-std::string charge(const std::string& account, long long cents) {
-    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
-}
 
 // Fails every time, remembering when each attempt ran.
 class AlwaysFailing final : public idemq::Handler {
@@ -43,25 +40,19 @@ private:
     std::map<std::string, std::vector<Run>> runs_;
 };
 
-std::vector<idemq::Migration> all_migrations() {
-    auto all = idemq::framework_migrations();
-    for (auto& m : payments::migrations()) all.push_back(std::move(m));
-    return all;
-}
-
 }  // namespace
 
 TEST_CASE("a handler that fails transiently twice succeeds on attempt 3 and books once") {
     test::Database db;
     test::Vhost vhost;
-    idemq::apply_migrations(db.url(), "idemq", all_migrations());
+    idemq::apply_migrations(db.url(), "idemq", test::payments_schema());
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [](idemq::Worker& w) {
         w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
     });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-    broker.publish("payments", "charge", {{.body = charge("flaky-1", 700), .message_id = "f-1"},
-                                          {.body = charge("steady", 300), .message_id = "s-1"}});
+    broker.publish("payments", "charge", {{.body = test::charge("flaky-1", 700), .message_id = "f-1"},
+                                          {.body = test::charge("steady", 300), .message_id = "s-1"}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 2; }));
     const auto stats = worker.stop();
     CHECK(stats.immediate_retries == 2);
@@ -163,8 +154,8 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
     env["IDEMQ_TEST_ABORT_IN_HANDLER"] = "poison";
 
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 20; ++i) messages.push_back({.body = charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
-    messages.insert(messages.begin() + 5, test::Outgoing{.body = charge("A0", 999), .message_id = "poison"});
+    for (int i = 0; i < 20; ++i) messages.push_back({.body = test::charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
+    messages.insert(messages.begin() + 5, test::Outgoing{.body = test::charge("A0", 999), .message_id = "poison"});
 
     // The supervisor: start the worker again whenever it dies.
     int deaths = 0;

@@ -285,6 +285,18 @@ std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database
             {"IDEMQ_SHUTDOWN_GRACE_MS", "10000"}, {"IDEMQ_METRICS_ADDR", "127.0.0.1:0"}};
 }
 
+std::string charge(const std::string& account, long long cents) {
+    return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
+}
+
+long long summary_value(const std::string& output, const std::string& key) {
+    const auto line = output.rfind("summary: ");
+    REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);
+    const auto at = output.find(" " + key + "=", line);
+    REQUIRE_MESSAGE(at != std::string::npos, "no " << key << " in the summary:\n" << output);
+    return std::stoll(output.substr(at + key.size() + 2));
+}
+
 void migrate_payments(const Database& database) {
     Process migrate(bin("payments-worker"), {"migrate"}, {{"IDEMQ_DATABASE_URL", database.url()}});
     const int code = migrate.wait();

@@ -139,6 +139,12 @@ std::string bin(const std::string& name);
 // Environment for a payments-worker on these services.
 std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database& database);
 
+// A payments charge body: {"account": "A1", "amount_cents": 1250}.
+std::string charge(const std::string& account, long long cents);
+
+// "key=value" out of the summary line a worker prints when it stops.
+long long summary_value(const std::string& output, const std::string& key);
+
 // Runs `payments-worker migrate` and checks it succeeded.
 void migrate_payments(const Database& database);
 
