@@ -1,4 +1,5 @@
-# Every dependency comes from a Debian package. libuv, rabbitmq-c and libpqxx
+# Every dependency comes from a Debian package. Also included by the
+# installed idemq-config.cmake, so applications find the same targets. libuv, rabbitmq-c and libpqxx
 # ship only pkg-config files on Debian 12, so they become IMPORTED targets here;
 # the installed package config recreates them the same way.
 find_package(PkgConfig REQUIRED)
@@ -15,7 +16,9 @@ find_package(prometheus-cpp CONFIG REQUIRED COMPONENTS core)
 # http-parser ships neither a CMake config nor a pkg-config file on Debian 12.
 find_path(IDEMQ_HTTP_PARSER_INCLUDE http_parser.h REQUIRED)
 find_library(IDEMQ_HTTP_PARSER_LIBRARY http_parser REQUIRED)
+if(NOT TARGET idemq_http_parser)
 add_library(idemq_http_parser UNKNOWN IMPORTED)
 set_target_properties(idemq_http_parser PROPERTIES
   IMPORTED_LOCATION "${IDEMQ_HTTP_PARSER_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${IDEMQ_HTTP_PARSER_INCLUDE}")
+endif()

@@ -1,0 +1,21 @@
+# Installs idemq from BUILD into a scratch prefix, builds tests/package against
+# it, and runs the result's --help: what an application outside this tree does.
+file(REMOVE_RECURSE "${WORK}")
+execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD}" --prefix "${WORK}/prefix" RESULT_VARIABLE result OUTPUT_QUIET)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "install failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE}" -B "${WORK}/app" "-DCMAKE_PREFIX_PATH=${WORK}/prefix"
+                RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "configuring an application against the installed package failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK}/app" RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "building an application against the installed package failed")
+endif()
+execute_process(COMMAND "${WORK}/app/orders-worker" --help OUTPUT_VARIABLE help RESULT_VARIABLE result)
+if(NOT result EQUAL 0 OR NOT help MATCHES "migrate")
+  message(FATAL_ERROR "orders-worker --help did not list its commands: ${help}")
+endif()
+file(REMOVE_RECURSE "${WORK}")
