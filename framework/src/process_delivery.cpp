@@ -23,7 +23,7 @@ public:
         : handler_(handler),
           message_(message),
           key_(key),
-          correlation_id_(message.correlation_id().empty() ? message.message_id() : message.correlation_id()),
+          correlation_id_(effective_correlation_id(message)),
           logger_(handler, message.message_id(), correlation_id_) {}
 
     [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_; }

@@ -35,6 +35,12 @@ struct Outcome {
     std::string last_failure_at{};
 };
 
+// The message's correlation id, or its message id when it has none: what
+// Context, the logs and the metrics report.
+[[nodiscard]] inline std::string_view effective_correlation_id(const Message& message) noexcept {
+    return message.correlation_id().empty() ? message.message_id() : message.correlation_id();
+}
+
 // The message's idempotency key, or the dead-letter outcome when it has none
 // that idemq can use.
 [[nodiscard]] std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message);

@@ -31,8 +31,7 @@ constexpr milliseconds kEarlySlack{50};
 
 // A message without a correlation id is correlated by its message id.
 MessageTags tags_for(std::string_view handler, const Message& message) {
-    return {handler, message.message_id(),
-            message.correlation_id().empty() ? message.message_id() : message.correlation_id()};
+    return {handler, message.message_id(), effective_correlation_id(message)};
 }
 
 std::string first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }

@@ -12,31 +12,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// `count` unique charges over 20 accounts, and what each account must end with.
-std::vector<test::Outgoing> charges(int count, std::map<std::string, long long>& expected) {
-    std::vector<test::Outgoing> messages;
-    for (int i = 0; i < count; ++i) {
-        const std::string account = "A" + std::to_string(i % 20);
-        const long long cents = 1 + (i % 89);
-        expected[account] += cents;
-        messages.push_back({.body = test::charge(account, cents), .message_id = "m-" + std::to_string(i)});
-    }
-    return messages;
-}
-
-// Everything was booked exactly once, nothing dead-lettered or left behind.
-void check_exactly_once(test::Database& db, test::Broker& broker, int count,
-                        const std::map<std::string, long long>& expected) {
-    CHECK(db.count("SELECT count(*) FROM payments.ledger") == count);
-    CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == count);
-    for (const auto& [account, cents] : expected) {
-        CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
-                      account);
-    }
-    CHECK(broker.ready("payments.charge") == 0);
-    CHECK(broker.ready("payments.charge.dlq") == 0);
-}
-
 long long ledger_rows(test::Database& db) { return db.try_count("SELECT count(*) FROM payments.ledger"); }
 
 }  // namespace
@@ -47,7 +22,7 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
     test::migrate_payments(db);
     test::Broker broker(vhost.url());
     std::map<std::string, long long> expected;
-    const auto messages = charges(2000, expected);
+    const auto messages = test::unique_charges(2000, expected);
     // The queue and its binding exist before the worker starts, so the
     // messages wait there and flow the moment it consumes.
     {
@@ -65,7 +40,7 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
                                      std::chrono::seconds(120)),
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
     test::stop_gracefully(worker);
-    check_exactly_once(db, broker, 2000, expected);
+    test::check_exactly_once(db, broker, 2000, expected);
     CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
     CHECK(test::summary_value(worker.output(), "immediate_retries") == 0);
     CHECK(test::summary_value(worker.output(), "delayed_retries") == 0);
@@ -78,7 +53,7 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
     test::migrate_payments(db);
     test::Broker broker(vhost.url());
     std::map<std::string, long long> expected;
-    const auto messages = charges(2000, expected);
+    const auto messages = test::unique_charges(2000, expected);
     test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
     broker.publish("payments", "charge", messages);
@@ -93,7 +68,7 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
                                      std::chrono::seconds(120)),
                     "ledger at " << ledger_rows(db) << "\n" << worker.output());
     test::stop_gracefully(worker);
-    check_exactly_once(db, after, 2000, expected);
+    test::check_exactly_once(db, after, 2000, expected);
     CHECK(test::summary_value(worker.output(), "broker_reconnects") >= 1);
     CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
 }
@@ -104,7 +79,7 @@ TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart pro
     test::migrate_payments(db);
     test::Broker broker(vhost.url());
     std::map<std::string, long long> expected;
-    const auto messages = charges(2000, expected);
+    const auto messages = test::unique_charges(2000, expected);
     auto env = test::worker_env(vhost, db);
     env["IDEMQ_SHUTDOWN_GRACE_MS"] = "5000";
     {
@@ -123,5 +98,5 @@ TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart pro
     REQUIRE(test::eventually([&] { return ledger_rows(db) == 2000 && broker.ready("payments.charge") == 0; },
                              std::chrono::seconds(120)));
     test::stop_gracefully(restarted);
-    check_exactly_once(db, broker, 2000, expected);
+    test::check_exactly_once(db, broker, 2000, expected);
 }

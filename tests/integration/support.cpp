@@ -289,6 +289,28 @@ std::string charge(const std::string& account, long long cents) {
     return R"({"account": ")" + account + R"(", "amount_cents": )" + std::to_string(cents) + "}";
 }
 
+std::vector<Outgoing> unique_charges(int count, std::map<std::string, long long>& expected) {
+    std::vector<Outgoing> messages;
+    for (int i = 0; i < count; ++i) {
+        const std::string account = "A" + std::to_string(i % 20);
+        const long long cents = 1 + (i % 89);
+        expected[account] += cents;
+        messages.push_back({.body = charge(account, cents), .message_id = "m-" + std::to_string(i)});
+    }
+    return messages;
+}
+
+void check_exactly_once(const Database& db, Broker& broker, int count, const std::map<std::string, long long>& expected) {
+    CHECK(db.count("SELECT count(*) FROM payments.ledger") == count);
+    CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == count);
+    for (const auto& [account, cents] : expected) {
+        CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
+                      account);
+    }
+    CHECK(broker.ready("payments.charge") == 0);
+    CHECK(broker.ready("payments.charge.dlq") == 0);
+}
+
 long long summary_value(const std::string& output, const std::string& key) {
     const auto line = output.rfind("summary: ");
     REQUIRE_MESSAGE(line != std::string::npos, "no summary line in:\n" << output);

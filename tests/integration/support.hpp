@@ -142,6 +142,13 @@ std::map<std::string, std::string> worker_env(const Vhost& vhost, const Database
 // A payments charge body: {"account": "A1", "amount_cents": 1250}.
 std::string charge(const std::string& account, long long cents);
 
+// `count` unique charges (ids m-0, m-1, ...) over 20 accounts; `expected`
+// gets what each account's balance must end at.
+std::vector<Outgoing> unique_charges(int count, std::map<std::string, long long>& expected);
+
+// Every charge was booked exactly once, nothing dead-lettered or left in the queue.
+void check_exactly_once(const Database& db, Broker& broker, int count, const std::map<std::string, long long>& expected);
+
 // "key=value" out of the summary line a worker prints when it stops.
 long long summary_value(const std::string& output, const std::string& key);
 
