@@ -1,6 +1,7 @@
 #include <idemq/errors.hpp>
 
 #include <fmt/format.h>
+#include <pqxx/binarystring>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 
@@ -13,6 +14,7 @@
 #include "dlq_filter.hpp"
 #include "queue_reader.hpp"
 #include "store_sql.hpp"
+#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemqctl {
@@ -58,20 +60,25 @@ int TraceCommand::run() {
     auto connection = idemq::detail::open_database(database_url_, "idemqctl trace");
     pqxx::nontransaction tx(*connection);
     const std::string schema = idemq::detail::quote_identifier(schema_);
+    // Keys and ids are bytea: the id is looked up byte for byte, and shown
+    // with its odd bytes escaped.
+    const pqxx::binarystring id(message_id_.data(), message_id_.size());
     for (const auto& row : tx.exec_params(
              fmt::format("SELECT handler, idempotency_key, message_id, to_char(received_at AT TIME ZONE 'UTC', "
                          "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), encode(body_sha256, 'hex') FROM {}.inbox "
                          "WHERE message_id = $1 OR idempotency_key = $1 ORDER BY received_at",
                          schema),
-             message_id_)) {
+             id)) {
         ++places;
         fmt::print("inbox: processed by handler '{}' at {} (key '{}', message id '{}', body sha256 {})\n",
-                   row[0].as<std::string>(), row[3].as<std::string>(), row[1].as<std::string>(),
-                   row[2].as<std::string>(), row[4].as<std::string>());
+                   row[0].as<std::string>(), row[3].as<std::string>(),
+                   idemq::detail::printable(pqxx::binarystring(row[1]).str()),
+                   idemq::detail::printable(pqxx::binarystring(row[2]).str()), row[4].as<std::string>());
     }
     for (const auto& row : tx.exec_params(
-             fmt::format("SELECT handler, deliveries FROM {}.handling_started WHERE idempotency_key = $1", schema),
-             message_id_)) {
+             fmt::format("SELECT handler, deliveries FROM {} WHERE message_id = $1",
+                         idemq::detail::handling_started_table(schema_)),
+             id)) {
         fmt::print("crash-loop guard: handler '{}' started it {} time(s) without finishing\n", row[0].as<std::string>(),
                    row[1].as<int>());
     }

@@ -82,6 +82,7 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
         } catch (const pqxx::broken_connection& e) {
             // Also reached when the server refuses new sessions while it
             // starts or shuts down.
+            ++outages_;
             if (!reported_unreachable_) {
                 reported_unreachable_ = true;
                 log().warn("Postgres unreachable ({}); reconnecting with backoff, deliveries are held, not failed",

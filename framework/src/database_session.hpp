@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -32,13 +33,22 @@ public:
     // unless `stopping` becomes true; then returns nullptr.
     [[nodiscard]] pqxx::connection* get(const std::atomic<bool>& stopping);
 
+    // The connection if there is one now, without connecting.
+    [[nodiscard]] pqxx::connection* current() noexcept { return connection_.get(); }
+
     // Drops the connection after it broke; the next get() reconnects.
     void discard() noexcept;
+
+    // How many times get() found Postgres unreachable. A connection that broke
+    // and came back without this moving was broken by what ran on it, not by
+    // an outage.
+    [[nodiscard]] std::uint64_t outages() const noexcept { return outages_; }
 
 private:
     Settings settings_;
     std::unique_ptr<pqxx::connection> connection_;
     bool reported_unreachable_ = false;
+    std::uint64_t outages_ = 0;
 };
 
 // `url` (libpq URI or key=value string) with idemq's connection defaults

@@ -4,14 +4,16 @@
 
 #include <pqxx/except>
 #include <pqxx/result>
-#include <pqxx/transaction>
+#include <pqxx/binarystring>
 
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "fingerprint.hpp"
+#include "inbox_transaction.hpp"
 #include "log.hpp"
+#include "text.hpp"
 #include "store_sql.hpp"
 
 namespace idemq::detail {
@@ -68,23 +70,35 @@ Outcome from_exception(OutcomeKind kind, const std::exception& e) {
     return {.kind = kind, .failure = {.reason = {}, .error = e.what(), .error_type = exception_type_name(e)}};
 }
 
+// No two different keys share a fingerprint row: the key, the ids and the
+// marks travel as binary parameters, never as C strings a NUL would cut.
+pqxx::binarystring bytes(std::string_view value) { return pqxx::binarystring(value.data(), value.size()); }
+
+Outcome key_conflict(std::string_view key) {
+    return dead_letter(reason::kKeyConflict, "idempotency key '" + printable(key) +
+                                                 "' was first used with a different body; the first message's "
+                                                 "effect stands");
+}
+
 Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                         const Message& message, const std::string& key, bool clear_mark) {
+                         const Message& message, const std::string& key, const std::string& mark_to_clear) {
     const std::string fingerprint = sha256_hex(message.body());
-    const std::string correlation_id(message.correlation_id());
-    pqxx::work tx(connection);
-    if (clear_mark) tx.exec_prepared(kClearStartedStatement, std::string(handler_name), key);
-    const pqxx::result claimed = tx.exec_prepared(kClaimStatement, std::string(handler_name), key, fingerprint,
-                                                  std::string(message.message_id()), correlation_id);
-    if (claimed.empty()) {
+    const std::string name(handler_name);
+    InboxTransaction tx(connection);
+    if (!mark_to_clear.empty()) tx.exec_prepared(kClearStartedStatement, name, bytes(mark_to_clear));
+    // A row that conflicts with the claim but is gone when its fingerprint is
+    // read was pruned in between: the key is new again, so claim it again.
+    for (int tries = 0;; ++tries) {
+        const pqxx::result claimed = tx.exec_prepared(kClaimStatement, name, bytes(key), fingerprint,
+                                                      bytes(message.message_id()), bytes(message.correlation_id()));
+        if (!claimed.empty()) break;
         // Read after the claim: ON CONFLICT waited for any concurrent claimer,
         // and this statement's snapshot sees what it committed.
-        const pqxx::result stored = tx.exec_prepared(kFingerprintStatement, std::string(handler_name), key);
+        const pqxx::result stored = tx.exec_prepared(kFingerprintStatement, name, bytes(key));
+        if (stored.empty() && tries < 3) continue;
         tx.commit();
         if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.kind = OutcomeKind::kDuplicate};
-        return dead_letter(reason::kKeyConflict,
-                           "idempotency key '" + key + "' was first used with a different body; the first message's "
-                           "effect stands");
+        return key_conflict(key);
     }
     DeliveryContext context(handler_name, message, key);
     handler.handle(message, tx, context);
@@ -116,14 +130,14 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
                                    const std::vector<BatchItem>& items) {
     std::vector<std::string> keys, fingerprints, message_ids, correlation_ids;
     for (const auto& item : items) {
-        keys.push_back(item.key);
+        keys.push_back(to_hex(item.key));
         fingerprints.push_back(sha256_hex(item.message->body()));
-        message_ids.emplace_back(item.message->message_id());
-        correlation_ids.emplace_back(item.message->correlation_id());
+        message_ids.push_back(to_hex(item.message->message_id()));
+        correlation_ids.push_back(to_hex(item.message->correlation_id()));
     }
     const std::string name(handler_name);
-    pqxx::work tx(connection);
-    std::unordered_set<std::string> claimed;
+    InboxTransaction tx(connection);
+    std::unordered_set<std::string> claimed;  // hex keys
     for (const auto& row : tx.exec_prepared(kClaimBatchStatement, name, text_array(keys), text_array(fingerprints),
                                             text_array(message_ids), text_array(correlation_ids))) {
         claimed.insert(row[0].as<std::string>());
@@ -132,10 +146,10 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
     std::vector<Message> fresh;
     std::vector<std::string> seen;
     for (std::size_t i = 0; i < items.size(); ++i) {
-        if (claimed.contains(items[i].key)) {
+        if (claimed.contains(keys[i])) {
             fresh.push_back(*items[i].message);
         } else {
-            seen.push_back(items[i].key);
+            seen.push_back(keys[i]);
         }
     }
     if (!seen.empty()) {
@@ -145,13 +159,13 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
             stored.emplace(row[0].as<std::string>(), row[1].as<std::string>());
         }
         for (std::size_t i = 0; i < items.size(); ++i) {
-            if (claimed.contains(items[i].key)) continue;
-            const auto it = stored.find(items[i].key);
-            outcomes[i] = it != stored.end() && it->second == fingerprints[i]
-                              ? Outcome{.kind = OutcomeKind::kDuplicate}
-                              : dead_letter(reason::kKeyConflict, "idempotency key '" + items[i].key +
-                                                                      "' was first used with a different body; the "
-                                                                      "first message's effect stands");
+            if (claimed.contains(keys[i])) continue;
+            const auto it = stored.find(keys[i]);
+            // A row pruned between the claim and the read: the batch fails
+            // and its halves claim again (a key conflict would be a lie).
+            if (it == stored.end()) throw TransientError("an inbox row was pruned while its key was claimed");
+            outcomes[i] = it->second == fingerprints[i] ? Outcome{.kind = OutcomeKind::kDuplicate}
+                                                        : key_conflict(items[i].key);
         }
     }
     if (!fresh.empty()) {
@@ -185,26 +199,34 @@ std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Mes
     return key;
 }
 
-int mark_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key) {
-    pqxx::work tx(connection);
-    const pqxx::result row = tx.exec_prepared(kMarkStartedStatement, std::string(handler_name), key);
+std::string delivery_fingerprint(const Message& message) {
+    // The id's length first: no id/body split of other bytes hashes alike.
+    const std::string id(message.message_id());
+    return sha256(std::to_string(id.size()) + ':' + id + std::string(message.body()));
+}
+
+int mark_handling_started(pqxx::connection& connection, std::string_view handler_name, const Message& message,
+                          const std::string& mark) {
+    InboxTransaction tx(connection);
+    const pqxx::result row =
+        tx.exec_prepared(kMarkStartedStatement, std::string(handler_name), bytes(mark), bytes(message.message_id()));
     tx.commit();
     return row[0][0].as<int>();
 }
 
-void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key) {
-    pqxx::work tx(connection);
-    tx.exec_prepared(kClearStartedStatement, std::string(handler_name), key);
+void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& mark) {
+    InboxTransaction tx(connection);
+    tx.exec_prepared(kClearStartedStatement, std::string(handler_name), bytes(mark));
     tx.commit();
 }
 
 Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
                          const Message& message, const std::string& key, bool unknown_errors_are_permanent,
-                         bool clear_mark) {
+                         const std::string& mark_to_clear) {
     // The order of these handlers is the failure classification: see
     // docs/guarantees.md.
     try {
-        return claim_and_handle(connection, handler, handler_name, message, key, clear_mark);
+        return claim_and_handle(connection, handler, handler_name, message, key, mark_to_clear);
     } catch (const PermanentError& e) {
         return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
     } catch (const pqxx::in_doubt_error& e) {
@@ -217,6 +239,11 @@ Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::st
         // A statement that failed because the server went away (terminated
         // backend, shutdown) is the database's failure, not the message's.
         if (!connection.is_open()) return from_exception(OutcomeKind::kRetryHere, e);
+        // Postgres refusing the message's data (invalid UTF-8 in a text
+        // column, a value out of range) refuses it on every attempt.
+        if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr) {
+            return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
+        }
         if (is_transient(e) || !unknown_errors_are_permanent) return from_exception(OutcomeKind::kFailed, e);
         return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
     } catch (...) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dead_letter.hpp"
+#include "log.hpp"
 
 namespace idemq::detail {
 
@@ -41,25 +42,36 @@ struct Outcome {
     return message.correlation_id().empty() ? message.message_id() : message.correlation_id();
 }
 
+// What the logs of one delivery are tagged with.
+[[nodiscard]] inline MessageTags tags_for(std::string_view handler, const Message& message) {
+    return {handler, message.message_id(), effective_correlation_id(message)};
+}
+
 // The message's idempotency key, or the dead-letter outcome when it has none
 // that idemq can use.
 [[nodiscard]] std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message);
 
 // The life of one delivery in the database: BEGIN; claim the idempotency key
 // in the inbox; run the handler in the same transaction when the key is new;
-// COMMIT. With `clear_mark`, the crash-loop mark is removed in the same
+// COMMIT, which is real or fails (a handler that swallowed a failed statement
+// gets a kFailed, never kProcessed). With a non-empty `mark_to_clear` (a
+// delivery fingerprint), the crash-loop mark is removed in the same
 // transaction. Runs on a handler thread. Never throws: every failure is an
 // Outcome (the classification is in docs/guarantees.md).
 [[nodiscard]] Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
                                        const Message& message, const std::string& key,
-                                       bool unknown_errors_are_permanent, bool clear_mark);
+                                       bool unknown_errors_are_permanent, const std::string& mark_to_clear);
 
-// Crash-loop guard: counts a delivery that reached a handler after arriving
-// redelivered (own short transaction), and forgets the count. Throw what
-// libpqxx throws.
+// What the crash-loop guard knows a message by: the SHA-256 (raw bytes) of its
+// message id and body, the same on every delivery of it and known before the
+// handler's key function runs.
+[[nodiscard]] std::string delivery_fingerprint(const Message& message);
+
+// Crash-loop guard: counts a delivery that is about to reach a handler (own
+// short transaction), and forgets the count. Throw what libpqxx throws.
 [[nodiscard]] int mark_handling_started(pqxx::connection& connection, std::string_view handler_name,
-                                        const std::string& key);
-void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& key);
+                                        const Message& message, const std::string& mark);
+void clear_handling_started(pqxx::connection& connection, std::string_view handler_name, const std::string& mark);
 
 // Failures retried whatever the policy says: TransientError, and Postgres
 // aborting the transaction to resolve a conflict (40001, 40P01).
@@ -77,6 +89,12 @@ struct BatchItem {
 // nothing has committed then. Items must have distinct keys.
 [[nodiscard]] std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& handler,
                                                  std::string_view handler_name, const std::vector<BatchItem>& items);
+
+// A connection that breaks this often during one attempt (or one batch) while
+// Postgres stays reachable was broken by the message: a handler idling in its
+// transaction past idle_in_transaction_session_timeout, a statement that ends
+// the backend. The attempt fails then, and the message takes the retry path.
+inline constexpr int kConnectionKillLimit = 3;
 
 // Longest idempotency key accepted: Postgres cannot index much longer keys,
 // and a key that long is a bug in the key function.

@@ -1,6 +1,7 @@
 #include "runtime.hpp"
 
 #include <idemq/errors.hpp>
+#include <idemq/migration.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,11 +29,6 @@ constexpr milliseconds kReconnectFirst{200};
 constexpr milliseconds kReconnectMax{30'000};
 // A delayed message this close to its time is handled rather than sent round again.
 constexpr milliseconds kEarlySlack{50};
-
-// A message without a correlation id is correlated by its message id.
-MessageTags tags_for(std::string_view handler, const Message& message) {
-    return {handler, message.message_id(), effective_correlation_id(message)};
-}
 
 std::string first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
 
@@ -106,12 +102,21 @@ void Runtime::check_database() const {
                                 first_line(e.what())));
     }
     pqxx::nontransaction tx(*connection);
-    const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", quote_identifier(options_.schema) +
-                                                                                 ".handling_started");
-    if (!exists[0][0].as<bool>()) {
-        throw Error(fmt::format("idemq's tables in schema {} are missing or out of date in {}: run the migrate "
-                                "command first",
-                                quote_identifier(options_.schema), redact_url(options_.database_url)));
+    // The worker's SQL is written for the newest framework migration.
+    const int wanted = framework_migrations().back().version;
+    const std::string schema = quote_identifier(options_.schema);
+    const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", schema + ".schema_migrations");
+    const int applied =
+        exists[0][0].as<bool>()
+            ? tx.exec_params(fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations WHERE component = $1",
+                                         schema),
+                             "idemq")[0][0]
+                  .as<int>()
+            : 0;
+    if (applied < wanted) {
+        throw Error(fmt::format("idemq's tables in schema {} are missing or out of date in {} (at version {}, this "
+                                "worker needs {}): run the migrate command first",
+                                schema, redact_url(options_.database_url), applied, wanted));
     }
 }
 
@@ -245,8 +250,19 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
         const auto started = std::chrono::steady_clock::now();
         std::vector<Outcome> outcomes;
         bool failed = false;
+        // Losses of the connection while Postgres stayed reachable: a batch
+        // that keeps breaking it holds a message that does, and is split.
+        int kills = 0;
         for (int lost = 0;;) {
+            const std::uint64_t outages = session.outages();
             pqxx::connection* connection = session.get(stopping);
+            if (lost > 0) kills = session.outages() == outages ? kills + 1 : 0;
+            if (connection != nullptr && kills >= kConnectionKillLimit) {
+                log().info("handler={}: a batch of {} broke its Postgres connection {} times; splitting it", name,
+                           part.size(), kills);
+                failed = true;
+                break;
+            }
             if (connection == nullptr) {
                 // Shutting down during an outage: give back everything not settled.
                 for (std::size_t k = begin; k < end; ++k) alone.push_back(members[k]);
@@ -304,130 +320,6 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
     }
     std::sort(alone.begin(), alone.end());
     for (const std::size_t i : alone) run_job(jobs[i], session, stopping);
-}
-
-// Handler thread: one delivery, its immediate retries, and the decision what
-// follows. Database outages are waited out here, never charged.
-Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    RegisteredHandler& registered = handlers_[job.handler_index];
-    const std::string& name = registered.route.handler;
-    const MessageTags tags = tags_for(name, *job.message);
-    const RetryPolicy& policy = registered.route.retry;
-    std::shared_ptr<const Message> message = job.message;
-
-    auto key_or_outcome = resolve_key(*registered.handler, *message);
-    if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) {
-        const std::string now = format_time(std::chrono::system_clock::now());
-        outcome->attempt = message->attempt();
-        outcome->first_failure_at = std::string(message->header(header::kFirstFailureAt).value_or(now));
-        outcome->last_failure_at = now;
-        return std::move(*outcome);
-    }
-    const std::string key = std::get<std::string>(std::move(key_or_outcome));
-    thread_local std::mt19937_64 random{std::random_device{}()};
-    std::string first_failure_at(message->header(header::kFirstFailureAt).value_or(""));
-    // Only a delivery the broker flags as redelivered can follow a crash: the
-    // guard costs one short transaction on those alone.
-    bool must_mark = message->redelivered();
-    bool marked = false;
-    int lost_connections = 0;
-
-    for (;;) {
-        pqxx::connection* connection = session.get(stopping);
-        if (connection == nullptr) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
-        Outcome outcome;
-        try {
-            if (must_mark) {
-                const int deliveries = mark_handling_started(*connection, name, key);
-                must_mark = false;
-                marked = true;
-                if (deliveries >= options_.crash_loop_limit) {
-                    clear_handling_started(*connection, name, key);
-                    outcome = {.kind = OutcomeKind::kDeadLetter,
-                               .failure = {.reason = std::string(reason::kCrashLoop),
-                                           .error = fmt::format("delivered {} times without finishing: the process "
-                                                                "handling it died each time (IDEMQ_CRASH_LOOP_LIMIT={})",
-                                                                deliveries, options_.crash_loop_limit),
-                                           .error_type = "idemq"},
-                               .attempt = message->attempt()};
-                    return outcome;
-                }
-            }
-            if (!faults_.abort_in_handler.empty() && message->message_id() == faults_.abort_in_handler) {
-                log().critical("IDEMQ_TEST_ABORT_IN_HANDLER: aborting while handling {}", faults_.abort_in_handler);
-                log().flush();
-                std::abort();
-            }
-            outcome = process_delivery(*connection, *registered.handler, name, *message, key,
-                                       policy.unknown_errors_are_permanent, marked);
-        } catch (const pqxx::broken_connection& e) {
-            outcome = {.kind = OutcomeKind::kRetryHere,
-                       .failure = {.reason = {}, .error = e.what(), .error_type = exception_type_name(e)}};
-        }
-        outcome.attempt = message->attempt();
-        if (outcome.kind == OutcomeKind::kRetryHere) {
-            // The database failed, not the message: no attempt is charged.
-            // Running again is safe even after an in-doubt COMMIT, because the
-            // inbox claim then finds the key and the delivery is a duplicate.
-            session.discard();
-            if (outcome.in_doubt) telemetry_.in_doubt(job.handler_index);
-            log_message(spdlog::level::warn, tags, "Postgres connection lost{} ({}); reconnecting to run it again",
-                        outcome.in_doubt ? " during COMMIT" : "", first_line(outcome.failure.error));
-            // A server that accepts connections but breaks each one must not
-            // be hammered, and must not hold up a shutdown.
-            lost_connections = std::min(lost_connections + 1, 20);
-            const auto wake = std::chrono::steady_clock::now() + milliseconds(100) * lost_connections;
-            while (std::chrono::steady_clock::now() < wake) {
-                if (stopping.load()) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
-                std::this_thread::sleep_for(milliseconds(20));
-            }
-            continue;
-        }
-        if (outcome.kind == OutcomeKind::kProcessed || outcome.kind == OutcomeKind::kDuplicate) return outcome;
-        if (marked) {
-            try {
-                clear_handling_started(*connection, name, key);
-                marked = false;
-            } catch (const std::exception&) {
-                // A leftover mark only counts one more delivery; never worth failing for.
-                session.discard();
-            }
-        }
-        if (outcome.kind != OutcomeKind::kFailed) {
-            outcome.first_failure_at = first_failure_at.empty() ? format_time(std::chrono::system_clock::now())
-                                                                : first_failure_at;
-            outcome.last_failure_at = format_time(std::chrono::system_clock::now());
-            return outcome;
-        }
-
-        const auto failed_at = std::chrono::system_clock::now();
-        if (first_failure_at.empty()) first_failure_at = format_time(failed_at);
-        outcome.first_failure_at = first_failure_at;
-        outcome.last_failure_at = format_time(failed_at);
-        const RetryDecision decision = decide_retry(policy, message->attempt(), random);
-        if (decision.kind == RetryDecision::Kind::kDeadLetter) {
-            outcome.kind = OutcomeKind::kDeadLetter;
-            outcome.failure.reason = std::string(reason::kRetriesExhausted);
-            return outcome;
-        }
-        if (decision.kind == RetryDecision::Kind::kDelayed) {
-            outcome.kind = OutcomeKind::kRetryLater;
-            outcome.next_attempt = message->attempt() + 1;
-            outcome.retry_delay = decision.delay;
-            return outcome;
-        }
-        log_message(spdlog::level::info, tags, "attempt {} of {} failed ({}: {}); retrying in {} ms",
-                    message->attempt(), policy.max_attempts(), outcome.failure.error_type,
-                    first_line(outcome.failure.error), decision.delay.count());
-        telemetry_.immediate_retry(job.handler_index);
-        const auto wake = std::chrono::steady_clock::now() + decision.delay;
-        while (std::chrono::steady_clock::now() < wake) {
-            if (stopping.load()) return {.kind = OutcomeKind::kRelease, .attempt = message->attempt()};
-            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-                milliseconds(20), wake - std::chrono::steady_clock::now()));
-        }
-        message = std::make_shared<const Message>(message->with_attempt(message->attempt() + 1));
-    }
 }
 
 void Runtime::drain_consumer() noexcept {

@@ -40,6 +40,8 @@ std::string quote_literal(pqxx::connection_base& connection, std::string_view te
 
 void prepare_inbox_statements(pqxx::connection_base& connection, std::string_view schema) {
     const std::string inbox = inbox_table(schema);
+    // Keys and ids are bytea: single values arrive as binary parameters,
+    // arrays as hex text (text_array cannot carry arbitrary bytes).
     connection.prepare(kClaimStatement,
                        fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
                                    "VALUES ($1, $2, decode($3, 'hex'), $4, $5) "
@@ -50,25 +52,30 @@ void prepare_inbox_statements(pqxx::connection_base& connection, std::string_vie
                                    inbox));
     connection.prepare(kClaimBatchStatement,
                        fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
-                                   "SELECT $1, k, decode(f, 'hex'), m, c "
+                                   "SELECT $1, decode(k, 'hex'), decode(f, 'hex'), decode(m, 'hex'), decode(c, 'hex') "
                                    "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS t(k, f, m, c) "
                                    // One lock order for every batch: no deadlocks between them.
                                    "ORDER BY k "
-                                   "ON CONFLICT (handler, idempotency_key) DO NOTHING RETURNING idempotency_key",
+                                   "ON CONFLICT (handler, idempotency_key) DO NOTHING "
+                                   "RETURNING encode(idempotency_key, 'hex')",
                                    inbox));
     connection.prepare(kFingerprintsStatement,
-                       fmt::format("SELECT idempotency_key, encode(body_sha256, 'hex') FROM {} "
-                                   "WHERE handler = $1 AND idempotency_key = ANY($2::text[])",
+                       fmt::format("SELECT encode(idempotency_key, 'hex'), encode(body_sha256, 'hex') FROM {} "
+                                   "WHERE handler = $1 AND idempotency_key = ANY("
+                                   "ARRAY(SELECT decode(k, 'hex') FROM unnest($2::text[]) AS t(k)))",
                                    inbox));
-    const std::string started = quote_identifier(schema) + ".handling_started";
+    const std::string started = handling_started_table(schema);
     connection.prepare(kMarkStartedStatement,
-                       fmt::format("INSERT INTO {0} (handler, idempotency_key, deliveries) VALUES ($1, $2, 1) "
-                                   "ON CONFLICT (handler, idempotency_key) DO UPDATE "
+                       fmt::format("INSERT INTO {0} (handler, delivery_sha256, message_id, deliveries) "
+                                   "VALUES ($1, $2, $3, 1) "
+                                   "ON CONFLICT (handler, delivery_sha256) DO UPDATE "
                                    "SET deliveries = {0}.deliveries + 1, last_started_at = now() RETURNING deliveries",
                                    started));
     connection.prepare(kClearStartedStatement,
-                       fmt::format("DELETE FROM {} WHERE handler = $1 AND idempotency_key = $2", started));
+                       fmt::format("DELETE FROM {} WHERE handler = $1 AND delivery_sha256 = $2", started));
 }
+
+std::string handling_started_table(std::string_view schema) { return quote_identifier(schema) + ".handling_started"; }
 
 std::string inbox_table(std::string_view schema) { return quote_identifier(schema) + ".inbox"; }
 

@@ -29,17 +29,22 @@ inline constexpr const char* kClaimBatchStatement = "idemq_claim_batch";
 inline constexpr const char* kFingerprintsStatement = "idemq_fingerprints";
 
 // Prepares the inbox statements on `connection` for the inbox in `schema`.
+// Keys, ids and delivery fingerprints are bytea, passed as
+// pqxx::binarystring; arrays of them as text[] of hex digits.
 //   idemq_claim(handler, key, sha256 hex, message id, correlation id)
 //       -> one row when the key is new to the handler, none when seen before.
 //   idemq_fingerprint(handler, key) -> the stored body fingerprint (hex).
-//   idemq_mark_started(handler, key) -> deliveries counted so far, this one included.
-//   idemq_clear_started(handler, key) -> forgets the count.
-//   idemq_claim_batch(handler, keys[], sha256 hex[], message ids[], correlation ids[])
-//       -> the keys that were new to the handler.
-//   idemq_fingerprints(handler, keys[]) -> (key, stored fingerprint) of those keys.
+//   idemq_mark_started(handler, delivery sha256, message id) -> deliveries counted so far, this one included.
+//   idemq_clear_started(handler, delivery sha256) -> forgets the count.
+//   idemq_claim_batch(handler, hex keys[], sha256 hex[], hex message ids[], hex correlation ids[])
+//       -> the keys (hex) that were new to the handler.
+//   idemq_fingerprints(handler, hex keys[]) -> (key hex, stored fingerprint hex) of those keys.
 void prepare_inbox_statements(pqxx::connection_base& connection, std::string_view schema);
 
 // The inbox table's qualified, quoted name.
 [[nodiscard]] std::string inbox_table(std::string_view schema);
+
+// The crash-loop guard's table, qualified and quoted.
+[[nodiscard]] std::string handling_started_table(std::string_view schema);
 
 }  // namespace idemq::detail

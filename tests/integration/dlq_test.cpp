@@ -186,7 +186,7 @@ TEST_CASE_FIXTURE(Fixture, "a replay killed midway and run again processes every
     REQUIRE(test::eventually([&] { return dead() == kCount; }, std::chrono::seconds(120)));
     handler->broken = false;
     {
-        test::Process replay(test::bin("idemqctl"), {"dlq", "replay", "--queue", "orders", "--all", "--rate", "2500"},
+        test::Process replay(test::bin("idemqctl"), {"dlq", "replay", "--queue", "orders", "--all", "--rate", "1000"},
                              {{"IDEMQ_AMQP_URL", vhost.url()}});
         REQUIRE(test::eventually([&] { return effects() >= 1000; }, std::chrono::seconds(60)));
         replay.signal(SIGKILL);

@@ -183,7 +183,9 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
         test::stop_gracefully(worker);
         break;
     }
-    CHECK(deaths == 5);
+    // The first delivery is not marked (a mark costs a transaction), so its
+    // death is not counted: 5 counted deaths (the default limit) after it.
+    CHECK(deaths == 6);
     const auto dead = broker.peek_all("payments.charge.dlq");
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].properties.message_id() == "poison");

@@ -1,0 +1,255 @@
+// One delivery on a handler thread: the crash-loop mark, the key, each
+// attempt in its own transaction, immediate retries, and the decision what
+// follows. Database outages are waited out here, never charged.
+#include <idemq/errors.hpp>
+
+#include <fmt/format.h>
+#include <pqxx/except>
+
+#include <random>
+#include <thread>
+
+#include "backoff.hpp"
+#include "log.hpp"
+#include "runtime.hpp"
+#include "text.hpp"
+
+namespace idemq::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Sleeps up to `duration`; false as soon as `stopping` is set.
+bool sleep_unless_stopping(std::chrono::steady_clock::duration duration, const std::atomic<bool>& stopping) {
+    const auto wake = std::chrono::steady_clock::now() + duration;
+    while (std::chrono::steady_clock::now() < wake) {
+        if (stopping.load()) return false;
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(milliseconds(20), wake - std::chrono::steady_clock::now()));
+    }
+    return !stopping.load();
+}
+
+std::string now_text() { return format_time(std::chrono::system_clock::now()); }
+
+class DeliveryAttempts final {
+public:
+    DeliveryAttempts(const RegisteredHandler& registered, const WorkerOptions& options, const FaultPoints& faults,
+                     Telemetry& telemetry, const Job& job, DatabaseSession& session, const std::atomic<bool>& stopping)
+        : registered_(registered),
+          name_(registered.route.handler),
+          policy_(registered.route.retry),
+          options_(options),
+          faults_(faults),
+          telemetry_(telemetry),
+          handler_index_(job.handler_index),
+          message_(job.message),
+          tags_(tags_for(name_, *message_)),
+          session_(session),
+          stopping_(stopping),
+          fingerprint_(delivery_fingerprint(*message_)),
+          first_failure_at_(message_->header(header::kFirstFailureAt).value_or("")) {}
+
+    Outcome run() {
+        // Only a delivery the broker flags as redelivered can follow a crash:
+        // the guard costs one short transaction on those alone, before any
+        // code of the user's (its key function included) runs on it.
+        if (message_->redelivered()) {
+            if (auto stop = set_mark()) return leave(std::move(*stop));
+        }
+        auto key_or_outcome = resolve_key(*registered_.handler, *message_);
+        if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) return leave(std::move(*outcome));
+        key_ = std::get<std::string>(std::move(key_or_outcome));
+
+        for (;;) {
+            std::optional<Outcome> outcome = attempt();
+            if (!outcome) continue;  // the connection broke; run the attempt again
+            if (outcome->kind == OutcomeKind::kProcessed || outcome->kind == OutcomeKind::kDuplicate) {
+                return *outcome;  // the mark was cleared in the same transaction
+            }
+            if (outcome->kind != OutcomeKind::kFailed) return leave(std::move(*outcome));
+
+            const RetryDecision decision = decide_retry(policy_, message_->attempt(), random());
+            if (decision.kind == RetryDecision::Kind::kDeadLetter) {
+                outcome->kind = OutcomeKind::kDeadLetter;
+                outcome->failure.reason = std::string(reason::kRetriesExhausted);
+                return leave(std::move(*outcome));
+            }
+            if (decision.kind == RetryDecision::Kind::kDelayed) {
+                outcome->kind = OutcomeKind::kRetryLater;
+                outcome->next_attempt = message_->attempt() + 1;
+                outcome->retry_delay = decision.delay;
+                return leave(std::move(*outcome));
+            }
+            stamp(*outcome);
+            log_message(spdlog::level::info, tags_, "attempt {} of {} failed ({}: {}); retrying in {} ms",
+                        message_->attempt(), policy_.max_attempts(), outcome->failure.error_type,
+                        first_line(outcome->failure.error), decision.delay.count());
+            telemetry_.immediate_retry(handler_index_);
+            if (!sleep_unless_stopping(decision.delay, stopping_)) return leave({.kind = OutcomeKind::kRelease});
+            message_ = std::make_shared<const Message>(message_->with_attempt(message_->attempt() + 1));
+            // The next attempt may be what kills the process: it runs marked,
+            // and the mark stays until the delivery is settled.
+            if (mark_.empty()) {
+                if (auto stop = set_mark()) return leave(std::move(*stop));
+            }
+        }
+    }
+
+private:
+    static std::mt19937_64& random() {
+        thread_local std::mt19937_64 generator{std::random_device{}()};
+        return generator;
+    }
+
+    // One attempt: nullopt when the connection broke and the attempt must run
+    // again on a new one (no attempt is charged for that).
+    std::optional<Outcome> attempt() {
+        pqxx::connection* connection = connect();
+        if (connection == nullptr) return Outcome{.kind = OutcomeKind::kRelease};
+        if (kills_ >= kConnectionKillLimit) {
+            kills_ = 0;
+            return Outcome{.kind = OutcomeKind::kFailed,
+                           .failure = {.reason = {},
+                                       .error = fmt::format("the Postgres connection broke {} times while handling "
+                                                            "this message although Postgres stayed reachable (a "
+                                                            "handler idle in its transaction longer than "
+                                                            "IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS, or a statement "
+                                                            "that ends the backend)",
+                                                            kConnectionKillLimit),
+                                       .error_type = "idemq"},
+                           .attempt = message_->attempt()};
+        }
+        if (!faults_.abort_in_handler.empty() && message_->message_id() == faults_.abort_in_handler) {
+            log().critical("IDEMQ_TEST_ABORT_IN_HANDLER: aborting while handling {}", faults_.abort_in_handler);
+            log().flush();
+            std::abort();
+        }
+        Outcome outcome = process_delivery(*connection, *registered_.handler, name_, *message_, key_,
+                                           policy_.unknown_errors_are_permanent, mark_);
+        outcome.attempt = message_->attempt();
+        if (outcome.kind != OutcomeKind::kRetryHere) {
+            kills_ = 0;
+            return outcome;
+        }
+        // Running again is safe even after an in-doubt COMMIT: the claim then
+        // finds the key and the delivery is a duplicate.
+        session_.discard();
+        if (outcome.in_doubt) telemetry_.in_doubt(handler_index_);
+        log_message(spdlog::level::warn, tags_, "Postgres connection lost{} ({}); reconnecting to run it again",
+                    outcome.in_doubt ? " during COMMIT" : "", first_line(outcome.failure.error));
+        lost_at_outages_ = session_.outages();
+        lost_ = true;
+        if (!pause_after_loss()) return Outcome{.kind = OutcomeKind::kRelease};
+        return std::nullopt;
+    }
+
+    // The session's connection, reconnecting first. Tells a connection that
+    // the message broke from one an outage broke: after an outage the
+    // reconnection had to wait.
+    pqxx::connection* connect() {
+        pqxx::connection* connection = session_.get(stopping_);
+        if (connection == nullptr || !lost_) return connection;
+        lost_ = false;
+        if (session_.outages() != lost_at_outages_) {
+            kills_ = 0;
+            return connection;
+        }
+        ++kills_;
+        return connection;
+    }
+
+    // A server that accepts connections but breaks each one must not be
+    // hammered, and must not hold up a shutdown.
+    bool pause_after_loss() {
+        losses_ = std::min(losses_ + 1, 20);
+        return sleep_unless_stopping(milliseconds(100) * losses_, stopping_);
+    }
+
+    // Counts this delivery in the crash-loop table; a delivery whose earlier
+    // marked deliveries died `crash_loop_limit` times is dead-lettered. A
+    // release when stopping during an outage; nullopt to go on.
+    std::optional<Outcome> set_mark() {
+        for (;;) {
+            pqxx::connection* connection = session_.get(stopping_);
+            if (connection == nullptr) return Outcome{.kind = OutcomeKind::kRelease};
+            try {
+                const int deliveries = mark_handling_started(*connection, name_, *message_, fingerprint_);
+                mark_ = fingerprint_;
+                // This delivery is counted too: the others died unfinished.
+                const int deaths = deliveries - 1;
+                if (deaths < options_.crash_loop_limit) return std::nullopt;
+                return Outcome{.kind = OutcomeKind::kDeadLetter,
+                               .failure = {.reason = std::string(reason::kCrashLoop),
+                                           .error = fmt::format("the process handling it died {} times before it "
+                                                                "could finish (IDEMQ_CRASH_LOOP_LIMIT={})",
+                                                                deaths, options_.crash_loop_limit),
+                                           .error_type = "idemq"}};
+            } catch (const pqxx::in_doubt_error&) {
+                // Marked or not: marking again counts at most one death too many.
+                session_.discard();
+            } catch (const pqxx::broken_connection&) {
+                session_.discard();
+            }
+            if (!pause_after_loss()) return Outcome{.kind = OutcomeKind::kRelease};
+        }
+    }
+
+    // Forgets the mark of a delivery that leaves without committing. Best
+    // effort: a leftover mark only counts one death too many.
+    void clear_mark() noexcept {
+        if (mark_.empty()) return;
+        pqxx::connection* connection = session_.current();
+        if (connection == nullptr) return;
+        try {
+            clear_handling_started(*connection, name_, mark_);
+            mark_.clear();
+        } catch (...) {
+            session_.discard();
+        }
+    }
+
+    void stamp(Outcome& outcome) {
+        const std::string now = now_text();
+        if (first_failure_at_.empty()) first_failure_at_ = now;
+        outcome.first_failure_at = first_failure_at_;
+        outcome.last_failure_at = now;
+    }
+
+    // The outcome of a delivery that leaves this thread without committing.
+    Outcome leave(Outcome outcome) {
+        clear_mark();
+        outcome.attempt = message_->attempt();
+        if (outcome.kind != OutcomeKind::kRelease) stamp(outcome);
+        return outcome;
+    }
+
+    const RegisteredHandler& registered_;
+    const std::string& name_;
+    const RetryPolicy& policy_;
+    const WorkerOptions& options_;
+    const FaultPoints& faults_;
+    Telemetry& telemetry_;
+    std::size_t handler_index_;
+    std::shared_ptr<const Message> message_;
+    MessageTags tags_;
+    DatabaseSession& session_;
+    const std::atomic<bool>& stopping_;
+    const std::string fingerprint_;
+    std::string first_failure_at_;
+    std::string key_;
+    std::string mark_;  // the fingerprint while this delivery is marked
+    bool lost_ = false;
+    std::uint64_t lost_at_outages_ = 0;
+    int kills_ = 0;
+    int losses_ = 0;
+};
+
+}  // namespace
+
+Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
+    DeliveryAttempts attempts(handlers_[job.handler_index], options_, faults_, telemetry_, job, session, stopping);
+    return attempts.run();
+}
+
+}  // namespace idemq::detail

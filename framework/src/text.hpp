@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace idemq::detail {
+
+// `bytes` as valid UTF-8 text that shows every byte: valid UTF-8 characters
+// stay as they are, a backslash becomes `\\`, and control characters and
+// bytes that are not valid UTF-8 become `\xNN`. For ids and keys from the
+// wire in error messages and headers idemq writes.
+[[nodiscard]] std::string printable(std::string_view bytes);
+
+// The first line of `text`: exception messages of libpq span several.
+[[nodiscard]] inline std::string first_line(std::string_view text) {
+    return std::string(text.substr(0, text.find('\n')));
+}
+
+}  // namespace idemq::detail
