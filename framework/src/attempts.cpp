@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <pqxx/except>
 
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -57,6 +58,7 @@ public:
         if (message_->redelivered()) {
             if (auto stop = set_mark()) return leave(std::move(*stop));
         }
+        abort_if(faults_.abort_in_key, "IDEMQ_TEST_ABORT_IN_KEY", 0);
         auto key_or_outcome = resolve_key(*registered_.handler, *message_);
         if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) return leave(std::move(*outcome));
         key_ = std::get<std::string>(std::move(key_or_outcome));
@@ -97,6 +99,15 @@ public:
     }
 
 private:
+    // A fault point of the crash tests.
+    void abort_if(const std::string& message_id, std::string_view variable, int only_attempt) const {
+        if (message_id.empty() || message_->message_id() != message_id) return;
+        if (only_attempt != 0 && message_->attempt() != only_attempt) return;
+        log().critical("{}: aborting on attempt {} of {}", variable, message_->attempt(), message_id);
+        log().flush();
+        std::abort();
+    }
+
     static std::mt19937_64& random() {
         thread_local std::mt19937_64 generator{std::random_device{}()};
         return generator;
@@ -120,11 +131,7 @@ private:
                                        .error_type = "idemq"},
                            .attempt = message_->attempt()};
         }
-        if (!faults_.abort_in_handler.empty() && message_->message_id() == faults_.abort_in_handler) {
-            log().critical("IDEMQ_TEST_ABORT_IN_HANDLER: aborting while handling {}", faults_.abort_in_handler);
-            log().flush();
-            std::abort();
-        }
+        abort_if(faults_.abort_in_handler, "IDEMQ_TEST_ABORT_IN_HANDLER", faults_.abort_on_attempt);
         Outcome outcome = process_delivery(*connection, *registered_.handler, name_, *message_, key_,
                                            policy_.unknown_errors_are_permanent, mark_);
         outcome.attempt = message_->attempt();

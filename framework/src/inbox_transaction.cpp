@@ -29,6 +29,10 @@ void InboxTransaction::do_commit() {
         direct_exec("SELECT 1; COMMIT");
     } catch (const pqxx::sql_error& e) {
         if (e.sqlstate() == "25P02") {
+            // The COMMIT never ran, so the server still holds the aborted
+            // transaction, and libpqxx will not roll back a transaction whose
+            // commit failed: end it here, or the connection's next one fails.
+            direct_exec("ROLLBACK");
             throw TransactionAborted(
                 "the transaction was aborted by a statement that failed earlier and whose error was caught, so "
                 "nothing was committed. Let SQL errors escape the handler, or put a statement that may fail behind "

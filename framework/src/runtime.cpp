@@ -64,7 +64,9 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
       handlers_(handlers),
       telemetry_(telemetry),
       faults_{.crash_after_commit = env_or_empty("IDEMQ_TEST_CRASH_AFTER_COMMIT"),
-              .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER")},
+              .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER"),
+              .abort_on_attempt = std::atoi(env_or_empty("IDEMQ_TEST_ABORT_ON_ATTEMPT").c_str()),
+              .abort_in_key = env_or_empty("IDEMQ_TEST_ABORT_IN_KEY")},
       tick_(loop_),
       grace_(loop_),
       reconnect_timer_(loop_) {

@@ -51,6 +51,8 @@ private:
 struct FaultPoints {
     std::string crash_after_commit;  // message id: SIGKILL after its COMMIT
     std::string abort_in_handler;    // message id: abort() while handling it
+    int abort_on_attempt = 0;        // with abort_in_handler: only on this attempt (0: every attempt)
+    std::string abort_in_key;        // message id: abort() where its key is computed
 };
 
 // One run of a worker: the event loop with its broker session (consume and

@@ -185,7 +185,8 @@ TEST_CASE("inbox prune removes only rows older than the window, while a worker p
                 "convert_to('old-' || i, 'UTF8'), '', now() - interval '20 days' "
                 "FROM generate_series(1, 5000) AS i");
         tx.exec("INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id, received_at) "
-                "SELECT 'payments.charge', 'recent-' || i, sha256(i::text::bytea), 'recent-' || i, '', now() - interval '13 days' "
+                "SELECT 'payments.charge', convert_to('recent-' || i, 'UTF8'), sha256(i::text::bytea), "
+                "convert_to('recent-' || i, 'UTF8'), '', now() - interval '13 days' "
                 "FROM generate_series(1, 100) AS i");
         tx.commit();
     }

@@ -157,32 +157,9 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
     for (int i = 0; i < 20; ++i) messages.push_back({.body = test::charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
     messages.insert(messages.begin() + 5, test::Outgoing{.body = test::charge("A0", 999), .message_id = "poison"});
 
-    // The supervisor: start the worker again whenever it dies.
-    int deaths = 0;
-    bool published = false;
-    for (int start = 0; start < 12; ++start) {
-        test::Process worker(test::bin("payments-worker"), {"run"}, env);
-        if (!published) {
-            REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-            broker.publish("payments", "charge", messages);
-            published = true;
-        }
-        const bool done = test::eventually(
-            [&] {
-                return !worker.running() ||
-                       (broker.ready("payments.charge.dlq") == 1 &&
-                        db.count("SELECT count(*) FROM payments.ledger") == 20);
-            },
-            std::chrono::seconds(30));
-        REQUIRE(done);
-        if (!worker.running()) {
-            CHECK(worker.wait() == 128 + SIGABRT);
-            ++deaths;
-            continue;
-        }
-        test::stop_gracefully(worker);
-        break;
-    }
+    const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {
+        return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 20;
+    });
     // The first delivery is not marked (a mark costs a transaction), so its
     // death is not counted: 5 counted deaths (the default limit) after it.
     CHECK(deaths == 6);
