@@ -8,14 +8,26 @@
 
 namespace {
 
-std::vector<test::Outgoing> with_poison(test::Outgoing poison) {
+// Runs payments-worker under a supervisor, with IDEMQ_CRASH_LOOP_LIMIT=2 and
+// `faults` set, over ten good charges and `poison`, until the poison is
+// dead-lettered as a crash loop and the good ones are booked. Returns how
+// many times the worker died.
+int deaths_until_dead_lettered(const std::map<std::string, std::string>& faults, const std::string& poison_account) {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+    auto env = test::worker_env(vhost, db);
+    env.insert(faults.begin(), faults.end());
+    env["IDEMQ_CRASH_LOOP_LIMIT"] = "2";
+    // One handler thread: no other message is mid-handling when it dies.
+    env["IDEMQ_CONCURRENCY"] = "1";
     std::vector<test::Outgoing> messages;
     for (int i = 0; i < 10; ++i) messages.push_back({.body = test::charge("A1", 10), .message_id = "ok-" + std::to_string(i)});
-    messages.insert(messages.begin() + 3, std::move(poison));
-    return messages;
-}
-
-void check_crash_loop_dead_letter(test::Database& db, test::Broker& broker) {
+    messages.insert(messages.begin() + 3, test::Outgoing{.body = test::charge(poison_account, 10), .message_id = "poison"});
+    const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {
+        return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 10;
+    });
     const auto dead = broker.peek_all("payments.charge.dlq");
     REQUIRE(dead.size() == 1);
     CHECK(dead[0].properties.message_id() == "poison");
@@ -23,48 +35,23 @@ void check_crash_loop_dead_letter(test::Database& db, test::Broker& broker) {
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == 10);
     CHECK(db.count("SELECT count(*) FROM idemq.handling_started") == 0);
     CHECK(broker.ready("payments.charge") == 0);
+    return deaths;
 }
 
 }  // namespace
 
 TEST_CASE("a message that fails on attempt 1 and kills the process on attempt 2 is counted and dead-lettered") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
     // flaky* accounts fail attempts 1 and 2; attempt 2 aborts before it can.
-    env["IDEMQ_TEST_ABORT_IN_HANDLER"] = "poison";
-    env["IDEMQ_TEST_ABORT_ON_ATTEMPT"] = "2";
-    env["IDEMQ_CRASH_LOOP_LIMIT"] = "2";
-    // One handler thread: no other message is mid-handling when it dies.
-    env["IDEMQ_CONCURRENCY"] = "1";
-    const int deaths = test::supervise_payments_worker(
-        env, broker, with_poison({.body = test::charge("flaky-1", 10), .message_id = "poison"}), [&] {
-            return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 10;
-        });
+    const int deaths = deaths_until_dead_lettered(
+        {{"IDEMQ_TEST_ABORT_IN_HANDLER", "poison"}, {"IDEMQ_TEST_ABORT_ON_ATTEMPT", "2"}}, "flaky-1");
     // Every death happened on a marked attempt: exactly the limit.
     CHECK(deaths == 2);
-    check_crash_loop_dead_letter(db, broker);
 }
 
 TEST_CASE("a message whose key function kills the process is counted too") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
-    env["IDEMQ_TEST_ABORT_IN_KEY"] = "poison";
-    env["IDEMQ_CRASH_LOOP_LIMIT"] = "2";
-    // One handler thread: no other message is mid-handling when it dies.
-    env["IDEMQ_CONCURRENCY"] = "1";
-    const int deaths = test::supervise_payments_worker(
-        env, broker, with_poison({.body = test::charge("A1", 10), .message_id = "poison"}), [&] {
-            return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 10;
-        });
+    const int deaths = deaths_until_dead_lettered({{"IDEMQ_TEST_ABORT_IN_KEY", "poison"}}, "A1");
     // The first delivery is not marked; the two after it are.
     CHECK(deaths == 3);
-    check_crash_loop_dead_letter(db, broker);
 }
 
 TEST_CASE("deliveries released by a graceful stop are no crash loop, even with IDEMQ_CRASH_LOOP_LIMIT=1") {
