@@ -19,6 +19,26 @@ namespace {
 
 constexpr std::size_t kPoolPageSize = 4096;
 
+struct BytesProperty {
+    const char* name;
+    amqp_flags_t flag;
+    amqp_bytes_t amqp_basic_properties_t::*field;
+};
+
+constexpr BytesProperty kBytesProperties[] = {
+    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+};
+
+
 }  // namespace
 
 nlohmann::json to_json(const amqp_table_t& table) { return table_to_json(table); }
@@ -181,12 +201,10 @@ std::size_t short_string_size(amqp_flags_t flags, amqp_flags_t flag, amqp_bytes_
 std::optional<std::size_t> OwnedProperties::encoded_size() const {
     const amqp_flags_t flags = props_._flags;
     std::size_t total = 0;
-    for (const amqp_bytes_t amqp_basic_properties_t::*field :
-         {&amqp_basic_properties_t::content_type, &amqp_basic_properties_t::content_encoding,
-          &amqp_basic_properties_t::correlation_id, &amqp_basic_properties_t::reply_to,
-          &amqp_basic_properties_t::expiration, &amqp_basic_properties_t::message_id, &amqp_basic_properties_t::type,
-          &amqp_basic_properties_t::user_id, &amqp_basic_properties_t::app_id, &amqp_basic_properties_t::cluster_id}) {
-        if ((props_.*field).len > 255) return std::nullopt;
+    // Only the fields whose flag is set are read: the others may hold
+    // anything (rabbitmq-c does not clear what it does not decode).
+    for (const auto& p : kBytesProperties) {
+        if ((flags & p.flag) != 0 && (props_.*p.field).len > 255) return std::nullopt;
     }
     total += short_string_size(flags, AMQP_BASIC_CONTENT_TYPE_FLAG, props_.content_type);
     total += short_string_size(flags, AMQP_BASIC_CONTENT_ENCODING_FLAG, props_.content_encoding);
@@ -313,28 +331,6 @@ OwnedProperties OwnedProperties::for_republish(HeaderList headers, std::size_t m
     return out;
 }
 
-namespace {
-
-struct BytesProperty {
-    const char* name;
-    amqp_flags_t flag;
-    amqp_bytes_t amqp_basic_properties_t::*field;
-};
-
-constexpr BytesProperty kBytesProperties[] = {
-    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
-    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
-    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
-    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
-    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
-    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
-    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
-    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
-    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
-    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
-};
-
-}  // namespace
 
 nlohmann::json OwnedProperties::to_json() const {
     auto json = nlohmann::json::object();
