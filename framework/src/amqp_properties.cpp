@@ -88,6 +88,16 @@ OwnedProperties::OwnedProperties() : pool_(new amqp_pool_t) { init_amqp_pool(poo
 
 OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedProperties() {
     props_ = source;
+    // A publisher may set flag bits no property stands for (rabbitmq-c
+    // decodes continuation words into them); a copy must not carry them, or
+    // its encoding grows by a flag word encoded_size() does not count.
+    constexpr amqp_flags_t kKnown =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
+        AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+        AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+        AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_APP_ID_FLAG |
+        AMQP_BASIC_CLUSTER_ID_FLAG;
+    props_._flags &= kKnown;
     const auto copy_if = [&](amqp_flags_t flag, amqp_bytes_t& field) {
         if ((props_._flags & flag) != 0) field = copy_bytes(to_string(field));
     };
@@ -102,12 +112,51 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedP
     copy_if(AMQP_BASIC_APP_ID_FLAG, props_.app_id);
     copy_if(AMQP_BASIC_CLUSTER_ID_FLAG, props_.cluster_id);
     if ((props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-        amqp_table_t clone{};
-        if (amqp_table_clone(&source.headers, &clone, pool_.get()) != AMQP_STATUS_OK) throw std::bad_alloc();
-        props_.headers = clone;
+        // Not amqp_table_clone: it fails on values it could itself decode
+        // (an empty array, an empty byte string), and every decodable table
+        // must be copyable.
+        props_.headers = clone_table(source.headers);
     } else {
         props_.headers = amqp_table_t{};
     }
+}
+
+amqp_table_t OwnedProperties::clone_table(const amqp_table_t& table) {
+    amqp_table_t out{};
+    if (table.num_entries <= 0 || table.entries == nullptr) return out;
+    auto* entries = static_cast<amqp_table_entry_t*>(
+        amqp_pool_alloc(pool_.get(), sizeof(amqp_table_entry_t) * static_cast<std::size_t>(table.num_entries)));
+    if (entries == nullptr) throw std::bad_alloc();
+    for (int i = 0; i < table.num_entries; ++i) {
+        entries[i].key = copy_bytes(to_string(table.entries[i].key));
+        entries[i].value = clone_value(table.entries[i].value);
+    }
+    out.num_entries = table.num_entries;
+    out.entries = entries;
+    return out;
+}
+
+amqp_field_value_t OwnedProperties::clone_value(const amqp_field_value_t& value) {
+    amqp_field_value_t out = value;
+    switch (value.kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES: out.value.bytes = copy_bytes(to_string(value.value.bytes)); break;
+        case AMQP_FIELD_KIND_TABLE: out.value.table = clone_table(value.value.table); break;
+        case AMQP_FIELD_KIND_ARRAY: {
+            const amqp_array_t& array = value.value.array;
+            out.value.array = amqp_array_t{};
+            if (array.num_entries <= 0 || array.entries == nullptr) break;
+            auto* items = static_cast<amqp_field_value_t*>(
+                amqp_pool_alloc(pool_.get(), sizeof(amqp_field_value_t) * static_cast<std::size_t>(array.num_entries)));
+            if (items == nullptr) throw std::bad_alloc();
+            for (int i = 0; i < array.num_entries; ++i) items[i] = clone_value(array.entries[i]);
+            out.value.array.num_entries = array.num_entries;
+            out.value.array.entries = items;
+            break;
+        }
+        default: break;
+    }
+    return out;
 }
 
 amqp_bytes_t OwnedProperties::copy_bytes(std::string_view bytes) {

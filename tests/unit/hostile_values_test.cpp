@@ -292,3 +292,18 @@ TEST_CASE("a content header announcing an absurd body size allocates nothing up 
     body.payload.body_fragment = as_amqp_bytes(fragment);
     CHECK_FALSE(assembler.feed(body).has_value());
 }
+
+TEST_CASE("empty arrays, tables and strings anywhere in the headers are copied like any other value") {
+    std::vector<amqp_field_value_t> none;
+    std::vector<amqp_table_entry_t> empty_table;
+    std::vector<amqp_field_value_t> holder{array_value(none), table_value(empty_table), bytes_value(AMQP_FIELD_KIND_BYTES, "")};
+    std::vector<amqp_table_entry_t> top{entry("a", array_value(none)), entry("t", table_value(empty_table)),
+                                        entry("s", bytes_value(AMQP_FIELD_KIND_UTF8, "")), entry("n", array_value(holder))};
+    const OwnedProperties props(with_headers(top));
+    const OwnedProperties again(props.get());
+    const auto text = again.headers_as_text();
+    CHECK(text.at("a") == "[]");
+    CHECK(text.at("t") == "{}");
+    CHECK(text.at("s").empty());
+    CHECK(text.at("n") == R"([[],{},{"$bytes_base64":""}])");
+}
