@@ -213,8 +213,17 @@ TEST_CASE("non-UTF-8 bytes at every depth of the headers: processed, dead-letter
     const auto [list_code, list_output] = f.dlq({"list", "--queue", "orders", "--json"});
     CHECK_MESSAGE(list_code == 0, list_output);
     CHECK(list_output.find("permanent-error") != std::string::npos);
+    const auto [table_code, table_output] = f.dlq({"list", "--queue", "orders"});
+    CHECK_MESSAGE(table_code == 0, table_output);
     const auto [show_code, show_output] = f.dlq({"show", "--queue", "orders", "fail-nested"});
     CHECK_MESSAGE(show_code == 0, show_output);
+    {
+        test::Process trace(test::bin("idemqctl"), {"trace", "fail-nested", "--queue", "orders"},
+                            {{"IDEMQ_AMQP_URL", f.vhost.url()}, {"IDEMQ_DATABASE_URL", f.db.url()}});
+        const int code = trace.wait(std::chrono::seconds(120));
+        CHECK_MESSAGE(code == 0, trace.output());
+        CHECK(trace.output().find("dlq: in orders.dlq with reason permanent-error") != std::string::npos);
+    }
 
     // Export and import are byte-exact: the imported copy carries the very same table.
     const std::string file = "/tmp/" + test::unique_name("hostile_export") + ".jsonl";
@@ -297,7 +306,7 @@ TEST_CASE("headers close to frame_max: the DLQ and retry copies are bounded, the
     CHECK(f.broker->ready("orders.dlq") == 1);
 }
 
-TEST_CASE("empty bodies are processed; oversized bodies are dead-lettered whole") {
+TEST_CASE("empty bodies are processed and oversized bodies are dead-lettered whole") {
     Fixture f;
     TableBuilder t;
     f.publish(t.properties("empty", {}), "");
