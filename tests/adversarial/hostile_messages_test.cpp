@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "amqp_connection.hpp"
 #include "amqp_properties.hpp"
+#include "confirmed_publisher.hpp"
 #include "amqp_value.hpp"
 #include "dead_letter.hpp"
 #include "../integration/running_worker.hpp"
@@ -388,4 +390,35 @@ TEST_CASE("CC and BCC routing headers: a failing or retried message leaves exact
     CHECK(f.broker->ready("bystander-bcc") == 0);
     CHECK(f.effects("flaky-cc") == 1);
     CHECK(f.broker->ready("orders") == 0);
+}
+
+TEST_CASE("a publish whose headers cannot fit in a frame fails alone and the connection keeps publishing") {
+    test::Vhost vhost;
+    test::Broker broker(vhost.url());
+    broker.declare_queue("target");
+    idemq::detail::AmqpConnection connection({.url = vhost.url(), .connection_name = "idemq test oversized publish"});
+    idemq::detail::ConfirmedPublisher publisher(connection);
+    TableBuilder t;
+    auto too_big = t.properties("too-big", {{"pad", t.text(std::string(200'000, 'p'))}});
+    std::optional<std::string> first_error;
+    bool first_done = false;
+    publisher.publish("", "target", std::move(too_big), std::string("body"), [&](std::optional<std::string> error) {
+        first_done = true;
+        first_error = std::move(error);
+    });
+    // Refused before anything was written: at once, and with a reason.
+    CHECK(first_done);
+    REQUIRE(first_error.has_value());
+    CHECK(first_error->find("frame_max") != std::string::npos);
+
+    bool second_confirmed = false;
+    publisher.publish("", "target", t.properties("fits", {{"small", t.text("s")}}), std::string("body"),
+                      [&](std::optional<std::string> error) { second_confirmed = !error; });
+    while (publisher.outstanding() > 0) {
+        auto event = connection.wait_event(std::chrono::seconds(30));
+        REQUIRE_MESSAGE(event.has_value(), "no publisher confirm within 30 s");
+        publisher.on_event(*event);
+    }
+    CHECK(second_confirmed);
+    CHECK(test::eventually([&] { return broker.ready("target") == 1; }));
 }
