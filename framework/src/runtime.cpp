@@ -474,10 +474,10 @@ std::shared_ptr<const Message> message_of(Delivery& delivery, const Route& route
     // exchange; the handler still sees where it was first published. On a
     // message published to a real exchange these headers are someone
     // else's claim and are not believed.
-    const auto original = [&](std::string_view name, std::string& fallback) {
+    const bool via_default_exchange = delivery.exchange.empty();
+    const auto original = [&](std::string_view name, const std::string& fallback) {
         const auto it = headers.find(name);
-        if (!delivery.exchange.empty() || it == headers.end()) return std::move(fallback);
-        return it->second;
+        return via_default_exchange && it != headers.end() ? it->second : fallback;
     };
     std::string exchange = original(header::kOriginalExchange, delivery.exchange);
     std::string routing_key = original(header::kOriginalRoutingKey, delivery.routing_key);
