@@ -115,13 +115,13 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedP
         // Not amqp_table_clone: it fails on values it could itself decode
         // (an empty array, an empty byte string), and every decodable table
         // must be copyable.
-        props_.headers = clone_table(source.headers);
+        props_.headers = clone_table(source.headers, 0);
     } else {
         props_.headers = amqp_table_t{};
     }
 }
 
-amqp_table_t OwnedProperties::clone_table(const amqp_table_t& table) {
+amqp_table_t OwnedProperties::clone_table(const amqp_table_t& table, int depth) {
     amqp_table_t out{};
     if (table.num_entries <= 0 || table.entries == nullptr) return out;
     auto* entries = static_cast<amqp_table_entry_t*>(
@@ -129,19 +129,25 @@ amqp_table_t OwnedProperties::clone_table(const amqp_table_t& table) {
     if (entries == nullptr) throw std::bad_alloc();
     for (int i = 0; i < table.num_entries; ++i) {
         entries[i].key = copy_bytes(to_string(table.entries[i].key));
-        entries[i].value = clone_value(table.entries[i].value);
+        entries[i].value = clone_value(table.entries[i].value, depth + 1);
     }
     out.num_entries = table.num_entries;
     out.entries = entries;
     return out;
 }
 
-amqp_field_value_t OwnedProperties::clone_value(const amqp_field_value_t& value) {
+amqp_field_value_t OwnedProperties::clone_value(const amqp_field_value_t& value, int depth) {
     amqp_field_value_t out = value;
+    // Deeper than anything idemq renders or republishes: not worth a
+    // recursion as deep as a frame allows (tens of thousands of levels).
+    if (depth > kMaxFieldDepth + 1) {
+        out.kind = AMQP_FIELD_KIND_VOID;
+        return out;
+    }
     switch (value.kind) {
         case AMQP_FIELD_KIND_UTF8:
         case AMQP_FIELD_KIND_BYTES: out.value.bytes = copy_bytes(to_string(value.value.bytes)); break;
-        case AMQP_FIELD_KIND_TABLE: out.value.table = clone_table(value.value.table); break;
+        case AMQP_FIELD_KIND_TABLE: out.value.table = clone_table(value.value.table, depth); break;
         case AMQP_FIELD_KIND_ARRAY: {
             const amqp_array_t& array = value.value.array;
             out.value.array = amqp_array_t{};
@@ -149,7 +155,7 @@ amqp_field_value_t OwnedProperties::clone_value(const amqp_field_value_t& value)
             auto* items = static_cast<amqp_field_value_t*>(
                 amqp_pool_alloc(pool_.get(), sizeof(amqp_field_value_t) * static_cast<std::size_t>(array.num_entries)));
             if (items == nullptr) throw std::bad_alloc();
-            for (int i = 0; i < array.num_entries; ++i) items[i] = clone_value(array.entries[i]);
+            for (int i = 0; i < array.num_entries; ++i) items[i] = clone_value(array.entries[i], depth + 1);
             out.value.array.num_entries = array.num_entries;
             out.value.array.entries = items;
             break;
@@ -429,7 +435,8 @@ amqp_decimal_t parse_decimal(const std::string& text) {
 }  // namespace
 
 amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json, int depth) {
-    if (depth > kMaxFieldDepth) throw Error(fmt::format("headers nest deeper than {} levels", kMaxFieldDepth));
+    // One level more than kMaxFieldDepth: where an export writes {"$too_deep": true}.
+    if (depth > kMaxFieldDepth + 1) throw Error(fmt::format("headers nest deeper than {} levels", kMaxFieldDepth));
     amqp_field_value_t value{};
     if (const char* kind = typed_kind(json)) {
         const nlohmann::json& item = json.begin().value();

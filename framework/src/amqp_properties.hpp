@@ -93,8 +93,8 @@ private:
     };
 
     amqp_bytes_t copy_bytes(std::string_view bytes);
-    amqp_table_t clone_table(const amqp_table_t& table);
-    amqp_field_value_t clone_value(const amqp_field_value_t& value);
+    amqp_table_t clone_table(const amqp_table_t& table, int depth);
+    amqp_field_value_t clone_value(const amqp_field_value_t& value, int depth);
     amqp_field_value_t field_from_json(const nlohmann::json& json, int depth);
     amqp_table_t table_from_json(const nlohmann::json& json, int depth);
     // A copy whose headers are the entries of these headers at `keep`, then `headers`.

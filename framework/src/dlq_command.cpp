@@ -88,11 +88,12 @@ private:
 std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
 
 nlohmann::json view_json(const DeadLetterView& v) {
-    return {{"message_id", v.message_id},   {"reason", v.reason},
+    // Ids are bytes from the wire: exact, as in the export format.
+    return {{"message_id", bytes_to_json(v.message_id)},   {"reason", v.reason},
             {"error_type", v.error_type},   {"error", v.error},
             {"handler", v.handler},         {"attempts", v.attempts},
             {"failed_at", v.failed_at},     {"size", v.size},
-            {"correlation_id", v.correlation_id}, {"replay_count", v.replay_count},
+            {"correlation_id", bytes_to_json(v.correlation_id)}, {"replay_count", v.replay_count},
             {"original_exchange", v.original_exchange}, {"original_routing_key", v.original_routing_key}};
 }
 
