@@ -498,9 +498,11 @@ amqp_table_t OwnedProperties::table_from_json(const nlohmann::json& json, int de
     if (entries == nullptr) throw std::bad_alloc();
     int count = 0;
     for (const auto& [key, item] : json.items()) {
-        const std::string name = key.starts_with(kKeyPrefix) ? base64_decode(std::string_view(key).substr(kKeyPrefix.size()))
-                                                               : key;
-        if (name.size() > 255) throw Error(fmt::format("header name longer than 255 bytes: '{}...'", bounded(name, 64)));
+        const std::string name =
+            key.starts_with(kKeyPrefix) ? base64_decode(std::string_view(key).substr(kKeyPrefix.size())) : key;
+        if (name.size() > 255) {
+            throw Error(fmt::format("header name longer than 255 bytes: '{}...'", bounded(name, 64)));
+        }
         entries[count].key = copy_bytes(name);
         entries[count].value = field_from_json(item, depth + 1);
         ++count;
