@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <array>
 
 namespace idemq::detail {
@@ -15,7 +16,9 @@ namespace {
 
 constexpr amqp_channel_t kChannel = 1;
 // 128 KiB frames, the broker's default: large bodies go in fewer frames.
-constexpr int kFrameMax = 131072;
+constexpr int kFrameMax = static_cast<int>(kDefaultFrameMax);
+// A frame's type, channel and size, and its end octet.
+constexpr std::size_t kFrameOverhead = 8;
 
 timeval to_timeval(std::chrono::milliseconds ms) {
     timeval tv{};
@@ -262,6 +265,17 @@ void AmqpConnection::cancel(std::string_view consumer_tag) {
 
 void AmqpConnection::publish(std::string_view exchange, std::string_view routing_key, bool mandatory,
                              const OwnedProperties& properties, std::string_view body) {
+    if (exchange.size() > 255 || routing_key.size() > 255) {
+        throw UnencodablePublish(fmt::format("exchange or routing key longer than 255 bytes ({} and {})",
+                                             exchange.size(), routing_key.size()));
+    }
+    const auto size = properties.encoded_size();
+    const auto frame_max = static_cast<std::size_t>(std::max(amqp_get_frame_max(state_), 0));
+    if (!size) throw UnencodablePublish("its properties cannot be encoded (a name over 255 bytes, or nested too deep)");
+    if (*size + kFrameOverhead > frame_max) {
+        throw UnencodablePublish(fmt::format("its properties take {} bytes, more than the frame_max of {} allows",
+                                             *size, frame_max));
+    }
     check_status(amqp_basic_publish(state_, kChannel, as_amqp_bytes(exchange), as_amqp_bytes(routing_key),
                                     mandatory ? 1 : 0, 0, &properties.get(), as_amqp_bytes(body)),
                  "basic.publish");

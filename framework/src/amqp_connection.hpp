@@ -3,6 +3,8 @@
 #include "amqp_events.hpp"
 #include "amqp_properties.hpp"
 
+#include <idemq/errors.hpp>
+
 #include <amqp.h>
 
 #include <chrono>
@@ -12,6 +14,14 @@
 #include <string_view>
 
 namespace idemq::detail {
+
+// One publish that cannot be encoded (its properties do not fit in a frame,
+// a name is longer than a short string). Thrown before anything is written,
+// so the connection is intact: fail that publish, not the connection.
+class UnencodablePublish final : public Error {
+public:
+    using Error::Error;
+};
 
 // One AMQP connection with one channel, and the only place rabbitmq-c is
 // called. Not thread-safe: rabbitmq-c is not, so one thread drives it (in the
@@ -66,6 +76,9 @@ public:
     void cancel(std::string_view consumer_tag);
     // basic.consume without waiting for consume-ok.
     void consume_async(std::string_view queue, std::string_view consumer_tag);
+    // Throws UnencodablePublish, having sent nothing, when the publish cannot
+    // be encoded: rabbitmq-c would find out only after the method frame was
+    // written, leaving the channel mid-message.
     void publish(std::string_view exchange, std::string_view routing_key, bool mandatory,
                  const OwnedProperties& properties, std::string_view body);
 

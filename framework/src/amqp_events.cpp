@@ -5,7 +5,17 @@
 #include <amqp_framing.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace idemq::detail {
+namespace {
+
+// The broker announces a body's size in its content header; a body is
+// reserved up to this much at once and grows frame by frame beyond it, so an
+// announced size never allocates memory that no frame has brought yet.
+constexpr std::uint64_t kMaxReserve = 1U << 20;
+
+}  // namespace
 
 std::optional<AmqpEvent> ContentAssembler::feed(const amqp_frame_t& frame) {
     switch (frame.frame_type) {
@@ -17,14 +27,20 @@ std::optional<AmqpEvent> ContentAssembler::feed(const amqp_frame_t& frame) {
             header_seen_ = true;
             std::visit([&](auto& content) {
                 content.properties = OwnedProperties(props);
-                content.body.reserve(expected_size_);
+                content.body.reserve(static_cast<std::size_t>(std::min(expected_size_, kMaxReserve)));
             }, *pending_);
             return finish_if_complete();
         }
         case AMQP_FRAME_BODY: {
             if (!pending_ || !header_seen_) throw BrokerError("AMQP protocol error: unexpected content body", true);
-            const auto fragment = to_string(frame.payload.body_fragment);
-            std::visit([&](auto& content) { content.body += fragment; }, *pending_);
+            const amqp_bytes_t fragment = frame.payload.body_fragment;
+            std::visit([&](auto& content) {
+                // More than announced is a protocol error; never append it.
+                if (content.body.size() + fragment.len > expected_size_) {
+                    throw BrokerError("AMQP protocol error: body longer than announced", true);
+                }
+                if (fragment.len > 0) content.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
+            }, *pending_);
             return finish_if_complete();
         }
         default: return std::nullopt;

@@ -1,59 +1,47 @@
 #include "amqp_properties.hpp"
 
+#include <idemq/errors.hpp>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <numeric>
+
+#include "amqp_value.hpp"
+#include "base64.hpp"
+#include "dead_letter.hpp"
 
 namespace idemq::detail {
 namespace {
 
 constexpr std::size_t kPoolPageSize = 4096;
 
+struct BytesProperty {
+    const char* name;
+    amqp_flags_t flag;
+    amqp_bytes_t amqp_basic_properties_t::*field;
+};
+
+constexpr BytesProperty kBytesProperties[] = {
+    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+};
+
+
 }  // namespace
 
-nlohmann::json to_json(const amqp_field_value_t& value);
-
-nlohmann::json to_json(const amqp_table_t& table) {
-    auto object = nlohmann::json::object();
-    for (int i = 0; i < table.num_entries; ++i) {
-        object[to_string(table.entries[i].key)] = to_json(table.entries[i].value);
-    }
-    return object;
-}
-
-nlohmann::json to_json(const amqp_field_value_t& value) {
-    switch (value.kind) {
-        case AMQP_FIELD_KIND_BOOLEAN: return value.value.boolean != 0;
-        case AMQP_FIELD_KIND_I8: return value.value.i8;
-        case AMQP_FIELD_KIND_U8: return value.value.u8;
-        case AMQP_FIELD_KIND_I16: return value.value.i16;
-        case AMQP_FIELD_KIND_U16: return value.value.u16;
-        case AMQP_FIELD_KIND_I32: return value.value.i32;
-        case AMQP_FIELD_KIND_U32: return value.value.u32;
-        case AMQP_FIELD_KIND_I64: return value.value.i64;
-        case AMQP_FIELD_KIND_U64: return value.value.u64;
-        case AMQP_FIELD_KIND_TIMESTAMP: return value.value.u64;
-        case AMQP_FIELD_KIND_F32: return value.value.f32;
-        case AMQP_FIELD_KIND_F64: return value.value.f64;
-        case AMQP_FIELD_KIND_DECIMAL: {
-            double scaled = value.value.decimal.value;
-            for (int i = 0; i < value.value.decimal.decimals; ++i) scaled /= 10;
-            return scaled;
-        }
-        case AMQP_FIELD_KIND_UTF8:
-        case AMQP_FIELD_KIND_BYTES: return to_string(value.value.bytes);
-        case AMQP_FIELD_KIND_ARRAY: {
-            auto array = nlohmann::json::array();
-            for (int i = 0; i < value.value.array.num_entries; ++i) array.push_back(to_json(value.value.array.entries[i]));
-            return array;
-        }
-        case AMQP_FIELD_KIND_TABLE: return to_json(value.value.table);
-        case AMQP_FIELD_KIND_VOID: return nullptr;
-        default: return nullptr;
-    }
-}
+nlohmann::json to_json(const amqp_table_t& table) { return table_to_json(table); }
 
 namespace {
 
@@ -100,6 +88,16 @@ OwnedProperties::OwnedProperties() : pool_(new amqp_pool_t) { init_amqp_pool(poo
 
 OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedProperties() {
     props_ = source;
+    // A publisher may set flag bits no property stands for (rabbitmq-c
+    // decodes continuation words into them); a copy must not carry them, or
+    // its encoding grows by a flag word encoded_size() does not count.
+    constexpr amqp_flags_t kKnown =
+        AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
+        AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+        AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+        AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_APP_ID_FLAG |
+        AMQP_BASIC_CLUSTER_ID_FLAG;
+    props_._flags &= kKnown;
     const auto copy_if = [&](amqp_flags_t flag, amqp_bytes_t& field) {
         if ((props_._flags & flag) != 0) field = copy_bytes(to_string(field));
     };
@@ -114,12 +112,57 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedP
     copy_if(AMQP_BASIC_APP_ID_FLAG, props_.app_id);
     copy_if(AMQP_BASIC_CLUSTER_ID_FLAG, props_.cluster_id);
     if ((props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
-        amqp_table_t clone{};
-        if (amqp_table_clone(&source.headers, &clone, pool_.get()) != AMQP_STATUS_OK) throw std::bad_alloc();
-        props_.headers = clone;
+        // Not amqp_table_clone: it fails on values it could itself decode
+        // (an empty array, an empty byte string), and every decodable table
+        // must be copyable.
+        props_.headers = clone_table(source.headers, 0);
     } else {
         props_.headers = amqp_table_t{};
     }
+}
+
+amqp_table_t OwnedProperties::clone_table(const amqp_table_t& table, int depth) {
+    amqp_table_t out{};
+    if (table.num_entries <= 0 || table.entries == nullptr) return out;
+    auto* entries = static_cast<amqp_table_entry_t*>(
+        amqp_pool_alloc(pool_.get(), sizeof(amqp_table_entry_t) * static_cast<std::size_t>(table.num_entries)));
+    if (entries == nullptr) throw std::bad_alloc();
+    for (int i = 0; i < table.num_entries; ++i) {
+        entries[i].key = copy_bytes(to_string(table.entries[i].key));
+        entries[i].value = clone_value(table.entries[i].value, depth + 1);
+    }
+    out.num_entries = table.num_entries;
+    out.entries = entries;
+    return out;
+}
+
+amqp_field_value_t OwnedProperties::clone_value(const amqp_field_value_t& value, int depth) {
+    amqp_field_value_t out = value;
+    // Deeper than anything idemq renders or republishes: not worth a
+    // recursion as deep as a frame allows (tens of thousands of levels).
+    if (depth > kMaxFieldDepth + 1) {
+        out.kind = AMQP_FIELD_KIND_VOID;
+        return out;
+    }
+    switch (value.kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES: out.value.bytes = copy_bytes(to_string(value.value.bytes)); break;
+        case AMQP_FIELD_KIND_TABLE: out.value.table = clone_table(value.value.table, depth); break;
+        case AMQP_FIELD_KIND_ARRAY: {
+            const amqp_array_t& array = value.value.array;
+            out.value.array = amqp_array_t{};
+            if (array.num_entries <= 0 || array.entries == nullptr) break;
+            auto* items = static_cast<amqp_field_value_t*>(
+                amqp_pool_alloc(pool_.get(), sizeof(amqp_field_value_t) * static_cast<std::size_t>(array.num_entries)));
+            if (items == nullptr) throw std::bad_alloc();
+            for (int i = 0; i < array.num_entries; ++i) items[i] = clone_value(array.entries[i], depth + 1);
+            out.value.array.num_entries = array.num_entries;
+            out.value.array.entries = items;
+            break;
+        }
+        default: break;
+    }
+    return out;
 }
 
 amqp_bytes_t OwnedProperties::copy_bytes(std::string_view bytes) {
@@ -155,31 +198,31 @@ Headers OwnedProperties::headers_as_text() const {
     if ((props_._flags & AMQP_BASIC_HEADERS_FLAG) == 0) return out;
     for (int i = 0; i < props_.headers.num_entries; ++i) {
         const auto& entry = props_.headers.entries[i];
-        const auto kind = entry.value.kind;
-        std::string text = (kind == AMQP_FIELD_KIND_UTF8 || kind == AMQP_FIELD_KIND_BYTES)
-                               ? to_string(entry.value.value.bytes)
-                               : detail::to_json(entry.value).dump();
-        out.insert_or_assign(to_string(entry.key), std::move(text));
+        out.insert_or_assign(to_string(entry.key), field_to_text(entry.value));
     }
     return out;
 }
 
 OwnedProperties OwnedProperties::with_headers(const HeaderList& headers, std::string_view drop_prefix) const {
-    OwnedProperties out(props_);
-    const amqp_table_t& old = out.props_.headers;
-    const bool had_headers = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0;
-    const int old_count = had_headers ? old.num_entries : 0;
-
-    auto* entries = static_cast<amqp_table_entry_t*>(
-        amqp_pool_alloc(out.pool_.get(), sizeof(amqp_table_entry_t) * (static_cast<std::size_t>(old_count) + headers.size())));
-    if (entries == nullptr) throw std::bad_alloc();
-    int count = 0;
+    std::vector<int> indices;
+    const int old_count = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? props_.headers.num_entries : 0;
     for (int i = 0; i < old_count; ++i) {
-        const std::string key = to_string(old.entries[i].key);
+        const std::string key = to_string(props_.headers.entries[i].key);
         const bool replaced = std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
         const bool dropped = !drop_prefix.empty() && key.starts_with(drop_prefix);
-        if (!replaced && !dropped) entries[count++] = old.entries[i];
+        if (!replaced && !dropped) indices.push_back(i);
     }
+    return with_entries(indices, headers);
+}
+
+OwnedProperties OwnedProperties::with_entries(const std::vector<int>& keep, const HeaderList& headers) const {
+    OwnedProperties out(props_);
+    const amqp_table_t& old = out.props_.headers;
+    auto* entries = static_cast<amqp_table_entry_t*>(amqp_pool_alloc(
+        out.pool_.get(), sizeof(amqp_table_entry_t) * std::max<std::size_t>(keep.size() + headers.size(), 1)));
+    if (entries == nullptr) throw std::bad_alloc();
+    int count = 0;
+    for (const int i : keep) entries[count++] = old.entries[i];
     for (const auto& [key, value] : headers) {
         amqp_table_entry_t& entry = entries[count++];
         entry.key = out.copy_bytes(key);
@@ -197,59 +240,223 @@ OwnedProperties OwnedProperties::with_headers(const HeaderList& headers, std::st
     return out;
 }
 
-OwnedProperties OwnedProperties::for_republish(HeaderList headers) const {
+namespace {
+
+// The headers the broker routes by: each CC/BCC key is one more copy in one
+// more queue. BCC is removed by the broker before delivery, but an imported
+// or hand-made copy may still carry it.
+bool is_routing_header(std::string_view key) noexcept { return key == "CC" || key == "BCC"; }
+
+std::size_t short_string_size(amqp_flags_t flags, amqp_flags_t flag, amqp_bytes_t bytes) noexcept {
+    return (flags & flag) != 0 ? 1 + bytes.len : 0;
+}
+
+}  // namespace
+
+std::optional<std::size_t> OwnedProperties::encoded_size() const {
+    const amqp_flags_t flags = props_._flags;
+    std::size_t total = 0;
+    // Only the fields whose flag is set are read: the others may hold
+    // anything (rabbitmq-c does not clear what it does not decode).
+    for (const auto& p : kBytesProperties) {
+        if ((flags & p.flag) != 0 && (props_.*p.field).len > 255) return std::nullopt;
+    }
+    total += short_string_size(flags, AMQP_BASIC_CONTENT_TYPE_FLAG, props_.content_type);
+    total += short_string_size(flags, AMQP_BASIC_CONTENT_ENCODING_FLAG, props_.content_encoding);
+    total += short_string_size(flags, AMQP_BASIC_CORRELATION_ID_FLAG, props_.correlation_id);
+    total += short_string_size(flags, AMQP_BASIC_REPLY_TO_FLAG, props_.reply_to);
+    total += short_string_size(flags, AMQP_BASIC_EXPIRATION_FLAG, props_.expiration);
+    total += short_string_size(flags, AMQP_BASIC_MESSAGE_ID_FLAG, props_.message_id);
+    total += short_string_size(flags, AMQP_BASIC_TYPE_FLAG, props_.type);
+    total += short_string_size(flags, AMQP_BASIC_USER_ID_FLAG, props_.user_id);
+    total += short_string_size(flags, AMQP_BASIC_APP_ID_FLAG, props_.app_id);
+    total += short_string_size(flags, AMQP_BASIC_CLUSTER_ID_FLAG, props_.cluster_id);
+    if ((flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0) total += 1;
+    if ((flags & AMQP_BASIC_PRIORITY_FLAG) != 0) total += 1;
+    if ((flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) total += 8;
+    if ((flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+        const auto headers = detail::encoded_size(props_.headers);
+        if (!headers) return std::nullopt;
+        total += *headers;
+    }
+    // class id, weight, body size and the property flags.
+    return total + 14;
+}
+
+std::size_t republish_budget(int frame_max) noexcept {
+    // Frame header and end octet, plus room for what is added after the
+    // bound: the publisher's sequence header and a replay's two headers.
+    constexpr std::size_t kMargin = 8 + 1024;
+    const std::size_t frame = frame_max > 0 ? static_cast<std::size_t>(frame_max) : kDefaultFrameMax;
+    return frame > 2 * kMargin ? frame - kMargin : frame / 2;
+}
+
+OwnedProperties OwnedProperties::for_republish(HeaderList headers, std::size_t max_bytes) const {
     if ((props_._flags & AMQP_BASIC_EXPIRATION_FLAG) != 0) {
-        headers.emplace_back("x-idemq-original-expiration", to_string(props_.expiration));
+        headers.emplace_back(std::string(header::kOriginalExpiration), bounded(to_string(props_.expiration)));
     }
     if ((props_._flags & AMQP_BASIC_USER_ID_FLAG) != 0) {
-        headers.emplace_back("x-idemq-original-user-id", to_string(props_.user_id));
+        headers.emplace_back(std::string(header::kOriginalUserId), bounded(to_string(props_.user_id)));
     }
-    OwnedProperties out = with_headers(headers);
+    const bool had_headers = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0;
+    const int old_count = had_headers ? props_.headers.num_entries : 0;
+    for (int i = 0; i < old_count; ++i) {
+        const auto& entry = props_.headers.entries[i];
+        if (to_string(entry.key) == "CC") {
+            headers.emplace_back(std::string(header::kOriginalCc), bounded(field_to_text(entry.value)));
+        }
+    }
+    const auto ours = [&](std::string_view key) {
+        return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
+    };
+
+    // Which of the original headers travel on: not the routing ones, not
+    // those idemq replaces, and, when the whole table would not fit in one
+    // frame, not the largest ones.
+    struct Candidate {
+        int index;
+        std::size_t size;
+        std::string key;
+    };
+    std::vector<Candidate> kept;
+    std::vector<std::string> dropped;
+    std::string previous_dropped;
+    for (int i = 0; i < old_count; ++i) {
+        const auto& entry = props_.headers.entries[i];
+        std::string key = to_string(entry.key);
+        if (key == header::kDroppedHeaders) {
+            previous_dropped = field_to_text(entry.value);
+            continue;
+        }
+        if (is_routing_header(key) || ours(key)) continue;
+        const auto size = detail::encoded_size(entry.value);
+        if (!size || key.size() > 255) {
+            dropped.push_back(std::move(key));
+            continue;
+        }
+        kept.push_back({i, 1 + key.size() + *size, std::move(key)});
+    }
+
+    // Everything but the original headers, measured on a copy without them.
+    OwnedProperties ours_only = with_entries({}, headers);
+    ours_only.props_._flags &= ~static_cast<amqp_flags_t>(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
+    ours_only.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+    const std::size_t fixed = ours_only.encoded_size().value_or(max_bytes);
+    // Room for the x-idemq-dropped-headers entry itself.
+    const std::size_t note = 1 + header::kDroppedHeaders.size() + 1 + 4 + kMaxHeaderValueBytes;
+    const std::size_t room = fixed + note < max_bytes ? max_bytes - fixed - note : 0;
+    std::size_t total = std::accumulate(kept.begin(), kept.end(), std::size_t{0},
+                                        [](std::size_t sum, const Candidate& c) { return sum + c.size; });
+    if (total > room || !dropped.empty()) {
+        std::vector<std::size_t> by_size(kept.size());
+        std::iota(by_size.begin(), by_size.end(), std::size_t{0});
+        std::stable_sort(by_size.begin(), by_size.end(),
+                         [&](std::size_t a, std::size_t b) { return kept[a].size > kept[b].size; });
+        std::vector<bool> drop(kept.size(), false);
+        for (const std::size_t k : by_size) {
+            if (total <= room) break;
+            drop[k] = true;
+            total -= kept[k].size;
+            dropped.push_back(kept[k].key);
+        }
+        std::vector<Candidate> still;
+        for (std::size_t k = 0; k < kept.size(); ++k) {
+            if (!drop[k]) still.push_back(std::move(kept[k]));
+        }
+        kept = std::move(still);
+    }
+    if (!dropped.empty()) {
+        std::string names = previous_dropped;
+        for (const auto& name : dropped) {
+            // Names are bytes from the wire; the list is for people, so it is text.
+            names += (names.empty() ? "" : ",") + (is_utf8(name) ? name : "$base64:" + base64_encode(name));
+        }
+        headers.emplace_back(std::string(header::kDroppedHeaders), bounded(names));
+    } else if (!previous_dropped.empty()) {
+        headers.emplace_back(std::string(header::kDroppedHeaders), bounded(previous_dropped));
+    }
+
+    std::vector<int> indices;
+    indices.reserve(kept.size());
+    for (const auto& candidate : kept) indices.push_back(candidate.index);
+    OwnedProperties out = with_entries(indices, headers);
     out.props_._flags &= ~static_cast<amqp_flags_t>(AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_USER_ID_FLAG);
     out.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
     out.props_.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     return out;
 }
 
-namespace {
-
-struct BytesProperty {
-    const char* name;
-    amqp_flags_t flag;
-    amqp_bytes_t amqp_basic_properties_t::*field;
-};
-
-constexpr BytesProperty kBytesProperties[] = {
-    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
-    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
-    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
-    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
-    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
-    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
-    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
-    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
-    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
-    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
-};
-
-}  // namespace
 
 nlohmann::json OwnedProperties::to_json() const {
     auto json = nlohmann::json::object();
     for (const auto& p : kBytesProperties) {
-        if ((props_._flags & p.flag) != 0) json[p.name] = to_string(props_.*p.field);
+        if ((props_._flags & p.flag) != 0) json[p.name] = bytes_to_json(to_string(props_.*p.field));
     }
     if ((props_._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0) json["delivery_mode"] = props_.delivery_mode;
     if ((props_._flags & AMQP_BASIC_PRIORITY_FLAG) != 0) json["priority"] = props_.priority;
     if ((props_._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) json["timestamp"] = props_.timestamp;
-    json["headers"] = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? detail::to_json(props_.headers)
+    json["headers"] = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? table_to_json(props_.headers)
                                                                       : nlohmann::json::object();
     return json;
 }
 
-amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json) {
+namespace {
+
+constexpr std::string_view kKeyPrefix = "$base64:";
+
+// The typed value a one-key object stands for, or nullptr for a table.
+const char* typed_kind(const nlohmann::json& json) {
+    if (!json.is_object() || json.size() != 1) return nullptr;
+    const std::string& key = json.begin().key();
+    for (const char* kind : {"$string_base64", "$bytes_base64", "$decimal", "$timestamp", "$too_deep"}) {
+        if (key == kind) return kind;
+    }
+    return nullptr;
+}
+
+amqp_decimal_t parse_decimal(const std::string& text) {
+    const auto dot = text.find('.');
+    std::string digits = dot == std::string::npos ? text : text.substr(0, dot) + text.substr(dot + 1);
+    const std::size_t decimals = dot == std::string::npos ? 0 : text.size() - dot - 1;
+    const bool digits_only = !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
+        return c >= '0' && c <= '9';
+    });
+    if (!digits_only || decimals > 255) throw Error(fmt::format("not an AMQP decimal: '{}'", bounded(text, 64)));
+    // Leading zeros carry no value: strip them before the range check.
+    const auto first = digits.find_first_not_of('0');
+    digits = first == std::string::npos ? "0" : digits.substr(first);
+    if (digits.size() > 10 || std::stoull(digits) > std::numeric_limits<std::uint32_t>::max()) {
+        throw Error(fmt::format("AMQP decimal out of range: '{}'", bounded(text, 64)));
+    }
+    return amqp_decimal_t{.decimals = static_cast<std::uint8_t>(decimals),
+                          .value = static_cast<std::uint32_t>(std::stoull(digits))};
+}
+
+}  // namespace
+
+amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json, int depth) {
+    // One level more than kMaxFieldDepth: where an export writes {"$too_deep": true}.
+    if (depth > kMaxFieldDepth + 1) throw Error(fmt::format("headers nest deeper than {} levels", kMaxFieldDepth));
     amqp_field_value_t value{};
-    if (json.is_string()) {
+    if (const char* kind = typed_kind(json)) {
+        const nlohmann::json& item = json.begin().value();
+        const std::string_view name = kind;
+        if (name == "$too_deep") {
+            value.kind = AMQP_FIELD_KIND_VOID;
+        } else if (name == "$timestamp") {
+            if (!item.is_number_unsigned()) throw Error("$timestamp wants a non-negative whole number");
+            value.kind = AMQP_FIELD_KIND_TIMESTAMP;
+            value.value.u64 = item.get<std::uint64_t>();
+        } else if (!item.is_string()) {
+            throw Error(fmt::format("{} wants a string", name));
+        } else if (name == "$decimal") {
+            value.kind = AMQP_FIELD_KIND_DECIMAL;
+            value.value.decimal = parse_decimal(item.get_ref<const std::string&>());
+        } else {
+            value.kind = name == "$bytes_base64" ? AMQP_FIELD_KIND_BYTES : AMQP_FIELD_KIND_UTF8;
+            value.value.bytes = copy_bytes(base64_decode(item.get_ref<const std::string&>()));
+        }
+    } else if (json.is_string()) {
         value.kind = AMQP_FIELD_KIND_UTF8;
         value.value.bytes = copy_bytes(json.get_ref<const std::string&>());
     } else if (json.is_boolean()) {
@@ -266,14 +473,15 @@ amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json) 
         value.value.f64 = json.get<double>();
     } else if (json.is_object()) {
         value.kind = AMQP_FIELD_KIND_TABLE;
-        value.value.table = table_from_json(json);
+        value.value.table = table_from_json(json, depth);
     } else if (json.is_array()) {
+        if (json.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw Error("array too long");
         value.kind = AMQP_FIELD_KIND_ARRAY;
         auto* entries = static_cast<amqp_field_value_t*>(
             amqp_pool_alloc(pool_.get(), sizeof(amqp_field_value_t) * std::max<std::size_t>(json.size(), 1)));
         if (entries == nullptr) throw std::bad_alloc();
         int count = 0;
-        for (const auto& item : json) entries[count++] = field_from_json(item);
+        for (const auto& item : json) entries[count++] = field_from_json(item, depth + 1);
         value.value.array.num_entries = count;
         value.value.array.entries = entries;
     } else {
@@ -282,15 +490,21 @@ amqp_field_value_t OwnedProperties::field_from_json(const nlohmann::json& json) 
     return value;
 }
 
-amqp_table_t OwnedProperties::table_from_json(const nlohmann::json& json) {
+amqp_table_t OwnedProperties::table_from_json(const nlohmann::json& json, int depth) {
+    if (json.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw Error("table too long");
     amqp_table_t table{};
     auto* entries = static_cast<amqp_table_entry_t*>(
         amqp_pool_alloc(pool_.get(), sizeof(amqp_table_entry_t) * std::max<std::size_t>(json.size(), 1)));
     if (entries == nullptr) throw std::bad_alloc();
     int count = 0;
     for (const auto& [key, item] : json.items()) {
-        entries[count].key = copy_bytes(key);
-        entries[count].value = field_from_json(item);
+        const std::string name =
+            key.starts_with(kKeyPrefix) ? base64_decode(std::string_view(key).substr(kKeyPrefix.size())) : key;
+        if (name.size() > 255) {
+            throw Error(fmt::format("header name longer than 255 bytes: '{}...'", bounded(name, 64)));
+        }
+        entries[count].key = copy_bytes(name);
+        entries[count].value = field_from_json(item, depth + 1);
         ++count;
     }
     table.num_entries = count;
@@ -300,19 +514,23 @@ amqp_table_t OwnedProperties::table_from_json(const nlohmann::json& json) {
 
 OwnedProperties OwnedProperties::from_json(const nlohmann::json& json) {
     OwnedProperties out;
+    if (!json.is_object()) throw Error("properties must be a JSON object");
     for (const auto& p : kBytesProperties) {
         const auto it = json.find(p.name);
-        if (it == json.end() || !it->is_string()) continue;
+        if (it == json.end()) continue;
+        const auto bytes = bytes_from_json(*it);
+        if (!bytes) continue;
+        if (bytes->size() > 255) throw Error(fmt::format("property {} longer than 255 bytes", p.name));
         out.props_._flags |= p.flag;
-        out.props_.*p.field = out.copy_bytes(it->get_ref<const std::string&>());
+        out.props_.*p.field = out.copy_bytes(*bytes);
     }
     if (const auto it = json.find("delivery_mode"); it != json.end() && it->is_number_unsigned()) {
         out.props_._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
-        out.props_.delivery_mode = it->get<std::uint8_t>();
+        out.props_.delivery_mode = static_cast<std::uint8_t>(it->get<std::uint64_t>());
     }
     if (const auto it = json.find("priority"); it != json.end() && it->is_number_unsigned()) {
         out.props_._flags |= AMQP_BASIC_PRIORITY_FLAG;
-        out.props_.priority = it->get<std::uint8_t>();
+        out.props_.priority = static_cast<std::uint8_t>(it->get<std::uint64_t>());
     }
     if (const auto it = json.find("timestamp"); it != json.end() && it->is_number_unsigned()) {
         out.props_._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
@@ -320,7 +538,7 @@ OwnedProperties OwnedProperties::from_json(const nlohmann::json& json) {
     }
     if (const auto it = json.find("headers"); it != json.end() && it->is_object() && !it->empty()) {
         out.props_._flags |= AMQP_BASIC_HEADERS_FLAG;
-        out.props_.headers = out.table_from_json(*it);
+        out.props_.headers = out.table_from_json(*it, 0);
     }
     return out;
 }

@@ -20,6 +20,15 @@ namespace idemq::detail {
 using HeaderValue = std::variant<std::string, std::int64_t>;
 using HeaderList = std::vector<std::pair<std::string, HeaderValue>>;
 
+// The frame_max idemq asks for (the broker's default).
+inline constexpr std::size_t kDefaultFrameMax = 131072;
+
+// How many bytes the properties of a republished copy may take on a
+// connection with this frame_max, leaving a margin for the headers added
+// after the bound (the publisher's sequence number, a replay's count).
+[[nodiscard]] std::size_t republish_budget(int frame_max) noexcept;
+inline constexpr std::size_t kDefaultRepublishBudget = kDefaultFrameMax - 8 - 1024;
+
 // A deep copy of AMQP basic properties in a pool of its own, so it outlives
 // the connection's frame buffers and can be republished unchanged.
 class OwnedProperties final {
@@ -53,15 +62,28 @@ public:
     // would expire the copy silently after the original was acked) and
     // without `user-id` (the broker refuses a user-id that is not the
     // publishing connection's user); both kept as x-idemq-original-* headers.
-    [[nodiscard]] OwnedProperties for_republish(HeaderList headers) const;
+    // Without the CC and BCC headers, which would route more copies to more
+    // queues (CC is kept as text in x-idemq-original-cc). Its encoded
+    // properties take at most `max_bytes`: when the original's headers
+    // would not fit beside idemq's, the largest of them are dropped and
+    // named in x-idemq-dropped-headers; idemq's own headers are always kept.
+    [[nodiscard]] OwnedProperties for_republish(HeaderList headers,
+                                                std::size_t max_bytes = kDefaultRepublishBudget) const;
+
+    // The exact size of these properties in a content header frame's
+    // payload, or nullopt when rabbitmq-c could not encode them at all.
+    [[nodiscard]] std::optional<std::size_t> encoded_size() const;
 
     // Plain properties for a message idemq publishes itself: persistent,
     // with the given ids, content type and headers.
     [[nodiscard]] static OwnedProperties make(std::string_view message_id, std::string_view correlation_id,
                                               std::string_view content_type, const HeaderList& headers);
 
-    // All properties and headers as JSON (headers keep their JSON types), and
-    // back: the export format of the DLQ tools.
+    // All properties and headers as JSON, and back: the export format of the
+    // DLQ tools. Byte-exact: see amqp_value.hpp for the typed values. A bytes
+    // property that is not UTF-8 is {"$string_base64": ...}. from_json also
+    // reads files of the older, untyped format; it throws idemq::Error for
+    // what cannot be AMQP properties.
     [[nodiscard]] nlohmann::json to_json() const;
     [[nodiscard]] static OwnedProperties from_json(const nlohmann::json& json);
 
@@ -71,14 +93,18 @@ private:
     };
 
     amqp_bytes_t copy_bytes(std::string_view bytes);
-    amqp_field_value_t field_from_json(const nlohmann::json& json);
-    amqp_table_t table_from_json(const nlohmann::json& json);
+    amqp_table_t clone_table(const amqp_table_t& table, int depth);
+    amqp_field_value_t clone_value(const amqp_field_value_t& value, int depth);
+    amqp_field_value_t field_from_json(const nlohmann::json& json, int depth);
+    amqp_table_t table_from_json(const nlohmann::json& json, int depth);
+    // A copy whose headers are the entries of these headers at `keep`, then `headers`.
+    [[nodiscard]] OwnedProperties with_entries(const std::vector<int>& keep, const HeaderList& headers) const;
 
     std::unique_ptr<amqp_pool_t, PoolDeleter> pool_;
     amqp_basic_properties_t props_{};
 };
 
-// An AMQP table as JSON: numbers, booleans, strings, arrays, objects.
+// An AMQP table as JSON (the typed form of amqp_value.hpp); never throws on content.
 [[nodiscard]] nlohmann::json to_json(const amqp_table_t& table);
 
 // Bytes from a view without copying; valid as long as the view is.

@@ -18,7 +18,7 @@ ConfirmedPublisher::ConfirmedPublisher(AmqpConnection& connection) : connection_
 }
 
 void ConfirmedPublisher::publish(std::string exchange, std::string routing_key, OwnedProperties properties,
-                                 std::string body, Callback done) {
+                                 SharedBody body, Callback done) {
     Held held{std::move(exchange), std::move(routing_key), std::move(properties), std::move(body), std::move(done)};
     if (blocked_) {
         held_.push_back(std::move(held));
@@ -31,8 +31,17 @@ void ConfirmedPublisher::send(Held held) {
     const std::uint64_t sequence = next_sequence_++;
     const OwnedProperties tagged =
         held.properties.with_headers({{std::string(kSequenceHeader), static_cast<std::int64_t>(sequence)}});
-    pending_.emplace(sequence, Pending{std::move(held.done), std::nullopt});
-    connection_.publish(held.exchange, held.routing_key, true, tagged, held.body);
+    const auto it = pending_.emplace(sequence, Pending{std::move(held.done), std::nullopt}).first;
+    try {
+        connection_.publish(held.exchange, held.routing_key, true, tagged, held.body.bytes);
+    } catch (const UnencodablePublish& e) {
+        // Nothing was sent, so the broker will not confirm this sequence
+        // number: take it back, and fail only this publish.
+        Callback done = std::move(it->second.done);
+        pending_.erase(it);
+        --next_sequence_;
+        done(fmt::format("it cannot be published: {}", e.what()));
+    }
 }
 
 void ConfirmedPublisher::on_event(AmqpEvent& event) {

@@ -4,12 +4,26 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "amqp_connection.hpp"
 
 namespace idemq::detail {
+
+// A body to publish, shared with whoever holds it already (the delivery it
+// is a copy of): a republished body is never copied on its way out.
+struct SharedBody {
+    std::shared_ptr<const void> owner;
+    std::string_view bytes;
+
+    [[nodiscard]] static SharedBody own(std::string body) {
+        auto held = std::make_shared<const std::string>(std::move(body));
+        const std::string_view bytes = *held;
+        return {std::move(held), bytes};
+    }
+};
 
 // Publishes with publisher confirms and `mandatory` on its own connection,
 // and reports each publish's fate: confirmed by the broker, or failed
@@ -22,8 +36,16 @@ public:
     // Puts `connection` in confirm mode.
     explicit ConfirmedPublisher(AmqpConnection& connection);
 
-    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
+    // `done` may be called before publish returns: when the publish cannot
+    // be encoded it fails alone and the connection stays up.
+    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, SharedBody body,
                  Callback done);
+    // For a body the caller gives away.
+    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
+                 Callback done) {
+        publish(std::move(exchange), std::move(routing_key), std::move(properties), SharedBody::own(std::move(body)),
+                std::move(done));
+    }
 
     // Feeds an event read from the connection (confirms, returns, flow control).
     void on_event(AmqpEvent& event);
@@ -42,7 +64,7 @@ private:
         std::string exchange;
         std::string routing_key;
         OwnedProperties properties;
-        std::string body;
+        SharedBody body;
         Callback done;
     };
 

@@ -18,6 +18,8 @@ inline constexpr std::string_view kKeyConflict = "idempotency-key-conflict";
 inline constexpr std::string_view kTooLarge = "message-too-large";
 inline constexpr std::string_view kRetriesExhausted = "retries-exhausted";
 inline constexpr std::string_view kCrashLoop = "crash-loop";
+// The delivery could not be turned into an idemq::Message at all.
+inline constexpr std::string_view kMalformedMessage = "malformed-message";
 }  // namespace reason
 
 // Why a message cannot be processed.
@@ -57,6 +59,13 @@ inline constexpr std::string_view kLastError = "x-idemq-last-error";
 inline constexpr std::string_view kLastErrorType = "x-idemq-last-error-type";
 inline constexpr std::string_view kOriginalExchange = "x-idemq-original-exchange";
 inline constexpr std::string_view kOriginalRoutingKey = "x-idemq-original-routing-key";
+// Properties a republished copy cannot carry as they were.
+inline constexpr std::string_view kOriginalExpiration = "x-idemq-original-expiration";
+inline constexpr std::string_view kOriginalUserId = "x-idemq-original-user-id";
+// The original's CC routing header, as text: the copy must reach one queue only.
+inline constexpr std::string_view kOriginalCc = "x-idemq-original-cc";
+// Names of the original's headers left off a copy so that it fits in a frame.
+inline constexpr std::string_view kDroppedHeaders = "x-idemq-dropped-headers";
 }  // namespace header
 
 // The headers of a message sent to wait in a delay tier before attempt `next_attempt`.

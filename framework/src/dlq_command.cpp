@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "amqp_connection.hpp"
+#include "amqp_value.hpp"
 #include "base64.hpp"
 #include "confirmed_publisher.hpp"
 #include "dead_letter.hpp"
@@ -37,8 +38,8 @@ public:
 
     void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
                  ConfirmedPublisher::Callback done) {
-        publisher_.publish(std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
-                           std::move(done));
+        publisher_.publish(std::move(exchange), std::move(routing_key), std::move(properties),
+                           SharedBody::own(std::move(body)), std::move(done));
         while (auto event = connection_.poll_event()) publisher_.on_event(*event);
         wait_until(kWindow);
     }
@@ -58,11 +59,12 @@ private:
 
 // The properties of a replayed or imported copy: every x-idemq-* header of
 // its failed life dropped (so the attempt count starts again), the replay
-// recorded.
+// recorded; like every copy idemq publishes, without routing headers and
+// bounded to fit in a frame.
 OwnedProperties replay_properties(const OwnedProperties& properties, std::int64_t previous_replays) {
-    return properties.with_headers({{"x-idemq-replayed-at", format_time(std::chrono::system_clock::now())},
-                                    {"x-idemq-replay-count", previous_replays + 1}},
-                                   "x-idemq-");
+    return properties.with_headers({}, "x-idemq-")
+        .for_republish({{"x-idemq-replayed-at", format_time(std::chrono::system_clock::now())},
+                        {"x-idemq-replay-count", previous_replays + 1}});
 }
 
 // Paces a loop to `rate` iterations per second (0: no limit).
@@ -86,11 +88,12 @@ private:
 std::string or_dash(const std::string& text) { return text.empty() ? "-" : text; }
 
 nlohmann::json view_json(const DeadLetterView& v) {
-    return {{"message_id", v.message_id},   {"reason", v.reason},
+    // Ids are bytes from the wire: exact, as in the export format.
+    return {{"message_id", bytes_to_json(v.message_id)},   {"reason", v.reason},
             {"error_type", v.error_type},   {"error", v.error},
             {"handler", v.handler},         {"attempts", v.attempts},
             {"failed_at", v.failed_at},     {"size", v.size},
-            {"correlation_id", v.correlation_id}, {"replay_count", v.replay_count},
+            {"correlation_id", bytes_to_json(v.correlation_id)}, {"replay_count", v.replay_count},
             {"original_exchange", v.original_exchange}, {"original_routing_key", v.original_routing_key}};
 }
 
@@ -317,10 +320,12 @@ int DlqCommand::export_messages() {
         while (auto delivery = reader.next()) {
             const DeadLetterView view = view_of(*delivery);
             if (!filter_.matches(view)) continue;
-            const nlohmann::json record = {{"message_id", view.message_id},
-                                           {"reason", view.reason},
-                                           {"original_exchange", view.original_exchange},
-                                           {"original_routing_key", view.original_routing_key},
+            // Every text that came from the wire is written byte-exact: a
+            // string when it is UTF-8, else {"$string_base64": ...}.
+            const nlohmann::json record = {{"message_id", bytes_to_json(view.message_id)},
+                                           {"reason", bytes_to_json(view.reason)},
+                                           {"original_exchange", bytes_to_json(view.original_exchange)},
+                                           {"original_routing_key", bytes_to_json(view.original_routing_key)},
                                            {"properties", delivery->properties.to_json()},
                                            {"body_base64", base64_encode(delivery->body)}};
             fmt::print(file, "{}\n", dump(record));
@@ -359,18 +364,27 @@ int DlqCommand::import_messages() {
             !record.contains("body_base64")) {
             throw ConfigError(fmt::format("{}:{}: not a record written by dlq export", in_file_, number));
         }
-        std::string exchange = to_queue_ ? "" : record.value("original_exchange", "");
-        std::string routing_key = to_queue_ ? *to_queue_ : record.value("original_routing_key", "");
+        const auto text_field = [&](const char* name) {
+            const auto it = record.find(name);
+            return it == record.end() ? std::string() : bytes_from_json(*it).value_or(std::string());
+        };
+        std::string exchange = to_queue_ ? "" : text_field("original_exchange");
+        std::string routing_key = to_queue_ ? *to_queue_ : text_field("original_routing_key");
         if (!to_queue_ && exchange.empty() && routing_key.empty()) {
             throw ConfigError(fmt::format("{}:{}: no original destination; use --to-queue", in_file_, number));
         }
-        const OwnedProperties properties = OwnedProperties::from_json(record["properties"]);
-        const Headers headers = properties.headers_as_text();
-        const auto replays = headers.find("x-idemq-replay-count");
-        std::int64_t previous = 0;
-        if (replays != headers.end()) previous = std::strtoll(replays->second.c_str(), nullptr, 10);
-        publisher.publish(std::move(exchange), std::move(routing_key), replay_properties(properties, previous),
-                          base64_decode(record["body_base64"].get<std::string>()),
+        std::optional<OwnedProperties> properties;
+        std::string body;
+        try {
+            properties.emplace(OwnedProperties::from_json(record["properties"]));
+            if (!record["body_base64"].is_string()) throw Error("body_base64 is not a string");
+            body = base64_decode(record["body_base64"].get_ref<const std::string&>());
+        } catch (const Error& e) {
+            throw ConfigError(fmt::format("{}:{}: not a record written by dlq export: {}", in_file_, number, e.what()));
+        }
+        const std::int64_t previous = properties->int_header("x-idemq-replay-count").value_or(0);
+        publisher.publish(std::move(exchange), std::move(routing_key), replay_properties(*properties, previous),
+                          std::move(body),
                           [&, number](std::optional<std::string> error) {
                               if (error) {
                                   ++failed;

@@ -37,12 +37,6 @@ std::string env_or_empty(const char* name) {
     return value != nullptr ? value : "";
 }
 
-std::string text_header(const OwnedProperties& props, std::string_view name, std::string fallback) {
-    const Headers headers = props.headers_as_text();
-    const auto it = headers.find(name);
-    return it == headers.end() ? std::move(fallback) : it->second;
-}
-
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -354,6 +348,48 @@ void Runtime::drain_publisher() noexcept {
     }
 }
 
+namespace {
+
+// A not-before this much beyond a route's longest delayed retry was not
+// written by idemq (or by a clock far off): it is handled now.
+constexpr milliseconds kNotBeforeSlack{60'000};
+
+// The Message a delivery stands for. Everything that reads its properties
+// comes first, so when it throws the body is still in the delivery.
+std::shared_ptr<const Message> message_of(Delivery& delivery, const Route& route) {
+    const OwnedProperties& props = delivery.properties;
+    // A crafted attempt count is kept within what the route can reach: a
+    // huge one means the last attempt, a negative one the first.
+    const std::int64_t max_attempts = std::max(1, route.retry.max_attempts());
+    const int attempt = static_cast<int>(std::clamp<std::int64_t>(props.int_header(header::kAttempt).value_or(1), 1,
+                                                                   max_attempts));
+    Headers headers = props.headers_as_text();
+    // A retried message comes back from a delay tier through the default
+    // exchange; the handler still sees where it was first published. On a
+    // message published to a real exchange these headers are someone
+    // else's claim and are not believed.
+    const bool via_default_exchange = delivery.exchange.empty();
+    const auto original = [&](std::string_view name, const std::string& fallback) {
+        const auto it = headers.find(name);
+        return via_default_exchange && it != headers.end() ? it->second : fallback;
+    };
+    std::string exchange = original(header::kOriginalExchange, delivery.exchange);
+    std::string routing_key = original(header::kOriginalRoutingKey, delivery.routing_key);
+    Message::Fields fields{.body = {},
+                           .message_id = props.message_id(),
+                           .correlation_id = props.correlation_id(),
+                           .content_type = props.content_type(),
+                           .headers = std::move(headers),
+                           .exchange = std::move(exchange),
+                           .routing_key = std::move(routing_key),
+                           .redelivered = delivery.redelivered,
+                           .attempt = attempt};
+    fields.body = std::move(delivery.body);
+    return std::make_shared<const Message>(std::move(fields));
+}
+
+}  // namespace
+
 void Runtime::on_delivery(Delivery delivery) {
     const auto handler = broker_->handler_by_consumer_tag.find(delivery.consumer_tag);
     if (handler == broker_->handler_by_consumer_tag.end()) {
@@ -366,45 +402,63 @@ void Runtime::on_delivery(Delivery delivery) {
         telemetry_.released(handler->second);
         return;
     }
-    const OwnedProperties& props = delivery.properties;
-    const int attempt = static_cast<int>(std::max<std::int64_t>(1, props.int_header(header::kAttempt).value_or(1)));
-    // A retried message comes back through the default exchange; the handler
-    // still sees where it was first published.
-    std::string exchange = text_header(props, header::kOriginalExchange, std::move(delivery.exchange));
-    std::string routing_key = text_header(props, header::kOriginalRoutingKey, std::move(delivery.routing_key));
-    auto message = std::make_shared<const Message>(Message::Fields{.body = std::move(delivery.body),
-                                                                   .message_id = props.message_id(),
-                                                                   .correlation_id = props.correlation_id(),
-                                                                   .content_type = props.content_type(),
-                                                                   .headers = props.headers_as_text(),
-                                                                   .exchange = std::move(exchange),
-                                                                   .routing_key = std::move(routing_key),
-                                                                   .redelivered = delivery.redelivered,
-                                                                   .attempt = attempt});
+    const RegisteredHandler& registered = handlers_[handler->second];
     const std::uint64_t tag = delivery.delivery_tag;
-    const auto not_before = props.int_header(header::kNotBefore);
+    // Nothing in a message's content may escape from here: that would look
+    // like a lost connection and bring the message straight back. What cannot
+    // become a Message is a failure of that message.
+    std::shared_ptr<const Message> message;
+    std::optional<std::int64_t> not_before;
+    std::optional<Failure> malformed;
+    try {
+        message = message_of(delivery, registered.route);
+        not_before = delivery.properties.int_header(header::kNotBefore);
+    } catch (const std::exception& e) {
+        malformed = Failure{.reason = std::string(reason::kMalformedMessage),
+                            .error = fmt::format("the delivery cannot be read as a message: {}", e.what()),
+                            .error_type = exception_type_name(e)};
+        message = std::make_shared<const Message>(Message::Fields{.body = std::move(delivery.body),
+                                                                  .exchange = delivery.exchange,
+                                                                  .routing_key = delivery.routing_key,
+                                                                  .redelivered = delivery.redelivered});
+    }
     in_flight_.insert_or_assign(tag, InFlight{.handler_index = handler->second,
                                               .message = message,
                                               .properties = std::move(delivery.properties),
                                               .received_at = std::chrono::steady_clock::now()});
     telemetry_.in_flight(handler->second, ++in_flight_per_handler_[handler->second]);
-    if (not_before && !tiers_.empty() && *not_before - now_ms() > kEarlySlack.count()) {
-        delay_again(tag, milliseconds(*not_before - now_ms()));
-        return;
-    }
-    if (message->body().size() > options_.max_body_bytes) {
+    const auto refuse = [&](Failure failure) {
         const std::string now = format_time(std::chrono::system_clock::now());
         dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
-                          .failure = {.reason = std::string(reason::kTooLarge),
-                                      .error = fmt::format("body is {} bytes; IDEMQ_MAX_BODY_BYTES allows {}",
-                                                           message->body().size(), options_.max_body_bytes),
-                                      .error_type = "idemq"},
-                          .attempt = attempt,
+                          .failure = std::move(failure),
+                          .attempt = message->attempt(),
                           .first_failure_at = now,
                           .last_failure_at = now});
+    };
+    if (malformed) {
+        refuse(std::move(*malformed));
         return;
     }
-    const RegisteredHandler& registered = handlers_[handler->second];
+    // A delayed retry that came back early goes round again, but never for
+    // longer than the route's own longest delay: a farther not-before was
+    // not written by idemq.
+    const RetryPolicy& retry = registered.route.retry;
+    const milliseconds longest = retry.delayed_retries > 0 ? retry.delayed_cap : milliseconds(0);
+    const std::int64_t now = now_ms();
+    if (not_before && !tiers_.empty() && longest.count() > 0 && *not_before > now) {
+        const milliseconds remaining(*not_before - now);
+        if (remaining > kEarlySlack && remaining <= longest + kNotBeforeSlack) {
+            delay_again(tag, remaining);
+            return;
+        }
+    }
+    if (message->body().size() > options_.max_body_bytes) {
+        refuse({.reason = std::string(reason::kTooLarge),
+                .error = fmt::format("body is {} bytes; IDEMQ_MAX_BODY_BYTES allows {}", message->body().size(),
+                                     options_.max_body_bytes),
+                .error_type = "idemq"});
+        return;
+    }
     // A redelivered message may follow a crash: it goes alone, through the
     // crash-loop guard, never inside a batch.
     const bool batchable = registered.batch != nullptr && !message->redelivered();
@@ -448,8 +502,10 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outc
 void Runtime::publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key,
                                OwnedProperties properties, std::string what, std::function<void()> on_confirmed) {
     const InFlight& entry = in_flight_.at(tag);
+    // The copy shares the delivery's body: held once, however it travels.
+    SharedBody body{entry.message, entry.message->body()};
     broker_->publisher->publish(
-        std::move(exchange), std::move(routing_key), std::move(properties), std::string(entry.message->body()),
+        std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
         [this, tag, generation = generation_, what = std::move(what),
          on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
             if (state_ == State::kClosed || generation != generation_ || !broker_) return;
@@ -479,7 +535,8 @@ void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
                                       .original_routing_key = message.routing_key(),
                                       .attempt = outcome.attempt,
                                       .first_failure_at = outcome.first_failure_at,
-                                      .last_failure_at = outcome.last_failure_at}));
+                                      .last_failure_at = outcome.last_failure_at}),
+        republish_budget(broker_->publisher_connection->frame_max()));
     publish_then_ack(tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
                      [this, handler = entry.handler_index, why = failure.reason] {
                          telemetry_.dead_lettered(handler, why);
@@ -501,7 +558,8 @@ void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
                        .attempt = outcome.attempt,
                        .first_failure_at = outcome.first_failure_at,
                        .last_failure_at = outcome.last_failure_at},
-                      outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay));
+                      outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay),
+        republish_budget(broker_->publisher_connection->frame_max()));
     publish_then_ack(tag, tier_name(next_hop(outcome.retry_delay, tiers_)), route.queue, std::move(properties),
                      "schedule a retry of",
                      [this, handler = entry.handler_index] { telemetry_.delayed_retry(handler); });
@@ -510,7 +568,8 @@ void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
 void Runtime::delay_again(std::uint64_t tag, milliseconds remaining) {
     const InFlight& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
-    OwnedProperties properties = entry.properties.for_republish({});
+    OwnedProperties properties =
+        entry.properties.for_republish({}, republish_budget(broker_->publisher_connection->frame_max()));
     publish_then_ack(tag, tier_name(next_hop(remaining, tiers_)), route.queue, std::move(properties),
                      "send on a delayed retry of", [] {});
 }

@@ -147,6 +147,21 @@ void Broker::publish(const std::string& exchange, const std::string& routing_key
     REQUIRE_MESSAGE(failures.empty(), "publish failed: " << (failures.empty() ? "" : failures.front()));
 }
 
+void Broker::publish_raw(const std::string& exchange, const std::string& routing_key,
+                         const idemq::detail::OwnedProperties& properties, const std::string& body) {
+    idemq::detail::AmqpConnection connection({.url = url_, .connection_name = "idemq test raw publisher"});
+    connection.enable_publisher_confirms();
+    connection.publish(exchange, routing_key, false, properties, body);
+    for (;;) {
+        auto event = connection.wait_event(std::chrono::seconds(30));
+        REQUIRE_MESSAGE(event.has_value(), "no publisher confirm within 30 s");
+        if (const auto* confirm = std::get_if<idemq::detail::Confirm>(&*event)) {
+            REQUIRE_MESSAGE(confirm->ack, "the broker refused the raw publish");
+            return;
+        }
+    }
+}
+
 std::uint32_t Broker::ready(const std::string& queue) {
     const auto counts = connection_->inspect_queue(queue);
     return counts ? counts->messages : 0;

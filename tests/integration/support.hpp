@@ -92,6 +92,10 @@ public:
     // Every message now in `queue`, left in it.
     [[nodiscard]] std::vector<idemq::detail::Delivery> peek_all(const std::string& queue);
     void declare_queue(const std::string& queue) { connection_->declare_queue(queue); }
+    // Publishes exactly these properties (any header table, nothing added)
+    // and waits for the broker's confirm; fails the test when it is refused.
+    void publish_raw(const std::string& exchange, const std::string& routing_key,
+                     const idemq::detail::OwnedProperties& properties, const std::string& body);
 
 private:
     std::string url_;
