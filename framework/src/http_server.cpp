@@ -34,6 +34,7 @@ struct HttpServer::Client {
     bool closing = false;
     // Closed by the sweep once passed: first for the request, then the write.
     std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point accepted_at;
     http_parser parser{};
     std::string url;
     std::size_t received = 0;
@@ -102,13 +103,23 @@ void HttpServer::accept() noexcept {
     auto* stream = reinterpret_cast<uv_stream_t*>(&client->tcp);
     stream->data = client;
     clients_.insert(client);
-    // Accepted even when over the cap, and closed at once: a connection left
-    // unaccepted holds the listener, so /healthz would starve behind idle ones.
-    if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()), stream) != 0 || clients_.size() > kMaxClients) {
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()), stream) != 0) {
         close(client);
         return;
     }
-    client->deadline = std::chrono::steady_clock::now() + kRequestTimeout;
+    client->accepted_at = std::chrono::steady_clock::now();
+    client->deadline = client->accepted_at + kRequestTimeout;
+    if (clients_.size() > kMaxClients) {
+        // Over the cap the oldest client still without a request goes: idle
+        // connections cannot lock a health check out, they only race it. (A
+        // connection left unaccepted instead would stall the listener.)
+        Client* oldest = client;
+        for (Client* other : clients_) {
+            if (!other->answered && other->accepted_at < oldest->accepted_at) oldest = other;
+        }
+        close(oldest);
+        if (oldest == client) return;
+    }
     http_parser_init(&client->parser, HTTP_REQUEST);
     client->parser.data = client;
     uv_read_start(

@@ -19,7 +19,8 @@ struct HttpResponse {
 // requests parsed by http-parser, one request per connection, answered by
 // `handle(path)` on the loop thread. Not for anything else. Observers must
 // never starve the real work of file descriptors: at most kMaxClients are
-// open at once (more are accepted and closed at once), and a client that
+// open at once (a new one over the cap closes the oldest still waiting for
+// its request, or itself), and a client that
 // has not sent a whole request within kRequestTimeout, or not taken its
 // answer within kWriteTimeout, is closed.
 class HttpServer final {

@@ -107,6 +107,8 @@ TEST_CASE("a thousand idle metrics clients: at most the cap stay open, idle ones
         // Everything over the cap is closed at once, long before the idle timeout.
         CHECK_MESSAGE(test::eventually([&] { return idle.closed() >= kIdleClients - kCap; }, std::chrono::seconds(3)),
                       "closed by the server: " << idle.closed());
+        // A health check is answered even now: it displaces the oldest idle client.
+        CHECK(test::http_get(port, "/healthz").first == 200);
         // While they are held, the worker consumes and reconnects to Postgres.
         broker.publish("payments", "charge", std::vector<test::Outgoing>(messages.begin(), messages.begin() + 100));
         REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 100; }), worker.output());
