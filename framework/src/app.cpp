@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <optional>
 
@@ -54,6 +56,19 @@ std::string summary(const WorkerStats& stats) {
         stats.database_pauses, stats.batches);
 }
 
+// A worker holds a socket per Postgres session and broker connection; the
+// common soft limit of 1024 descriptors is a relic of select(), which nothing
+// here uses. Raised to the hard limit the administrator set, never beyond.
+void raise_descriptor_limit() noexcept {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+        detail::log().debug("raised the open file limit from {} to {}", before, limit.rlim_cur);
+    }
+}
+
 }  // namespace
 
 int run_app(int argc, char** argv, const App& app) {
@@ -95,6 +110,7 @@ int run_app(int argc, char** argv, const App& app) {
             fmt::print("migrate: {} applied, {} already up to date\n", applied, all.size() - applied);
             return 0;
         }
+        raise_descriptor_limit();
         Worker worker(options);
         if (app.register_handlers) app.register_handlers(worker);
         const WorkerStats stats = worker.run();

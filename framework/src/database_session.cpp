@@ -61,7 +61,25 @@ std::unique_ptr<pqxx::connection> open_database(const std::string& url, const st
     return connection;
 }
 
+bool StatementCanceller::cancel() noexcept {
+    std::lock_guard lock(mutex_);
+    if (connection_ == nullptr) return false;
+    try {
+        // libpq's cancel request travels on a connection of its own
+        // (PQgetCancel + PQcancel), made for calls from another thread: it
+        // reads only what the connection fixed when it was opened. The mutex
+        // keeps the connection alive meanwhile.
+        connection_->cancel_query();
+        return true;
+    } catch (const std::exception& e) {
+        log().warn("cannot cancel a running Postgres statement: {}", first_line(e.what()));
+        return false;
+    }
+}
+
 DatabaseSession::DatabaseSession(Settings settings) : settings_(std::move(settings)) {}
+
+DatabaseSession::~DatabaseSession() { discard(); }
 
 pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
     if (connection_) return connection_.get();
@@ -73,6 +91,10 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
                 open_database(settings_.url, settings_.application_name, settings_.idle_in_transaction_timeout);
             prepare_inbox_statements(*connection, settings_.schema);
             connection_ = std::move(connection);
+            {
+                std::lock_guard lock(canceller_->mutex_);
+                canceller_->connection_ = connection_.get();
+            }
             if (reported_unreachable_) {
                 reported_unreachable_ = false;
                 log().info("reconnected to Postgres");
@@ -101,6 +123,12 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
     }
 }
 
-void DatabaseSession::discard() noexcept { connection_.reset(); }
+void DatabaseSession::discard() noexcept {
+    if (canceller_) {
+        std::lock_guard lock(canceller_->mutex_);
+        canceller_->connection_ = nullptr;
+    }
+    connection_.reset();
+}
 
 }  // namespace idemq::detail

@@ -7,9 +7,25 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace idemq::detail {
+
+// Lets another thread cancel the statement a DatabaseSession's connection is
+// running (a handler stuck on a lock at shutdown). Shared between the session
+// and whoever may cancel; the session clears it before its connection goes.
+class StatementCanceller final {
+public:
+    // Any thread. Asks the server to cancel the statement running now, if
+    // any; false when there is no connection or the request could not be sent.
+    bool cancel() noexcept;
+
+private:
+    friend class DatabaseSession;
+    std::mutex mutex_;
+    pqxx::connection* connection_ = nullptr;
+};
 
 // One handler thread's Postgres connection. Connects on first use and after
 // discard(), with capped exponential backoff while Postgres is unreachable, so
@@ -28,6 +44,12 @@ public:
     };
 
     explicit DatabaseSession(Settings settings);
+    ~DatabaseSession();
+    DatabaseSession(DatabaseSession&&) noexcept = default;
+    DatabaseSession& operator=(DatabaseSession&&) = delete;
+
+    // Cancels this session's statements from another thread.
+    [[nodiscard]] std::shared_ptr<StatementCanceller> canceller() const { return canceller_; }
 
     // The live connection, connecting first when needed. Waits out an outage
     // unless `stopping` becomes true; then returns nullptr.
@@ -47,6 +69,7 @@ public:
 private:
     Settings settings_;
     std::unique_ptr<pqxx::connection> connection_;
+    std::shared_ptr<StatementCanceller> canceller_ = std::make_shared<StatementCanceller>();
     bool reported_unreachable_ = false;
     std::uint64_t outages_ = 0;
 };

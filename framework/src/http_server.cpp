@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 namespace idemq::detail {
 namespace {
 
 constexpr std::size_t kMaxRequestBytes = 16 * 1024;
+constexpr std::chrono::milliseconds kSweepInterval{500};
 
 std::string_view reason_phrase(int status) {
     switch (status) {
@@ -30,6 +32,9 @@ struct HttpServer::Client {
     HttpServer* server = nullptr;
     uv_tcp_t tcp{};
     bool closing = false;
+    // Closed by the sweep once passed: first for the request, then the write.
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point accepted_at;
     http_parser parser{};
     std::string url;
     std::size_t received = 0;
@@ -40,7 +45,7 @@ struct HttpServer::Client {
 };
 
 HttpServer::HttpServer(EventLoop& loop, const std::string& address, Handler handle)
-    : loop_(loop), handle_(std::move(handle)) {
+    : loop_(loop), handle_(std::move(handle)), sweep_(loop) {
     const auto colon = address.rfind(':');
     if (colon == std::string::npos) {
         throw ConfigError(fmt::format("IDEMQ_METRICS_ADDR must be host:port, got '{}'", address));
@@ -72,6 +77,16 @@ HttpServer::HttpServer(EventLoop& loop, const std::string& address, Handler hand
     int length = sizeof(bound);
     uv_tcp_getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &length);
     port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    sweep_.start(kSweepInterval, kSweepInterval, [this] { close_expired(); });
+}
+
+void HttpServer::close_expired() noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Client*> expired;
+    for (Client* client : clients_) {
+        if (client->deadline <= now) expired.push_back(client);
+    }
+    for (Client* client : expired) close(client);
 }
 
 HttpServer::~HttpServer() {
@@ -91,6 +106,19 @@ void HttpServer::accept() noexcept {
     if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_.get()), stream) != 0) {
         close(client);
         return;
+    }
+    client->accepted_at = std::chrono::steady_clock::now();
+    client->deadline = client->accepted_at + kRequestTimeout;
+    if (clients_.size() > kMaxClients) {
+        // Over the cap the oldest client still without a request goes: idle
+        // connections cannot lock a health check out, they only race it. (A
+        // connection left unaccepted instead would stall the listener.)
+        Client* oldest = client;
+        for (Client* other : clients_) {
+            if (!other->answered && other->accepted_at < oldest->accepted_at) oldest = other;
+        }
+        close(oldest);
+        if (oldest == client) return;
     }
     http_parser_init(&client->parser, HTTP_REQUEST);
     client->parser.data = client;
@@ -143,6 +171,7 @@ void HttpServer::accept() noexcept {
             }
             if (!self->answered) return;
             uv_read_stop(stream);
+            self->deadline = std::chrono::steady_clock::now() + kWriteTimeout;
             uv_buf_t out = uv_buf_init(self->response.data(), static_cast<unsigned int>(self->response.size()));
             self->write.data = self;
             if (uv_write(&self->write, stream, &out, 1, [](uv_write_t* request, int) {

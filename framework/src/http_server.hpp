@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <unordered_set>
@@ -16,7 +17,12 @@ struct HttpResponse {
 
 // A small HTTP/1.1 server on the event loop for /metrics and health checks:
 // requests parsed by http-parser, one request per connection, answered by
-// `handle(path)` on the loop thread. Not for anything else.
+// `handle(path)` on the loop thread. Not for anything else. Observers must
+// never starve the real work of file descriptors: at most kMaxClients are
+// open at once (a new one over the cap closes the oldest still waiting for
+// its request, or itself), and a client that
+// has not sent a whole request within kRequestTimeout, or not taken its
+// answer within kWriteTimeout, is closed.
 class HttpServer final {
 public:
     using Handler = std::function<HttpResponse(const std::string& method, const std::string& path)>;
@@ -30,10 +36,15 @@ public:
 
     [[nodiscard]] int port() const noexcept { return port_; }
 
+    static constexpr std::size_t kMaxClients = 32;
+    static constexpr std::chrono::milliseconds kRequestTimeout{5'000};
+    static constexpr std::chrono::milliseconds kWriteTimeout{5'000};
+
 private:
     struct Client;
     void accept() noexcept;
     void close(Client* client) noexcept;
+    void close_expired() noexcept;
 
     EventLoop& loop_;
     Handler handle_;
@@ -41,6 +52,7 @@ private:
     // Each client frees itself in its handle's close callback: a write may
     // still complete (cancelled) after close() returns.
     std::unordered_set<Client*> clients_;
+    Timer sweep_;
     int port_ = 0;
 };
 

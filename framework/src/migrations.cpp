@@ -8,21 +8,29 @@
 #include <pqxx/transaction>
 
 #include <map>
-#include <regex>
 
 #include "database_session.hpp"
 #include "fingerprint.hpp"
 #include "log.hpp"
+#include "migration_sql.hpp"
 #include "store_sql.hpp"
 
 namespace idemq {
-namespace {
 
-
-std::string expand(const std::string& sql, const std::string& quoted_schema) {
-    static const std::regex placeholder(R"(\$\{schema\})");
-    return std::regex_replace(sql, placeholder, quoted_schema);
+std::string detail::expand_schema(std::string_view sql, std::string_view quoted_schema) {
+    static constexpr std::string_view kPlaceholder = "${schema}";
+    std::string out;
+    out.reserve(sql.size());
+    for (;;) {
+        const auto found = sql.find(kPlaceholder);
+        out.append(sql.substr(0, found));
+        if (found == std::string_view::npos) return out;
+        out.append(quoted_schema);
+        sql.remove_prefix(found + kPlaceholder.size());
+    }
 }
+
+namespace {
 
 void check_order(const std::vector<Migration>& migrations) {
     std::map<std::string, int> last;
@@ -86,7 +94,7 @@ std::size_t apply_migrations(const std::string& database_url, std::string_view s
                 continue;
             }
             pqxx::work tx(*connection);
-            tx.exec(expand(m.sql, quoted));
+            tx.exec(detail::expand_schema(m.sql, quoted));
             tx.exec_params(fmt::format("INSERT INTO {}.schema_migrations (component, version, name, sql_sha256) "
                                        "VALUES ($1, $2, $3, $4)",
                                        quoted),

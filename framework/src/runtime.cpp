@@ -153,7 +153,58 @@ void Runtime::run() {
     }
     loop_.run();
     if (connector_.joinable()) connector_.join();
-    pool_->stop();
+    stop_handlers();
+}
+
+void Runtime::stop_handlers() {
+    pool_->request_stop();
+    if (!grace_expired_) {
+        if (!shutdown_deadline_) {
+            pool_->stop();
+            return;
+        }
+        // The loop may stop before the grace with handlers still running (the
+        // broker went away while draining): they get the rest of the grace.
+        const auto left = std::max(std::chrono::steady_clock::duration::zero(),
+                                   *shutdown_deadline_ - std::chrono::steady_clock::now());
+        if (pool_->join_for(std::chrono::duration_cast<milliseconds>(left) + milliseconds(1))) return;
+        log().warn("shutdown grace period over: handlers are still running; their deliveries return to the queue");
+        grace_over();
+    }
+    // The broker connections are closed (finish()): every unfinished delivery
+    // is back in the queue, and the uncommitted transactions roll back. A
+    // handler waiting on a lock or a slow statement returns once Postgres
+    // cancels it; one that retries the statement is cancelled again.
+    const std::size_t cancelled = pool_->cancel_statements();
+    if (cancelled > 0) log().warn("cancelled {} running Postgres statements of unfinished handlers", cancelled);
+    const auto started = std::chrono::steady_clock::now();
+    auto next_report = started + kStuckReportEvery;
+    while (!pool_->join_for(milliseconds(250))) {
+        (void)pool_->cancel_statements();
+        if (std::chrono::steady_clock::now() >= next_report) {
+            next_report += kStuckReportEvery;
+            // Only in-process (handle_signals off): the exit watchdog ends an
+            // owned process long before this.
+            log().error("handler threads still running {} s after the shutdown grace period; their deliveries are "
+                        "back in the queue; waiting for the handlers to return",
+                        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+                            .count());
+        }
+    }
+}
+
+void Runtime::grace_over() {
+    grace_expired_ = true;
+    if (!options_.handle_signals || exit_watchdog_) return;
+    // The worker owns the process: a handler that ignores cancellation (or a
+    // cancel request that cannot reach Postgres) must not keep it alive. As
+    // safe as SIGKILL: nothing unfinished was acked.
+    exit_watchdog_ = std::make_unique<ExitWatchdog>(kHardExitBound, kExitHandlersStuck, [] {
+        log().error("handler threads did not return {} ms after the shutdown grace period; exiting with code {}: "
+                    "their deliveries are back in the queue",
+                    kHardExitBound.count(), kExitHandlersStuck);
+        log().flush();
+    });
 }
 
 void Runtime::attach(std::unique_ptr<BrokerSession> session) {
@@ -836,8 +887,10 @@ void Runtime::begin_shutdown() {
             return;
         }
     }
+    shutdown_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
     grace_.start(options_.shutdown_grace, milliseconds(0), [this] {
         log().warn("shutdown grace period over: {} deliveries still in flight return to the queue", in_flight_.size());
+        grace_over();
         finish();
     });
     finish_if_drained();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "broker_session.hpp"
 #include "background_task.hpp"
 #include "event_loop.hpp"
+#include "exit_watchdog.hpp"
 #include "http_server.hpp"
 #include "telemetry.hpp"
 #include "process_delivery.hpp"
@@ -122,6 +124,17 @@ private:
     void begin_shutdown();
     void finish_if_drained();
     void finish();
+    // The grace period is over with deliveries in flight. Loop thread.
+    void grace_over();
+    // After the loop: handler threads returned, their statements cancelled if
+    // the grace is over (see docs/operations.md, "Stopping").
+    void stop_handlers();
+
+    // Exit code when handler threads have not returned kHardExitBound after
+    // the grace (EX_TEMPFAIL: their deliveries are back in the queue).
+    static constexpr int kExitHandlersStuck = 75;
+    static constexpr std::chrono::milliseconds kHardExitBound{3'000};
+    static constexpr std::chrono::milliseconds kStuckReportEvery{10'000};
 
     const WorkerOptions& options_;
     std::vector<RegisteredHandler>& handlers_;
@@ -153,6 +166,11 @@ private:
     std::unique_ptr<PeriodicTask> database_probe_;
     std::unique_ptr<PeriodicTask> pruner_;
     std::mt19937_64 random_{std::random_device{}()};
+    std::optional<std::chrono::steady_clock::time_point> shutdown_deadline_;
+    bool grace_expired_ = false;
+    // Armed when the grace is over and the worker owns the process
+    // (handle_signals); destroyed after the pool, so joining it is covered.
+    std::unique_ptr<ExitWatchdog> exit_watchdog_;
     // Declared last: destroyed first, so handler threads are joined before
     // anything they post to goes away.
     std::unique_ptr<WorkerPool> pool_;

@@ -6,7 +6,18 @@ WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process 
     : process_(std::move(process)), process_batch_(std::move(process_batch)) {
     threads_.reserve(static_cast<std::size_t>(threads));
     for (int i = 0; i < threads; ++i) {
-        threads_.emplace_back([this, session = make_session(i)]() mutable { run_thread(std::move(session)); });
+        DatabaseSession session = make_session(i);
+        cancellers_.push_back(session.canceller());
+        {
+            std::lock_guard lock(mutex_);
+            ++running_;
+        }
+        threads_.emplace_back([this, session = std::move(session)]() mutable {
+            run_thread(std::move(session));
+            std::lock_guard lock(mutex_);
+            --running_;
+            exited_.notify_all();
+        });
     }
 }
 
@@ -27,13 +38,36 @@ std::vector<Job> WorkerPool::take_pending() {
     return pending;
 }
 
-void WorkerPool::stop() {
+void WorkerPool::request_stop() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
         jobs_.clear();
     }
     wake_.notify_all();
+}
+
+std::size_t WorkerPool::cancel_statements() {
+    std::size_t sent = 0;
+    for (const auto& canceller : cancellers_) {
+        if (canceller->cancel()) ++sent;
+    }
+    return sent;
+}
+
+bool WorkerPool::join_for(std::chrono::milliseconds timeout) {
+    {
+        std::unique_lock lock(mutex_);
+        if (!exited_.wait_for(lock, timeout, [this] { return running_ == 0; })) return false;
+    }
+    for (auto& thread : threads_) {
+        if (thread.joinable()) thread.join();
+    }
+    return true;
+}
+
+void WorkerPool::stop() {
+    request_stop();
     for (auto& thread : threads_) {
         if (thread.joinable()) thread.join();
     }

@@ -3,6 +3,7 @@
 #include <idemq/message.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -47,7 +48,16 @@ public:
     void submit(Job job);
     // Removes and returns the jobs no thread has started.
     [[nodiscard]] std::vector<Job> take_pending();
-    // Tells threads to give up waits, discards pending jobs, joins. Idempotent.
+    // Tells threads to give up waits and discards pending jobs; returns at
+    // once. Idempotent. Any thread.
+    void request_stop();
+    // Asks Postgres to cancel the statement each thread's session is
+    // running (a handler waiting on a lock). Returns how many were sent.
+    std::size_t cancel_statements();
+    // After request_stop(): waits up to `timeout` for every thread to return,
+    // then joins them. False when some are still running.
+    [[nodiscard]] bool join_for(std::chrono::milliseconds timeout);
+    // request_stop(), then joins, however long the handlers take. Idempotent.
     void stop();
 
 private:
@@ -62,6 +72,9 @@ private:
     std::condition_variable wake_;
     std::deque<Job> jobs_;
     std::atomic<bool> stopping_{false};
+    std::condition_variable exited_;
+    int running_ = 0;  // threads not yet returned, under mutex_
+    std::vector<std::shared_ptr<StatementCanceller>> cancellers_;
     std::vector<std::thread> threads_;
 };
 

@@ -30,7 +30,10 @@ struct WorkerOptions {
     std::chrono::seconds inbox_retention{14 * 24 * 3600};
     /// IDEMQ_INBOX_PRUNE_INTERVAL: how often the worker prunes the inbox itself; 0 leaves it to `idemqctl inbox prune`.
     std::chrono::seconds inbox_prune_interval{0};
-    bool handle_signals = true;  ///< SIGINT/SIGTERM stop the worker gracefully; a second one exits at once
+    /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
+    /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
+    /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.
+    bool handle_signals = true;
 
     static constexpr std::string_view kDefaultMetricsAddress = "127.0.0.1:9464";
 

@@ -1,0 +1,127 @@
+// Observers that misbehave: idle clients of the metrics endpoint must never
+// take the file descriptors the real work needs.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <regex>
+#include <vector>
+
+#include "support.hpp"
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// More than the 1024 descriptors of a default soft limit.
+constexpr int kIdleClients = 1100;
+constexpr int kCap = 32;  // HttpServer::kMaxClients
+
+int metrics_port(const test::Process& worker) {
+    static const std::regex line(R"(metrics and health checks on http://[0-9.]+:([0-9]+)/)");
+    std::smatch match;
+    const std::string output = worker.output();
+    return std::regex_search(output, match, line) ? std::stoi(match[1].str()) : 0;
+}
+
+// A TCP connection that never sends a byte.
+int connect_idle(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    return fd;
+}
+
+// True once the server closed the connection (end of stream or reset).
+bool closed_by_server(int fd) {
+    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    char byte = 0;
+    return ::recv(fd, &byte, 1, MSG_DONTWAIT) <= 0;
+}
+
+class IdleClients {
+public:
+    IdleClients(int port, int count) {
+        for (int i = 0; i < count; ++i) fds_.push_back(connect_idle(port));
+    }
+    ~IdleClients() {
+        for (const int fd : fds_) ::close(fd);
+    }
+    IdleClients(const IdleClients&) = delete;
+    IdleClients& operator=(const IdleClients&) = delete;
+    [[nodiscard]] int closed() {
+        for (std::size_t i = 0; i < fds_.size(); ++i) {
+            if (!seen_closed_[i] && closed_by_server(fds_[i])) seen_closed_[i] = true;
+        }
+        int count = 0;
+        for (const auto& [i, closed] : seen_closed_) count += closed ? 1 : 0;
+        return count;
+    }
+
+private:
+    std::vector<int> fds_;
+    std::map<std::size_t, bool> seen_closed_;
+};
+
+// Sets this process's soft open file limit; 0: up to the hard limit.
+void set_own_descriptor_limit(rlim_t soft) {
+    rlimit limit{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &limit) == 0);
+    REQUIRE_MESSAGE(limit.rlim_max >= static_cast<rlim_t>(kIdleClients + 100), "hard open file limit too low");
+    limit.rlim_cur = soft == 0 ? limit.rlim_max : soft;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &limit) == 0);
+}
+
+long long ledger_rows(const test::Database& db) { return db.try_count("SELECT count(*) FROM payments.ledger"); }
+
+}  // namespace
+
+TEST_CASE("a thousand idle metrics clients: at most the cap stay open, idle ones are cut, the worker keeps "
+          "consuming and reconnecting to Postgres") {
+    test::Database db;
+    test::Vhost vhost;
+    test::migrate_payments(db);
+    test::Broker broker(vhost.url());
+    // The worker starts with the common default soft limit of 1024, as under
+    // most supervisors; this test then needs more for its idle clients.
+    set_own_descriptor_limit(1024);
+    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    set_own_descriptor_limit(0);
+    REQUIRE(test::eventually([&] { return broker.consumed("payments.charge") && metrics_port(worker) > 0; }));
+    const int port = metrics_port(worker);
+    std::map<std::string, long long> expected;
+    const auto messages = test::unique_charges(200, expected);
+    {
+        IdleClients idle(port, kIdleClients);
+        // Everything over the cap is closed at once, long before the idle timeout.
+        CHECK_MESSAGE(test::eventually([&] { return idle.closed() >= kIdleClients - kCap; }, std::chrono::seconds(3)),
+                      "closed by the server: " << idle.closed());
+        // A health check is answered even now: it displaces the oldest idle client.
+        CHECK(test::http_get(port, "/healthz").first == 200);
+        // While they are held, the worker consumes and reconnects to Postgres.
+        broker.publish("payments", "charge", std::vector<test::Outgoing>(messages.begin(), messages.begin() + 100));
+        REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 100; }), worker.output());
+        db.terminate_backends();
+        broker.publish("payments", "charge", std::vector<test::Outgoing>(messages.begin() + 100, messages.end()));
+        REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 200; }), worker.output());
+        // The idle rest is cut after the request timeout (5 s).
+        CHECK_MESSAGE(test::eventually([&] { return idle.closed() == kIdleClients; }, std::chrono::seconds(15)),
+                      "closed by the server: " << idle.closed());
+        CHECK(test::http_get(port, "/healthz").first == 200);
+    }
+    CHECK(test::http_get(port, "/healthz").first == 200);
+    test::stop_gracefully(worker);
+    test::check_exactly_once(db, broker, 200, expected);
+    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
+}
