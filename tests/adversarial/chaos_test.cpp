@@ -12,9 +12,19 @@
 //   IDEMQ_CHAOS_SEED     replays a run's choices (printed at the start)
 //   IDEMQ_SOAK_SECONDS   length of the fault phase (default 40); the message
 //                        count grows with it
-//   IDEMQ_CHAOS_FAULTS   comma list of kill,stop,backends,connections,
-//                        pg-restart,broker-restart,batch, or "all"
+//   IDEMQ_CHAOS_FAULTS   comma list of the faults below, or "all"
 //                        (default: all of them)
+//
+// Faults: kill (SIGKILL a worker, restart it soon after), kill-all (every
+// worker at once), stop (SIGSTOP a worker for up to 3 s, well within the
+// heartbeat), long-stop (SIGSTOP for longer than the broker's heartbeat
+// timeout, so the broker drops the worker's connection and redelivers what it
+// held while the worker still runs its handlers; lowers IDEMQ_HEARTBEAT_S to
+// 2), backends (terminate the database's Postgres backends), connections
+// (close the vhost's broker connections), pg-restart (pg_ctl restart -m
+// fast), pg-crash (pg_ctl restart -m immediate: crash recovery, COMMITs in
+// doubt), broker-restart (restart the RabbitMQ node), batch (worker 0 books in
+// batches of 8).
 //   IDEMQ_CHAOS_WORKERS  worker processes (default 3)
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -44,8 +54,8 @@ constexpr const char* kQueue = "payments.charge";
 constexpr const char* kDeadLetterQueue = "payments.charge.dlq";
 constexpr int kPrefetch = 32;
 
-const std::vector<std::string> kAllFaults{"kill", "stop", "backends", "connections", "pg-restart", "broker-restart",
-                                          "batch"};
+const std::vector<std::string> kAllFaults{"kill",        "kill-all",   "stop",     "long-stop",      "backends",
+                                          "connections", "pg-restart", "pg-crash", "broker-restart", "batch"};
 
 long long env_number(const char* name, long long fallback) {
     const char* value = std::getenv(name);
@@ -227,11 +237,10 @@ public:
         worker.restart_at = Clock::now() + milliseconds(200 + random() % 1500);
     }
 
-    void stop(int i, std::mt19937_64& random) {
+    void stop(int i, milliseconds how_long) {
         workers_[i].process->signal(SIGSTOP);
         workers_[i].stopped = true;
-        // Well under the heartbeat (30 s): the broker keeps the connection.
-        workers_[i].resume_at = Clock::now() + milliseconds(300 + random() % 2500);
+        workers_[i].resume_at = Clock::now() + how_long;
     }
 
     // Resumes stopped workers and restarts killed ones when their time has
@@ -272,6 +281,16 @@ public:
         for (const auto& worker : workers_) total += worker.starts;
         return total;
     }
+    // How often the workers logged `text`, over every process they ran: to
+    // show the faults did bite, never to decide the outcome.
+    [[nodiscard]] std::size_t logged(const std::string& text) const {
+        std::size_t total = 0;
+        for (const auto& output : retired_outputs_) total += test::occurrences(output, text);
+        for (const auto& worker : workers_) {
+            if (worker.process != nullptr) total += test::occurrences(worker.process->output(), text);
+        }
+        return total;
+    }
     [[nodiscard]] std::string last_output(int i) const {
         return workers_[i].process != nullptr ? workers_[i].process->output() : workers_[i].last_output;
     }
@@ -300,6 +319,7 @@ private:
     void retire(int i) {
         Worker& worker = workers_[i];
         worker.last_output = worker.process->output();
+        retired_outputs_.push_back(worker.last_output);
         if (auto report = sanitizer_report(worker.last_output)) {
             problems_.push_back(fmt::format("sanitizer report from worker {} (start {}):\n{}", i, worker.starts, *report));
         }
@@ -310,6 +330,7 @@ private:
     std::map<std::string, std::string> env_;
     std::vector<Worker> workers_;
     std::vector<std::string> problems_;
+    std::vector<std::string> retired_outputs_;
 };
 
 // Ids of `ids` that have a ledger row, or nullopt while Postgres is unreachable.
@@ -332,7 +353,8 @@ std::optional<std::set<std::string>> booked(const test::Database& db, const std:
 TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; one effect per charge, every refused "
           "message in the DLQ with its reason, nothing stranded") {
     const Settings settings = Settings::from_env();
-    MESSAGE("chaos soak; replay with " << settings.describe());
+    std::printf("chaos soak; replay with %s\n", settings.describe().c_str());
+    std::fflush(stdout);
     INFO("replay with " << settings.describe());
     std::mt19937_64 random(settings.seed);
     const int unique = static_cast<int>(std::max<long long>(200, 60 * settings.duration.count()));
@@ -343,6 +365,8 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
     test::migrate_payments(db);
     auto env = test::worker_env(vhost, db);
     env["IDEMQ_PREFETCH"] = std::to_string(kPrefetch);
+    // Two missed heartbeats (4 s) and the broker closes the connection.
+    if (settings.has("long-stop")) env["IDEMQ_HEARTBEAT_S"] = "2";
     auto broker = std::make_unique<test::Broker>(vhost.url());
 
     Fleet fleet(settings, env);
@@ -364,10 +388,11 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
         const double span = 1.0 / static_cast<double>(rounds);
         if (settings.has("broker-restart")) restarts.emplace_back(at_fraction(low + span * 0.2, low + span * 0.5), "broker-restart");
         if (settings.has("pg-restart")) restarts.emplace_back(at_fraction(low + span * 0.5, low + span * 0.8), "pg-restart");
+        if (settings.has("pg-crash")) restarts.emplace_back(at_fraction(low + span * 0.3, low + span * 0.9), "pg-crash");
     }
     std::sort(restarts.begin(), restarts.end());
     std::vector<std::string> frequent;
-    for (const char* fault : {"kill", "stop", "backends", "connections"}) {
+    for (const char* fault : {"kill", "kill-all", "stop", "long-stop", "backends", "connections"}) {
         if (settings.has(fault)) frequent.emplace_back(fault);
     }
 
@@ -418,8 +443,10 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
                 broker.reset();
                 services("rabbitmq restart");
                 broker = std::make_unique<test::Broker>(vhost.url());
-            } else {
+            } else if (what == "pg-restart") {
                 services("pg_ctl restart -m fast");
+            } else {
+                services("pg_ctl restart -m immediate");
             }
         } else if (!frequent.empty() && Clock::now() >= next_fault) {
             next_fault = Clock::now() + milliseconds(500 + random() % 2500);
@@ -428,9 +455,18 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
             if (what == "kill" && fleet.alive(i)) {
                 note(fmt::format("kill worker {}", i));
                 fleet.kill(i, random);
+            } else if (what == "kill-all") {
+                note("kill-all workers");
+                for (int w = 0; w < fleet.size(); ++w) {
+                    if (fleet.alive(w)) fleet.kill(w, random);
+                }
             } else if (what == "stop" && fleet.alive(i) && !fleet.stopped(i)) {
                 note(fmt::format("stop worker {}", i));
-                fleet.stop(i, random);
+                // Well under the heartbeat: the broker keeps the connection.
+                fleet.stop(i, milliseconds(300 + random() % 2500));
+            } else if (what == "long-stop" && fleet.alive(i) && !fleet.stopped(i)) {
+                note(fmt::format("long-stop worker {}", i));
+                fleet.stop(i, milliseconds(6000 + random() % 3000));
             } else if (what == "backends") {
                 note("backends terminated");
                 db.terminate_backends();
@@ -479,14 +515,15 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
         },
         seconds(60)));
     fleet.stop_all_gracefully();
+    std::string counts;
+    counts = fmt::format("(workers logged {} broker reconnects, {} lost Postgres connections)",
+                         fleet.logged("reconnected to the broker"), fleet.logged("Postgres connection lost"));
+    for (const auto& [fault, count] : injected) counts = fmt::format("{} {}, {}", fault, count, counts);
     const auto summary = fmt::format("{} unique charges, {} copies published, {} conflicts, {} refused; {} worker starts; "
-                                     "faults: kill {}, stop {}, backends {}, connections {}, pg-restart {}, broker-restart "
-                                     "{}; {:.0f} s",
+                                     "faults: {}; settled after {:.0f} s",
                                      plan.unique, plan.copies, plan.conflicts.size(), plan.dead_letters.size(),
-                                     fleet.starts(), injected["kill"], injected["stop"], injected["backends"],
-                                     injected["connections"], injected["pg-restart"], injected["broker-restart"],
+                                     fleet.starts(), counts,
                                      std::chrono::duration<double>(Clock::now() - began).count());
-    MESSAGE(summary);
     INFO(summary);
 
     for (const auto& problem : fleet.problems()) FAIL_CHECK(problem);
@@ -543,8 +580,8 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
         CHECK_MESSAGE(copies[id] >= 1, id << " (" << why.first << ") is not in the DLQ");
         extra_copies += std::max(0, copies[id] - 1);
     }
-    const int copy_faults = injected["kill"] + settings.workers * (injected["broker-restart"] + injected["connections"]);
-    MESSAGE(extra_copies << " duplicated DLQ copies");
+    const int copy_faults = injected["kill"] + injected["long-stop"] +
+                            settings.workers * (injected["kill-all"] + injected["broker-restart"] + injected["connections"]);
     CHECK_MESSAGE(extra_copies <= copy_faults * kPrefetch,
                   extra_copies << " duplicated DLQ copies; at most " << copy_faults * kPrefetch << " can be explained");
 
@@ -552,4 +589,5 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
     for (const auto& [queue, depth] : queue_depths(vhost)) {
         if (queue != kDeadLetterQueue) CHECK_MESSAGE(depth == 0, queue << " still holds " << depth);
     }
+    MESSAGE(summary << "; " << extra_copies << " duplicated DLQ copies");
 }
