@@ -357,7 +357,7 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
     std::fflush(stdout);
     INFO("replay with " << settings.describe());
     std::mt19937_64 random(settings.seed);
-    const int unique = static_cast<int>(std::max<long long>(200, 60 * settings.duration.count()));
+    const int unique = static_cast<int>(std::max<long long>(200, 100 * settings.duration.count()));
     Plan plan = Plan::make(unique, random);
 
     test::Database db;
