@@ -16,7 +16,8 @@
 //                        (default: all of them)
 //
 // Faults: kill (SIGKILL a worker, restart it soon after), kill-all (every
-// worker at once), stop (SIGSTOP a worker for up to 3 s, well within the
+// worker at once), term (SIGTERM a worker: it must exit 0 within its grace
+// period plus 5 s; restarted soon after), stop (SIGSTOP a worker for up to 3 s, well within the
 // heartbeat), long-stop (SIGSTOP for longer than the broker's heartbeat
 // timeout, so the broker drops the worker's connection and redelivers what it
 // held while the worker still runs its handlers; lowers IDEMQ_HEARTBEAT_S to
@@ -54,8 +55,10 @@ constexpr const char* kQueue = "payments.charge";
 constexpr const char* kDeadLetterQueue = "payments.charge.dlq";
 constexpr int kPrefetch = 32;
 
-const std::vector<std::string> kAllFaults{"kill",        "kill-all",   "stop",     "long-stop",      "backends",
-                                          "connections", "pg-restart", "pg-crash", "broker-restart", "batch"};
+const std::vector<std::string> kAllFaults{"kill",     "kill-all",    "term",       "stop",     "long-stop",
+                                          "backends", "connections", "pg-restart", "pg-crash", "broker-restart",
+                                          "batch"};
+constexpr milliseconds kShutdownGrace{10'000};
 
 long long env_number(const char* name, long long fallback) {
     const char* value = std::getenv(name);
@@ -227,6 +230,15 @@ public:
     [[nodiscard]] int size() const { return static_cast<int>(workers_.size()); }
     [[nodiscard]] bool alive(int i) const { return workers_[i].process != nullptr; }
     [[nodiscard]] bool stopped(int i) const { return workers_[i].stopped; }
+    [[nodiscard]] bool terminating(int i) const { return workers_[i].terminating; }
+
+    // A graceful stop; tend() checks that it ends with exit code 0 in time.
+    void terminate(int i) {
+        Worker& worker = workers_[i];
+        worker.process->signal(SIGTERM);
+        worker.terminating = true;
+        worker.exit_deadline = Clock::now() + kShutdownGrace + seconds(5);
+    }
 
     void kill(int i, std::mt19937_64& random) {
         Worker& worker = workers_[i];
@@ -234,6 +246,7 @@ public:
         (void)worker.process->wait();
         retire(i);
         worker.stopped = false;
+        worker.terminating = false;
         worker.restart_at = Clock::now() + milliseconds(200 + random() % 1500);
     }
 
@@ -256,6 +269,26 @@ public:
                 worker.process->signal(SIGCONT);
                 worker.stopped = false;
             }
+            if (worker.terminating) {
+                if (worker.process->running() && Clock::now() < worker.exit_deadline) continue;
+                if (worker.process->running()) {
+                    problems_.push_back(fmt::format("worker {} (start {}) did not exit within {} ms of SIGTERM; its "
+                                                    "output ends:\n{}",
+                                                    i, worker.starts, (kShutdownGrace + seconds(5)).count(),
+                                                    tail(worker.process->output())));
+                    worker.process->signal(SIGKILL);
+                }
+                const int code = worker.process->wait();
+                if (code != 0) {
+                    problems_.push_back(fmt::format("worker {} (start {}) exited with {} after SIGTERM; its output "
+                                                    "ends:\n{}",
+                                                    i, worker.starts, code, tail(worker.process->output())));
+                }
+                retire(i);
+                worker.terminating = false;
+                worker.restart_at = Clock::now() + milliseconds(500);
+                continue;
+            }
             if (!worker.process->running()) {
                 const int code = worker.process->wait();
                 problems_.push_back(fmt::format("worker {} (start {}) exited by itself with {}; its output ends:\n{}", i,
@@ -268,6 +301,10 @@ public:
 
     // SIGTERM to each: every worker must exit 0 within its grace period.
     void stop_all_gracefully() {
+        while (std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.terminating; })) {
+            tend();
+            std::this_thread::sleep_for(milliseconds(50));
+        }
         tend(true);
         for (int i = 0; i < size(); ++i) {
             test::stop_gracefully(*workers_[i].process);
@@ -299,7 +336,9 @@ private:
     struct Worker {
         std::unique_ptr<test::Process> process;
         bool stopped = false;
+        bool terminating = false;
         Clock::time_point resume_at{};
+        Clock::time_point exit_deadline{};
         Clock::time_point restart_at{};
         int starts = 0;
         std::string last_output{};
@@ -365,6 +404,7 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
     test::migrate_payments(db);
     auto env = test::worker_env(vhost, db);
     env["IDEMQ_PREFETCH"] = std::to_string(kPrefetch);
+    env["IDEMQ_SHUTDOWN_GRACE_MS"] = std::to_string(kShutdownGrace.count());
     // Two missed heartbeats (4 s) and the broker closes the connection.
     if (settings.has("long-stop")) env["IDEMQ_HEARTBEAT_S"] = "2";
     auto broker = std::make_unique<test::Broker>(vhost.url());
@@ -392,7 +432,7 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
     }
     std::sort(restarts.begin(), restarts.end());
     std::vector<std::string> frequent;
-    for (const char* fault : {"kill", "kill-all", "stop", "long-stop", "backends", "connections"}) {
+    for (const char* fault : {"kill", "kill-all", "term", "stop", "long-stop", "backends", "connections"}) {
         if (settings.has(fault)) frequent.emplace_back(fault);
     }
 
@@ -460,11 +500,14 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
                 for (int w = 0; w < fleet.size(); ++w) {
                     if (fleet.alive(w)) fleet.kill(w, random);
                 }
-            } else if (what == "stop" && fleet.alive(i) && !fleet.stopped(i)) {
+            } else if (what == "term" && fleet.alive(i) && !fleet.stopped(i) && !fleet.terminating(i)) {
+                note(fmt::format("term worker {}", i));
+                fleet.terminate(i);
+            } else if (what == "stop" && fleet.alive(i) && !fleet.stopped(i) && !fleet.terminating(i)) {
                 note(fmt::format("stop worker {}", i));
                 // Well under the heartbeat: the broker keeps the connection.
                 fleet.stop(i, milliseconds(300 + random() % 2500));
-            } else if (what == "long-stop" && fleet.alive(i) && !fleet.stopped(i)) {
+            } else if (what == "long-stop" && fleet.alive(i) && !fleet.stopped(i) && !fleet.terminating(i)) {
                 note(fmt::format("long-stop worker {}", i));
                 fleet.stop(i, milliseconds(6000 + random() % 3000));
             } else if (what == "backends") {
