@@ -460,7 +460,8 @@ TEST_CASE("chaos soak: kills, stops, backend terminations and service restarts; 
         if (!batch.empty()) broker->publish("payments", "charge", batch);
     };
 
-    while (Clock::now() < fault_phase_end) {
+    // A broker restart takes seconds: every planned restart happens, even late.
+    while (Clock::now() < fault_phase_end || !restarts.empty()) {
         fleet.tend();
         // Publishing and the service restarts happen on this thread, one
         // after the other, so no publish ever meets a restarting broker and
