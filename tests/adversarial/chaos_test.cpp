@@ -24,7 +24,8 @@
 // 2), backends (terminate the database's Postgres backends), connections
 // (close the vhost's broker connections), pg-restart (pg_ctl restart -m
 // fast), pg-crash (pg_ctl restart -m immediate: crash recovery, COMMITs in
-// doubt), broker-restart (restart the RabbitMQ node), batch (worker 0 books in
+// doubt), pg-outage (Postgres stopped for 3 to 8 s while the other faults go
+// on), broker-restart (restart the RabbitMQ node), batch (worker 0 books in
 // batches of 8).
 //   IDEMQ_CHAOS_WORKERS  worker processes (default 3)
 #include <doctest/doctest.h>
@@ -56,8 +57,8 @@ constexpr const char* kDeadLetterQueue = "payments.charge.dlq";
 constexpr int kPrefetch = 32;
 
 const std::vector<std::string> kAllFaults{"kill",     "kill-all",    "term",       "stop",     "long-stop",
-                                          "backends", "connections", "pg-restart", "pg-crash", "broker-restart",
-                                          "batch"};
+                                          "backends", "connections", "pg-restart", "pg-crash", "pg-outage",
+                                          "broker-restart", "batch"};
 constexpr milliseconds kShutdownGrace{10'000};
 
 long long env_number(const char* name, long long fallback) {
@@ -430,6 +431,7 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
         if (settings.has("broker-restart")) restarts.emplace_back(at_fraction(low + span * 0.2, low + span * 0.5), "broker-restart");
         if (settings.has("pg-restart")) restarts.emplace_back(at_fraction(low + span * 0.5, low + span * 0.8), "pg-restart");
         if (settings.has("pg-crash")) restarts.emplace_back(at_fraction(low + span * 0.3, low + span * 0.9), "pg-crash");
+        if (settings.has("pg-outage")) restarts.emplace_back(at_fraction(low + span * 0.1, low + span * 0.7), "pg-outage");
     }
     std::sort(restarts.begin(), restarts.end());
     std::vector<std::string> frequent;
@@ -439,8 +441,9 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
 
     std::map<std::string, int> injected;
     std::vector<std::string> log;
+    // Logs a fault and counts it under its first word; "end of ..." lines only log.
     const auto note = [&](const std::string& what) {
-        injected[split(what, ' ').front()] += 1;
+        if (!what.starts_with("end of ")) injected[split(what, ' ').front()] += 1;
         log.push_back(fmt::format("{:6.1f}s {}", std::chrono::duration<double>(Clock::now() - began).count(), what));
     };
     std::size_t published = 0;
@@ -461,9 +464,22 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
         if (!batch.empty()) broker->publish("payments", "charge", batch);
     };
 
+    // Postgres is started again however the test ends: the next test needs it.
+    struct PostgresOutage {
+        std::optional<Clock::time_point> until;
+        ~PostgresOutage() {
+            if (until) (void)services_output("pg_ctl start -w");
+        }
+    } outage;
+
     // A broker restart takes seconds: every planned restart happens, even late.
-    while (Clock::now() < fault_phase_end || !restarts.empty()) {
+    while (Clock::now() < fault_phase_end || !restarts.empty() || outage.until) {
         fleet.tend();
+        if (outage.until && Clock::now() >= *outage.until) {
+            note("end of pg-outage");
+            services("pg_ctl start -w");
+            outage.until.reset();
+        }
         // Publishing and the service restarts happen on this thread, one
         // after the other, so no publish ever meets a restarting broker and
         // each message is published exactly as planned.
@@ -477,7 +493,8 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
             published = due;
         }
         publish_conflicts();
-        if (!restarts.empty() && Clock::now() >= restarts.front().first) {
+        if (!restarts.empty() && Clock::now() >= restarts.front().first &&
+            !(outage.until && restarts.front().second.starts_with("pg-"))) {
             const std::string what = restarts.front().second;
             restarts.erase(restarts.begin());
             note(what);
@@ -485,6 +502,9 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
                 broker.reset();
                 services("rabbitmq restart");
                 broker = std::make_unique<test::Broker>(vhost.url());
+            } else if (what == "pg-outage") {
+                services("pg_ctl stop -m fast");
+                outage.until = Clock::now() + milliseconds(3000 + random() % 5000);
             } else if (what == "pg-restart") {
                 services("pg_ctl restart -m fast");
             } else {
@@ -512,7 +532,7 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
             } else if (what == "long-stop" && fleet.alive(i) && !fleet.stopped(i) && !fleet.terminating(i)) {
                 note(fmt::format("long-stop worker {}", i));
                 fleet.stop(i, milliseconds(6000 + random() % 3000));
-            } else if (what == "backends") {
+            } else if (what == "backends" && !outage.until) {
                 note("backends terminated");
                 db.terminate_backends();
             } else if (what == "connections") {
