@@ -9,38 +9,50 @@
 // ctest runs it alone (RUN_SERIAL): it restarts the shared services.
 //
 // Knobs (environment):
-//   IDEMQ_CHAOS_SEED     replays a run's choices (printed at the start)
-//   IDEMQ_SOAK_SECONDS   length of the fault phase (default 40); the message
-//                        count grows with it
-//   IDEMQ_CHAOS_FAULTS   comma list of the faults below, or "all"
-//                        (default: all of them)
-//
-// Faults: kill (SIGKILL a worker, restart it soon after), kill-all (every
-// worker at once), term (SIGTERM a worker: it must exit 0 within its grace
-// period plus 5 s; restarted soon after), stop (SIGSTOP a worker for up to 3 s, well within the
-// heartbeat), long-stop (SIGSTOP for longer than the broker's heartbeat
-// timeout, so the broker drops the worker's connection and redelivers what it
-// held while the worker still runs its handlers; lowers IDEMQ_HEARTBEAT_S to
-// 2), backends (terminate the database's Postgres backends), connections
-// (close the vhost's broker connections), pg-restart (pg_ctl restart -m
-// fast), pg-crash (pg_ctl restart -m immediate: crash recovery, COMMITs in
-// doubt), pg-outage (Postgres stopped for 3 to 8 s while the other faults go
-// on), broker-restart (restart the RabbitMQ node), batch (worker 0 books in
-// batches of 8).
+//   IDEMQ_CHAOS_SEED     replays a run's plan and fault schedule (every run
+//                        prints its seed at the start)
+//   IDEMQ_SOAK_SECONDS   length of the fault phase (default 40); 100 unique
+//                        charges per second of it
+//   IDEMQ_CHAOS_FAULTS   comma list of the faults below, "all" (the default)
+//                        or "none"
 //   IDEMQ_CHAOS_WORKERS  worker processes (default 3)
+//
+// Faults:
+//   kill            SIGKILL a worker, restart it 0.2 to 1.7 s later
+//   kill-all        SIGKILL every worker at once
+//   term            SIGTERM a worker: it must exit 0 within its grace period
+//                   plus 5 s; restarted 0.5 s later
+//   stop            SIGSTOP a worker for up to 3 s, well within the heartbeat
+//   long-stop       SIGSTOP for 6 to 9 s with IDEMQ_HEARTBEAT_S=2: the broker
+//                   drops the frozen worker's connection and redelivers what
+//                   it held while its handlers and COMMITs are still pending
+//   backends        terminate every Postgres backend of the test database
+//   connections     close every broker connection of the test vhost
+//   pg-restart      pg_ctl restart -m fast
+//   pg-crash        pg_ctl restart -m immediate: crash recovery, COMMITs in doubt
+//   pg-outage       Postgres stopped for 3 to 8 s while the other faults go on
+//   broker-restart  restart the RabbitMQ node
+//   batch           worker 0 books in batches of 8 (PAYMENTS_BATCH_SIZE)
+// The service restarts and the outage come once per 40 s each, at a random
+// moment; the other faults every 0.5 to 3 s, kind and victim at random.
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -280,7 +292,13 @@ public:
                     worker.process->signal(SIGKILL);
                 }
                 const int code = worker.process->wait();
-                if (code != 0) {
+                // The worker handles SIGTERM only once it has started; before
+                // that the signal ends it (143) with nothing consumed.
+                const bool before_start = code == 128 + SIGTERM &&
+                                          worker.process->output().find("consuming queue") == std::string::npos;
+                if (before_start) {
+                    ++terms_before_start_;
+                } else if (code != 0) {
                     problems_.push_back(fmt::format("worker {} (start {}) exited with {} after SIGTERM; its output "
                                                     "ends:\n{}",
                                                     i, worker.starts, code, tail(worker.process->output())));
@@ -325,6 +343,7 @@ public:
 
     [[nodiscard]] const std::vector<std::string>& problems() const { return problems_; }
     [[nodiscard]] int start_failures() const { return start_failures_; }
+    [[nodiscard]] int terms_before_start() const { return terms_before_start_; }
     [[nodiscard]] int starts() const {
         int total = 0;
         for (const auto& worker : workers_) total += worker.starts;
@@ -383,6 +402,7 @@ private:
     std::vector<std::string> problems_;
     std::vector<std::string> retired_outputs_;
     int start_failures_ = 0;
+    int terms_before_start_ = 0;
 };
 
 // Ids of `ids` that have a ledger row, or nullopt while Postgres is unreachable.
@@ -594,9 +614,9 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
     fleet.stop_all_gracefully();
     std::string counts;
     counts = fmt::format("(workers logged {} broker reconnects, {} lost Postgres connections; {} starts failed on an "
-                         "unreachable service)",
+                         "unreachable service; {} SIGTERMs came before the worker had started)",
                          fleet.logged("reconnected to the broker"), fleet.logged("Postgres connection lost"),
-                         fleet.start_failures());
+                         fleet.start_failures(), fleet.terms_before_start());
     for (const auto& [fault, count] : injected) counts = fmt::format("{} {}, {}", fault, count, counts);
     const auto summary = fmt::format("{} unique charges, {} copies published, {} conflicts, {} refused; {} worker starts; "
                                      "faults: {}; settled after {:.0f} s",
