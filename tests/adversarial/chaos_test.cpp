@@ -179,7 +179,7 @@ struct Plan {
     }
 };
 
-// rabbitmqctl through scripts/services; the output, or nullopt on failure.
+// scripts/services with these arguments: its output, or nullopt when it fails.
 std::optional<std::string> services_output(const std::string& args) {
     const char* script = std::getenv("IDEMQ_SERVICES");
     const std::string command =
