@@ -70,6 +70,9 @@ public:
                 return *outcome;  // the mark was cleared in the same transaction
             }
             if (outcome->kind != OutcomeKind::kFailed) return leave(std::move(*outcome));
+            // After the shutdown grace the worker cancels running statements:
+            // a failure then is the stop's doing, and charges nothing.
+            if (stopping_.load()) return leave({.kind = OutcomeKind::kRelease});
 
             const RetryDecision decision = decide_retry(policy_, message_->attempt(), random());
             if (decision.kind == RetryDecision::Kind::kDeadLetter) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <unistd.h>
 #include <unordered_set>
 #include <cstdlib>
 
@@ -39,6 +40,23 @@ std::string env_or_empty(const char* name) {
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Until the loop's signal watcher takes over, SIGINT or SIGTERM ends a
+// worker that is still connecting (which may take seconds while a service is
+// slow): nothing has been handled yet, so there is nothing to finish, and
+// deliveries already prefetched go back when the sockets close.
+void exit_on_signal_while_starting() {
+    struct sigaction action {};
+    action.sa_handler = [](int) {
+        static constexpr char kLine[] =
+            "{\"level\":\"info\",\"msg\":\"stop requested while starting: nothing was consumed yet; exiting\"}\n";
+        (void)!write(STDERR_FILENO, kLine, sizeof kLine - 1);
+        _exit(0);
+    };
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
 }
 
 }  // namespace
@@ -117,6 +135,7 @@ void Runtime::check_database() const {
 }
 
 void Runtime::run() {
+    if (options_.handle_signals) exit_on_signal_while_starting();
     check_database();
     std::string names;
     for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
