@@ -13,6 +13,7 @@
 #include "amqp_value.hpp"
 #include "base64.hpp"
 #include "dead_letter.hpp"
+#include "text.hpp"
 
 namespace idemq::detail {
 namespace {

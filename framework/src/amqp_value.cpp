@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base64.hpp"
+#include "text.hpp"
 
 namespace idemq::detail {
 namespace {

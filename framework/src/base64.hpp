@@ -10,7 +10,4 @@ namespace idemq::detail {
 // Throws idemq::Error for input that is not base64.
 [[nodiscard]] std::string base64_decode(std::string_view text);
 
-// True when `bytes` is valid UTF-8 (so it can be printed as text).
-[[nodiscard]] bool is_utf8(std::string_view bytes) noexcept;
-
 }  // namespace idemq::detail

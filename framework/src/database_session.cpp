@@ -7,6 +7,7 @@
 
 #include "log.hpp"
 #include "store_sql.hpp"
+#include "text.hpp"
 
 namespace idemq::detail {
 namespace {
@@ -14,8 +15,6 @@ namespace {
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5'000};
 constexpr std::chrono::milliseconds kStopCheck{50};
-
-std::string_view first_line(std::string_view text) { return text.substr(0, text.find('\n')); }
 
 }  // namespace
 

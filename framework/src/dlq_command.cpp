@@ -22,6 +22,7 @@
 #include "confirmed_publisher.hpp"
 #include "dead_letter.hpp"
 #include "queue_reader.hpp"
+#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemq::detail {

@@ -18,6 +18,7 @@
 #include "inbox_retention.hpp"
 #include "log.hpp"
 #include "store_sql.hpp"
+#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemq::detail {
@@ -30,8 +31,6 @@ constexpr milliseconds kReconnectFirst{200};
 constexpr milliseconds kReconnectMax{30'000};
 // A delayed message this close to its time is handled rather than sent round again.
 constexpr milliseconds kEarlySlack{50};
-
-std::string first_line(std::string_view text) { return std::string(text.substr(0, text.find('\n'))); }
 
 std::string env_or_empty(const char* name) {
     const char* value = std::getenv(name);

@@ -7,7 +7,7 @@ namespace {
 
 // Length of the valid UTF-8 sequence starting at `at`, or 0 when there is none
 // (overlong forms, surrogates and code points past U+10FFFF are invalid).
-std::size_t utf8_sequence(std::string_view text, std::size_t at) {
+std::size_t utf8_sequence(std::string_view text, std::size_t at) noexcept {
     const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
     const unsigned char lead = byte(at);
     std::size_t length = 0;
@@ -34,6 +34,19 @@ std::size_t utf8_sequence(std::string_view text, std::size_t at) {
 }
 
 }  // namespace
+
+bool is_utf8(std::string_view bytes) noexcept {
+    for (std::size_t i = 0; i < bytes.size();) {
+        if (static_cast<unsigned char>(bytes[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t length = utf8_sequence(bytes, i);
+        if (length == 0) return false;
+        i += length;
+    }
+    return true;
+}
 
 std::string printable(std::string_view bytes) {
     std::string out;

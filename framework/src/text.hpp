@@ -5,6 +5,11 @@
 
 namespace idemq::detail {
 
+// True when `bytes` is valid UTF-8 by the strict rules of RFC 3629 (no
+// overlong forms, no surrogates, nothing past U+10FFFF): exactly what
+// nlohmann's serializer accepts.
+[[nodiscard]] bool is_utf8(std::string_view bytes) noexcept;
+
 // `bytes` as valid UTF-8 text that shows every byte: valid UTF-8 characters
 // stay as they are, a backslash becomes `\\`, and control characters and
 // bytes that are not valid UTF-8 become `\xNN`. For ids and keys from the
