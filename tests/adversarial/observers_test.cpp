@@ -30,17 +30,6 @@ int metrics_port(const test::Process& worker) {
     return std::regex_search(output, match, line) ? std::stoi(match[1].str()) : 0;
 }
 
-// A TCP connection that never sends a byte.
-int connect_idle(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    return fd;
-}
 
 // True once the server closed the connection (end of stream or reset).
 bool closed_by_server(int fd) {
@@ -53,7 +42,7 @@ bool closed_by_server(int fd) {
 class IdleClients {
 public:
     IdleClients(int port, int count) {
-        for (int i = 0; i < count; ++i) fds_.push_back(connect_idle(port));
+        for (int i = 0; i < count; ++i) fds_.push_back(test::connect_loopback(port));  // never sends a byte
     }
     ~IdleClients() {
         for (const int fd : fds_) ::close(fd);

@@ -269,7 +269,7 @@ void stop_gracefully(Process& process) {
     REQUIRE_MESSAGE(code == 0, "exit code " << code << "; output:\n" << process.output());
 }
 
-std::pair<int, std::string> http_get(int port, const std::string& path) {
+int connect_loopback(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
     sockaddr_in addr{};
@@ -280,6 +280,11 @@ std::pair<int, std::string> http_get(int port, const std::string& path) {
         ::close(fd);
         FAIL("cannot connect to 127.0.0.1:" << port);
     }
+    return fd;
+}
+
+std::pair<int, std::string> http_get(int port, const std::string& path) {
+    const int fd = connect_loopback(port);
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
     std::string response;

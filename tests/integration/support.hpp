@@ -134,6 +134,9 @@ private:
 // SIGTERM, then requires a clean exit (0); shows the output otherwise.
 void stop_gracefully(Process& process);
 
+// A TCP connection to 127.0.0.1:<port> (the caller closes it); fails the test when refused.
+int connect_loopback(int port);
+
 // GET http://127.0.0.1:<port><path>: status code and body.
 std::pair<int, std::string> http_get(int port, const std::string& path);
 
