@@ -49,7 +49,9 @@ public:
           session_(session),
           stopping_(stopping),
           fingerprint_(delivery_fingerprint(*message_)),
-          first_failure_at_(message_->header(header::kFirstFailureAt).value_or("")) {}
+          first_failure_at_(message_->header(header::kFirstFailureAt).value_or("")) {
+        session_.forget_losses();
+    }
 
     Outcome run() {
         // Only a delivery the broker flags as redelivered can follow a crash:
@@ -119,10 +121,10 @@ private:
     // One attempt: nullopt when the connection broke and the attempt must run
     // again on a new one (no attempt is charged for that).
     std::optional<Outcome> attempt() {
-        pqxx::connection* connection = connect();
+        pqxx::connection* connection = session_.get(stopping_);
         if (connection == nullptr) return Outcome{.kind = OutcomeKind::kRelease};
-        if (kills_ >= kConnectionKillLimit) {
-            kills_ = 0;
+        if (session_.losses_while_reachable() >= kConnectionKillLimit) {
+            session_.forget_losses();
             return Outcome{.kind = OutcomeKind::kFailed,
                            .failure = {.reason = {},
                                        .error = fmt::format("the Postgres connection broke {} times while handling "
@@ -139,7 +141,7 @@ private:
                                            policy_.unknown_errors_are_permanent, mark_);
         outcome.attempt = message_->attempt();
         if (outcome.kind != OutcomeKind::kRetryHere) {
-            kills_ = 0;
+            session_.forget_losses();
             return outcome;
         }
         // Running again is safe even after an in-doubt COMMIT: the claim then
@@ -148,25 +150,8 @@ private:
         if (outcome.in_doubt) telemetry_.in_doubt(handler_index_);
         log_message(spdlog::level::warn, tags_, "Postgres connection lost{} ({}); reconnecting to run it again",
                     outcome.in_doubt ? " during COMMIT" : "", first_line(outcome.failure.error));
-        lost_at_outages_ = session_.outages();
-        lost_ = true;
         if (!pause_after_loss()) return Outcome{.kind = OutcomeKind::kRelease};
         return std::nullopt;
-    }
-
-    // The session's connection, reconnecting first. Tells a connection that
-    // the message broke from one an outage broke: after an outage the
-    // reconnection had to wait.
-    pqxx::connection* connect() {
-        pqxx::connection* connection = session_.get(stopping_);
-        if (connection == nullptr || !lost_) return connection;
-        lost_ = false;
-        if (session_.outages() != lost_at_outages_) {
-            kills_ = 0;
-            return connection;
-        }
-        ++kills_;
-        return connection;
     }
 
     // A server that accepts connections but breaks each one must not be
@@ -249,9 +234,6 @@ private:
     std::string first_failure_at_;
     std::string key_;
     std::string mark_;  // the fingerprint while this delivery is marked
-    bool lost_ = false;
-    std::uint64_t lost_at_outages_ = 0;
-    int kills_ = 0;
     int losses_ = 0;
 };
 

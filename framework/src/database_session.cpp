@@ -94,6 +94,10 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
                 std::lock_guard lock(canceller_->mutex_);
                 canceller_->connection_ = connection_.get();
             }
+            if (discarded_) {
+                discarded_ = false;
+                losses_while_reachable_ = attempt == 1 ? losses_while_reachable_ + 1 : 0;
+            }
             if (reported_unreachable_) {
                 reported_unreachable_ = false;
                 log().info("reconnected to Postgres");
@@ -103,7 +107,6 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
         } catch (const pqxx::broken_connection& e) {
             // Also reached when the server refuses new sessions while it
             // starts or shuts down.
-            ++outages_;
             if (!reported_unreachable_) {
                 reported_unreachable_ = true;
                 log().warn("Postgres unreachable ({}); reconnecting with backoff, deliveries are held, not failed",
@@ -127,6 +130,7 @@ void DatabaseSession::discard() noexcept {
         std::lock_guard lock(canceller_->mutex_);
         canceller_->connection_ = nullptr;
     }
+    if (connection_) discarded_ = true;
     connection_.reset();
 }
 

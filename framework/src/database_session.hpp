@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -61,17 +60,20 @@ public:
     // Drops the connection after it broke; the next get() reconnects.
     void discard() noexcept;
 
-    // How many times get() found Postgres unreachable. A connection that broke
-    // and came back without this moving was broken by what ran on it, not by
-    // an outage.
-    [[nodiscard]] std::uint64_t outages() const noexcept { return outages_; }
+    // How many times in a row a discarded connection came straight back on
+    // the first try: Postgres stayed reachable, so what ran on the connection
+    // broke it, not an outage (a reconnection that had to wait resets it).
+    [[nodiscard]] int losses_while_reachable() const noexcept { return losses_while_reachable_; }
+    // Starts that count again, for the next delivery or attempt.
+    void forget_losses() noexcept { losses_while_reachable_ = 0; }
 
 private:
     Settings settings_;
     std::unique_ptr<pqxx::connection> connection_;
     std::shared_ptr<StatementCanceller> canceller_ = std::make_shared<StatementCanceller>();
     bool reported_unreachable_ = false;
-    std::uint64_t outages_ = 0;
+    bool discarded_ = false;
+    int losses_while_reachable_ = 0;
 };
 
 // `url` (libpq URI or key=value string) with idemq's connection defaults

@@ -315,16 +315,15 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
         const auto started = std::chrono::steady_clock::now();
         std::vector<Outcome> outcomes;
         bool failed = false;
-        // Losses of the connection while Postgres stayed reachable: a batch
-        // that keeps breaking it holds a message that does, and is split.
-        int kills = 0;
+        // A batch that keeps breaking its connection while Postgres stays
+        // reachable holds a message that does, and is split.
+        session.forget_losses();
         for (int lost = 0;;) {
-            const std::uint64_t outages = session.outages();
             pqxx::connection* connection = session.get(stopping);
-            if (lost > 0) kills = session.outages() == outages ? kills + 1 : 0;
-            if (connection != nullptr && kills >= kConnectionKillLimit) {
+            if (connection != nullptr && session.losses_while_reachable() >= kConnectionKillLimit) {
                 log().info("handler={}: a batch of {} broke its Postgres connection {} times; splitting it", name,
-                           part.size(), kills);
+                           part.size(), session.losses_while_reachable());
+                session.forget_losses();
                 failed = true;
                 break;
             }
