@@ -49,11 +49,19 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
     REQUIRE(test::eventually([&] { return worker.stats().processed == 3; }));
     broker.publish("payments", "charge",
                    {{.body = test::charge("A1", 100), .message_id = "n-1"}, {.body = test::charge("A1", 999), .message_id = "n-2"}});
-    REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 2 && worker.stats().duplicates == 1; }));
+    const std::string h = R"(handler="payments.charge")";
+    // A dead letter is in the DLQ as soon as the broker routes it, a moment before the worker has the confirm
+    // and counts it; wait until every one of the six deliveries is settled and counted.
+    REQUIRE(test::eventually([&] {
+        const auto stats = worker.stats();
+        std::uint64_t dead = 0;
+        for (const auto& [reason, count] : stats.dead_lettered) dead += count;
+        return broker.ready("payments.charge.dlq") == 2 && stats.duplicates == 1 && dead == 2 &&
+               sample(test::http_get(port, "/metrics").second, "idemq_end_to_end_latency_seconds_count", h) == 6;
+    }));
 
     const auto [status, text] = test::http_get(port, "/metrics");
     REQUIRE(status == 200);
-    const std::string h = R"(handler="payments.charge")";
     CHECK(sample(text, "idemq_messages_received_total", h) == 6);
     CHECK(sample(text, "idemq_messages_processed_total", h) == 3);
     CHECK(sample(text, "idemq_duplicates_total", h) == 1);
