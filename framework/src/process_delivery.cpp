@@ -241,7 +241,10 @@ Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::st
         if (!connection.is_open()) return from_exception(OutcomeKind::kRetryHere, e);
         // Postgres refusing the message's data (invalid UTF-8 in a text
         // column, a value out of range) refuses it on every attempt.
-        if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr) {
+        // So does libpqxx refusing to quote or escape it (bytes that are not
+        // valid in the connection's encoding), before Postgres sees it.
+        if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr ||
+            dynamic_cast<const pqxx::argument_error*>(&e) != nullptr) {
             return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
         }
         if (is_transient(e) || !unknown_errors_are_permanent) return from_exception(OutcomeKind::kFailed, e);

@@ -22,6 +22,7 @@
 #include "confirmed_publisher.hpp"
 #include "amqp_value.hpp"
 #include "dead_letter.hpp"
+#include "testing/table_builder.hpp"
 #include "../integration/running_worker.hpp"
 #include "../integration/support.hpp"
 
@@ -47,70 +48,8 @@ public:
     }
 };
 
-// Storage for hand-built AMQP tables: every string and array stays put
-// until the properties have been deep-copied.
-class TableBuilder {
-public:
-    amqp_field_value_t text(std::string bytes) { return bytes_value(AMQP_FIELD_KIND_UTF8, std::move(bytes)); }
-    amqp_field_value_t bytes(std::string bytes) { return bytes_value(AMQP_FIELD_KIND_BYTES, std::move(bytes)); }
-    amqp_field_value_t array(std::vector<amqp_field_value_t> items) {
-        auto& stored = arrays_.emplace_back(std::make_unique<std::vector<amqp_field_value_t>>(std::move(items)));
-        amqp_field_value_t value{};
-        value.kind = AMQP_FIELD_KIND_ARRAY;
-        value.value.array.num_entries = static_cast<int>(stored->size());
-        value.value.array.entries = stored->data();
-        return value;
-    }
-    amqp_field_value_t table(std::vector<std::pair<std::string, amqp_field_value_t>> entries) {
-        amqp_field_value_t value{};
-        value.kind = AMQP_FIELD_KIND_TABLE;
-        value.value.table = make_table(std::move(entries));
-        return value;
-    }
-    amqp_table_t make_table(std::vector<std::pair<std::string, amqp_field_value_t>> entries) {
-        auto& stored = tables_.emplace_back(std::make_unique<std::vector<amqp_table_entry_t>>());
-        for (auto& [key, value] : entries) {
-            amqp_table_entry_t entry{};
-            entry.key = keep(std::move(key));
-            entry.value = value;
-            stored->push_back(entry);
-        }
-        return amqp_table_t{static_cast<int>(stored->size()), stored->data()};
-    }
-    // Properties with this message id and these headers.
-    OwnedProperties properties(const std::string& message_id,
-                               std::vector<std::pair<std::string, amqp_field_value_t>> headers) {
-        amqp_basic_properties_t props{};
-        props._flags = AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
-        props.message_id = keep(message_id);
-        props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-        props.headers = make_table(std::move(headers));
-        return OwnedProperties(props);
-    }
-
-private:
-    amqp_bytes_t keep(std::string bytes) {
-        auto& stored = strings_.emplace_back(std::make_unique<std::string>(std::move(bytes)));
-        return idemq::detail::as_amqp_bytes(*stored);
-    }
-    amqp_field_value_t bytes_value(std::uint8_t kind, std::string bytes) {
-        amqp_field_value_t value{};
-        value.kind = kind;
-        value.value.bytes = keep(std::move(bytes));
-        return value;
-    }
-    std::vector<std::unique_ptr<std::string>> strings_;
-    std::vector<std::unique_ptr<std::vector<amqp_field_value_t>>> arrays_;
-    std::vector<std::unique_ptr<std::vector<amqp_table_entry_t>>> tables_;
-};
-
-template <typename Setter>
-amqp_field_value_t scalar(std::uint8_t kind, Setter set) {
-    amqp_field_value_t value{};
-    value.kind = kind;
-    set(value);
-    return value;
-}
+using idemq::detail::TableBuilder;
+constexpr auto scalar = [](std::uint8_t kind, auto set) { return TableBuilder::scalar(kind, set); };
 
 const std::string kBinary("\xff\xfe\x00\xc3\x28 binary", 12);
 

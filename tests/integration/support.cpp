@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "confirmed_publisher.hpp"
+#include "testing/raw_publisher.hpp"
 
 extern char** environ;
 
@@ -149,17 +150,8 @@ void Broker::publish(const std::string& exchange, const std::string& routing_key
 
 void Broker::publish_raw(const std::string& exchange, const std::string& routing_key,
                          const idemq::detail::OwnedProperties& properties, const std::string& body) {
-    idemq::detail::AmqpConnection connection({.url = url_, .connection_name = "idemq test raw publisher"});
-    connection.enable_publisher_confirms();
-    connection.publish(exchange, routing_key, false, properties, body);
-    for (;;) {
-        auto event = connection.wait_event(std::chrono::seconds(30));
-        REQUIRE_MESSAGE(event.has_value(), "no publisher confirm within 30 s");
-        if (const auto* confirm = std::get_if<idemq::detail::Confirm>(&*event)) {
-            REQUIRE_MESSAGE(confirm->ack, "the broker refused the raw publish");
-            return;
-        }
-    }
+    const auto refused = idemq::detail::RawPublisher(url_).publish(exchange, routing_key, properties, body);
+    REQUIRE_MESSAGE(!refused, "the broker refused the raw publish: " << refused.value_or(""));
 }
 
 std::uint32_t Broker::ready(const std::string& queue) {

@@ -18,4 +18,8 @@ execute_process(COMMAND "${WORK}/app/orders-worker" --help OUTPUT_VARIABLE help 
 if(NOT result EQUAL 0 OR NOT help MATCHES "migrate")
   message(FATAL_ERROR "orders-worker --help did not list its commands: ${help}")
 endif()
+execute_process(COMMAND "${WORK}/app/orders-hostile-cases" OUTPUT_VARIABLE cases RESULT_VARIABLE result)
+if(NOT result EQUAL 0 OR NOT cases MATCHES "baseline")
+  message(FATAL_ERROR "orders-hostile-cases did not list the hostile cases: ${cases}")
+endif()
 file(REMOVE_RECURSE "${WORK}")
