@@ -1,6 +1,7 @@
 # Warnings and sanitizers reach our own targets only, through this build-only
 # interface target; nothing here is exported with the installed library.
 add_library(idemq_build_flags INTERFACE)
+target_compile_features(idemq_build_flags INTERFACE cxx_std_20)
 target_compile_options(idemq_build_flags INTERFACE -Wall -Wextra -Wpedantic)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   # GCC 12 reports impossible overlaps in libstdc++'s string concatenation at

@@ -1,7 +1,7 @@
-# Every dependency comes from a Debian package. Also included by the
-# installed idemq-config.cmake, so applications find the same targets. libuv, rabbitmq-c and libpqxx
-# ship only pkg-config files on Debian 12, so they become IMPORTED targets here;
-# the installed package config recreates them the same way.
+# Every dependency comes from a Debian package. libuv, rabbitmq-c and libpqxx
+# ship only pkg-config files on Debian 12, so they become IMPORTED targets
+# here; the installed package config (idemq-config.cmake.in) recreates the
+# same targets with find_dependency.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(idemq_libuv REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(idemq_rabbitmq REQUIRED IMPORTED_TARGET librabbitmq>=0.11)
