@@ -217,3 +217,22 @@ ensure_dir() {
     die "user '$user' cannot write to $dir"
   fi
 }
+
+# ---------------------------------------------------------------------------
+# for scripts that use the services (scripts/test, scripts/demo)
+
+# services_up: start this checkout's services unless they are up, and export
+# what `scripts/services env` prints.  SERVICES_STARTED=1 when this call
+# started them; services_down stops them again, and only then.
+SERVICES_STARTED=0
+services_up() {
+  if ! "$SCRIPT_DIR/services" status >/dev/null 2>&1; then
+    "$SCRIPT_DIR/services" start
+    SERVICES_STARTED=1
+  fi
+  eval "$("$SCRIPT_DIR/services" env)"
+}
+
+services_down() {
+  if ((SERVICES_STARTED)); then "$SCRIPT_DIR/services" stop || true; fi
+}
