@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034 # (the settings here are used by the files that source this one)
-# scripts/lib/common.sh -- what scripts/services, scripts/test and scripts/demo
-# share: the checkout's paths, logging, one poll loop (wait_until), pid and
-# port probes, and (after services_init) the private services' state
+# scripts/lib/common.sh -- what scripts/services, scripts/test, scripts/demo and
+# scripts/bench share: the checkout's paths, logging, one poll loop (wait_until),
+# pid and port probes, and (after services_init) the private services' state
 # directory, ports and users.  Sourced, never run; the caller sets -euo
 # pipefail and may set PROG (the name in messages) before sourcing.
 
@@ -219,7 +219,7 @@ ensure_dir() {
 }
 
 # ---------------------------------------------------------------------------
-# for scripts that use the services (scripts/test, scripts/demo)
+# for scripts that use the services (scripts/test, scripts/demo, scripts/bench)
 
 # services_up: start this checkout's services unless they are up, and export
 # what `scripts/services env` prints.  SERVICES_STARTED=1 when this call
