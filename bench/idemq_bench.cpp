@@ -32,8 +32,8 @@
 
 #include "amqp_connection.hpp"
 #include "charge_handler.hpp"
+#include "common/fingerprint.hpp"
 #include "confirmed_publisher.hpp"
-#include "fingerprint.hpp"
 
 namespace {
 

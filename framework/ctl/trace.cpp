@@ -10,11 +10,11 @@
 #include "amqp_connection.hpp"
 #include "backoff.hpp"
 #include "commands.hpp"
+#include "common/text.hpp"
 #include "database_session.hpp"
 #include "dlq_filter.hpp"
 #include "queue_reader.hpp"
 #include "store_sql.hpp"
-#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemqctl {

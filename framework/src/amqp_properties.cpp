@@ -11,9 +11,9 @@
 #include <numeric>
 
 #include "amqp_value.hpp"
-#include "base64.hpp"
+#include "common/base64.hpp"
+#include "common/text.hpp"
 #include "dead_letter.hpp"
-#include "text.hpp"
 
 namespace idemq::detail {
 namespace {

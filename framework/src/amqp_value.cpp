@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "base64.hpp"
-#include "text.hpp"
+#include "common/base64.hpp"
+#include "common/text.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -9,8 +9,8 @@
 #include <csignal>
 #include <optional>
 
+#include "common/log.hpp"
 #include "dlq_command.hpp"
-#include "log.hpp"
 
 namespace idemq {
 namespace {

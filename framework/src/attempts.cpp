@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "backoff.hpp"
-#include "log.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
 #include "runtime.hpp"
-#include "text.hpp"
 
 namespace idemq::detail {
 namespace {

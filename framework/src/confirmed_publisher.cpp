@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "log.hpp"
+#include "common/log.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -5,9 +5,9 @@
 #include <random>
 #include <thread>
 
-#include "log.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
 #include "store_sql.hpp"
-#include "text.hpp"
 
 namespace idemq::detail {
 namespace {

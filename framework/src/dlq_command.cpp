@@ -18,11 +18,11 @@
 
 #include "amqp_connection.hpp"
 #include "amqp_value.hpp"
-#include "base64.hpp"
+#include "common/base64.hpp"
+#include "common/text.hpp"
 #include "confirmed_publisher.hpp"
 #include "dead_letter.hpp"
 #include "queue_reader.hpp"
-#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemq::detail {

@@ -8,7 +8,7 @@
 #include <exception>
 #include <utility>
 
-#include "log.hpp"
+#include "common/log.hpp"
 
 namespace idemq::detail {
 namespace {

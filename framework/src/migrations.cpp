@@ -9,9 +9,9 @@
 
 #include <map>
 
+#include "common/fingerprint.hpp"
+#include "common/log.hpp"
 #include "database_session.hpp"
-#include "fingerprint.hpp"
-#include "log.hpp"
 #include "migration_sql.hpp"
 #include "store_sql.hpp"
 

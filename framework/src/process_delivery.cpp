@@ -10,10 +10,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "fingerprint.hpp"
+#include "common/fingerprint.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
 #include "inbox_transaction.hpp"
-#include "log.hpp"
-#include "text.hpp"
 #include "store_sql.hpp"
 
 namespace idemq::detail {

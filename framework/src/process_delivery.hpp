@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/log.hpp"
 #include "dead_letter.hpp"
-#include "log.hpp"
 
 namespace idemq::detail {
 

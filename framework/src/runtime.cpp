@@ -14,11 +14,11 @@
 #include <cstdlib>
 
 #include "backoff.hpp"
+#include "common/log.hpp"
+#include "common/text.hpp"
 #include "database_session.hpp"
 #include "inbox_retention.hpp"
-#include "log.hpp"
 #include "store_sql.hpp"
-#include "text.hpp"
 #include "topology.hpp"
 
 namespace idemq::detail {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "base64.hpp"
+#include "common/base64.hpp"
 #include "fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "base64.hpp"
 #include "charge_handler.hpp"
+#include "common/base64.hpp"
 #include "payments_schema.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"

@@ -13,7 +13,7 @@
 #include "amqp_events.hpp"
 #include "amqp_properties.hpp"
 #include "amqp_value.hpp"
-#include "base64.hpp"
+#include "common/base64.hpp"
 #include "dead_letter.hpp"
 
 using namespace idemq::detail;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "fingerprint.hpp"
+#include "common/fingerprint.hpp"
 
 using idemq::detail::sha256_hex;
 

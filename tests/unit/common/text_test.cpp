@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "fingerprint.hpp"
+#include "common/fingerprint.hpp"
+#include "common/text.hpp"
 #include "process_delivery.hpp"
-#include "text.hpp"
 
 using namespace std::string_literals;
 using idemq::detail::printable;

@@ -1,4 +1,4 @@
-#include "fingerprint.hpp"
+#include "common/fingerprint.hpp"
 
 #include <idemq/errors.hpp>
 
