@@ -5,7 +5,7 @@
 #include <string>
 #include <unordered_set>
 
-#include "event_loop.hpp"
+#include "loop/event_loop.hpp"
 
 namespace idemq::detail {
 

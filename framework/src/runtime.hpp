@@ -16,12 +16,12 @@
 #include <vector>
 
 #include "broker_session.hpp"
-#include "background_task.hpp"
-#include "event_loop.hpp"
 #include "exit_watchdog.hpp"
 #include "http_server.hpp"
-#include "telemetry.hpp"
+#include "loop/event_loop.hpp"
+#include "loop/periodic_task.hpp"
 #include "process_delivery.hpp"
+#include "telemetry.hpp"
 #include "worker_pool.hpp"
 
 namespace idemq::detail {

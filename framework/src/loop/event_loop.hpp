@@ -1,6 +1,6 @@
 #pragma once
 
-#include "uv_handle.hpp"
+#include "loop/uv_handle.hpp"
 
 #include <chrono>
 #include <functional>

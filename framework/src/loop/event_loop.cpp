@@ -1,4 +1,4 @@
-#include "event_loop.hpp"
+#include "loop/event_loop.hpp"
 
 #include <idemq/errors.hpp>
 
