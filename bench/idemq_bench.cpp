@@ -30,10 +30,10 @@
 #include <random>
 #include <thread>
 
-#include "amqp_connection.hpp"
+#include "amqp/confirmed_publisher.hpp"
+#include "amqp/connection.hpp"
 #include "charge_handler.hpp"
 #include "common/fingerprint.hpp"
-#include "confirmed_publisher.hpp"
 
 namespace {
 

@@ -17,9 +17,9 @@
 #include <random>
 #include <sstream>
 
-#include "amqp_connection.hpp"
+#include "amqp/confirmed_publisher.hpp"
+#include "amqp/connection.hpp"
 #include "commands.hpp"
-#include "confirmed_publisher.hpp"
 #include "dlq_command.hpp"
 
 namespace {

@@ -7,15 +7,15 @@
 
 #include <cstdlib>
 
-#include "amqp_connection.hpp"
+#include "amqp/connection.hpp"
+#include "amqp/queue_reader.hpp"
+#include "amqp/topology.hpp"
 #include "backoff.hpp"
 #include "commands.hpp"
 #include "common/text.hpp"
 #include "database_session.hpp"
 #include "dlq_filter.hpp"
-#include "queue_reader.hpp"
 #include "store_sql.hpp"
-#include "topology.hpp"
 
 namespace idemqctl {
 namespace {

@@ -16,14 +16,14 @@
 #include <map>
 #include <thread>
 
-#include "amqp_connection.hpp"
-#include "amqp_value.hpp"
+#include "amqp/confirmed_publisher.hpp"
+#include "amqp/connection.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/queue_reader.hpp"
+#include "amqp/topology.hpp"
+#include "amqp/value.hpp"
 #include "common/base64.hpp"
 #include "common/text.hpp"
-#include "confirmed_publisher.hpp"
-#include "dead_letter.hpp"
-#include "queue_reader.hpp"
-#include "topology.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "amqp_events.hpp"
+#include "amqp/events.hpp"
 
 namespace idemq::detail {
 

@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "amqp/dead_letter.hpp"
 #include "common/log.hpp"
-#include "dead_letter.hpp"
 
 namespace idemq::detail {
 

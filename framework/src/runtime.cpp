@@ -13,13 +13,13 @@
 #include <unordered_set>
 #include <cstdlib>
 
+#include "amqp/topology.hpp"
 #include "backoff.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "database_session.hpp"
 #include "inbox_retention.hpp"
 #include "store_sql.hpp"
-#include "topology.hpp"
 
 namespace idemq::detail {
 namespace {

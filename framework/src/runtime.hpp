@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "broker_session.hpp"
+#include "amqp/broker_session.hpp"
 #include "exit_watchdog.hpp"
 #include "http_server.hpp"
 #include "loop/event_loop.hpp"

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -5,9 +5,9 @@
 
 #include <mutex>
 
+#include "amqp/topology.hpp"
 #include "backoff.hpp"
 #include "runtime.hpp"
-#include "topology.hpp"
 
 namespace idemq {
 

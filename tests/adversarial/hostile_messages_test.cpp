@@ -17,14 +17,14 @@
 #include <string>
 #include <vector>
 
-#include "amqp_connection.hpp"
-#include "amqp_properties.hpp"
-#include "confirmed_publisher.hpp"
-#include "amqp_value.hpp"
-#include "dead_letter.hpp"
-#include "testing/table_builder.hpp"
 #include "../integration/running_worker.hpp"
 #include "../integration/support.hpp"
+#include "amqp/confirmed_publisher.hpp"
+#include "amqp/connection.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/properties.hpp"
+#include "amqp/value.hpp"
+#include "testing/table_builder.hpp"
 
 using idemq::detail::OwnedProperties;
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "amqp_events.hpp"
+#include "amqp/events.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

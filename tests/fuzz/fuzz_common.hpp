@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "amqp_properties.hpp"
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/properties.hpp"
 #include "dlq_filter.hpp"
 
 namespace fuzz {

@@ -20,7 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include "confirmed_publisher.hpp"
+#include "amqp/confirmed_publisher.hpp"
 #include "testing/raw_publisher.hpp"
 
 extern char** environ;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "amqp_connection.hpp"
+#include "amqp/connection.hpp"
 
 namespace test {
 

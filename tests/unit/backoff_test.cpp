@@ -6,9 +6,9 @@
 
 #include <map>
 
-#include "amqp_properties.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/properties.hpp"
 #include "backoff.hpp"
-#include "dead_letter.hpp"
 #include "process_delivery.hpp"
 
 using namespace idemq::detail;

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "amqp_properties.hpp"
+#include "amqp/properties.hpp"
 
 namespace idemq::detail {
 

@@ -19,7 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
 #include "dlq_filter.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "amqp_connection.hpp"
+#include "amqp/connection.hpp"
 
 namespace idemq::detail {
 

@@ -1,4 +1,4 @@
-#include "amqp_events.hpp"
+#include "amqp/events.hpp"
 
 #include <idemq/errors.hpp>
 

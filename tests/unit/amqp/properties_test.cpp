@@ -3,7 +3,7 @@
 #include <array>
 #include <memory>
 
-#include "amqp_properties.hpp"
+#include "amqp/properties.hpp"
 
 using namespace idemq::detail;
 

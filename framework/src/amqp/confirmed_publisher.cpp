@@ -1,4 +1,4 @@
-#include "confirmed_publisher.hpp"
+#include "amqp/confirmed_publisher.hpp"
 
 #include <fmt/format.h>
 

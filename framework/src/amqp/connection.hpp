@@ -1,7 +1,7 @@
 #pragma once
 
-#include "amqp_events.hpp"
-#include "amqp_properties.hpp"
+#include "amqp/events.hpp"
+#include "amqp/properties.hpp"
 
 #include <idemq/errors.hpp>
 

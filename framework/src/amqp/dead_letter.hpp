@@ -1,6 +1,6 @@
 #pragma once
 
-#include "amqp_properties.hpp"
+#include "amqp/properties.hpp"
 
 #include <chrono>
 #include <exception>

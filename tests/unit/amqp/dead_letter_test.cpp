@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
 
 using namespace idemq::detail;
 

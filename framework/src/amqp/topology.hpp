@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "amqp_connection.hpp"
+#include "amqp/connection.hpp"
 
 namespace idemq::detail {
 

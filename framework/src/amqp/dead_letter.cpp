@@ -1,4 +1,4 @@
-#include "dead_letter.hpp"
+#include "amqp/dead_letter.hpp"
 
 #include <cxxabi.h>
 #include <fmt/chrono.h>

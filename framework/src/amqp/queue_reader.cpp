@@ -1,4 +1,4 @@
-#include "queue_reader.hpp"
+#include "amqp/queue_reader.hpp"
 
 #include <idemq/errors.hpp>
 

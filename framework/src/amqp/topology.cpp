@@ -1,4 +1,4 @@
-#include "topology.hpp"
+#include "amqp/topology.hpp"
 
 #include <idemq/errors.hpp>
 

@@ -1,4 +1,4 @@
-#include "amqp_properties.hpp"
+#include "amqp/properties.hpp"
 
 #include <idemq/errors.hpp>
 
@@ -10,10 +10,10 @@
 #include <limits>
 #include <numeric>
 
-#include "amqp_value.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/value.hpp"
 #include "common/base64.hpp"
 #include "common/text.hpp"
-#include "dead_letter.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -80,7 +80,7 @@ public:
                                               std::string_view content_type, const HeaderList& headers);
 
     // All properties and headers as JSON, and back: the export format of the
-    // DLQ tools. Byte-exact: see amqp_value.hpp for the typed values. A bytes
+    // DLQ tools. Byte-exact: see amqp/value.hpp for the typed values. A bytes
     // property that is not UTF-8 is {"$string_base64": ...}. from_json also
     // reads files of the older, untyped format; it throws idemq::Error for
     // what cannot be AMQP properties.
@@ -104,7 +104,7 @@ private:
     amqp_basic_properties_t props_{};
 };
 
-// An AMQP table as JSON (the typed form of amqp_value.hpp); never throws on content.
+// An AMQP table as JSON (the typed form of amqp/value.hpp); never throws on content.
 [[nodiscard]] nlohmann::json to_json(const amqp_table_t& table);
 
 // Bytes from a view without copying; valid as long as the view is.

@@ -1,4 +1,4 @@
-#include "amqp_connection.hpp"
+#include "amqp/connection.hpp"
 
 #include <idemq/errors.hpp>
 #include <idemq/options.hpp>

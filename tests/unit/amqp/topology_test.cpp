@@ -2,7 +2,7 @@
 
 #include <idemq/errors.hpp>
 
-#include "topology.hpp"
+#include "amqp/topology.hpp"
 
 using idemq::ConfigError;
 using idemq::Route;

@@ -1,4 +1,4 @@
-#include "amqp_value.hpp"
+#include "amqp/value.hpp"
 
 #include <nlohmann/json.hpp>
 

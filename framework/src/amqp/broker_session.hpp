@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "amqp_connection.hpp"
-#include "confirmed_publisher.hpp"
+#include "amqp/confirmed_publisher.hpp"
+#include "amqp/connection.hpp"
 
 namespace idemq::detail {
 

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "amqp_events.hpp"
-#include "amqp_properties.hpp"
-#include "amqp_value.hpp"
+#include "amqp/dead_letter.hpp"
+#include "amqp/events.hpp"
+#include "amqp/properties.hpp"
+#include "amqp/value.hpp"
 #include "common/base64.hpp"
-#include "dead_letter.hpp"
 
 using namespace idemq::detail;
 using idemq::Headers;

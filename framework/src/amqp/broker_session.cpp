@@ -1,10 +1,10 @@
-#include "broker_session.hpp"
+#include "amqp/broker_session.hpp"
 
 #include <fmt/format.h>
 
+#include "amqp/dead_letter.hpp"
+#include "amqp/topology.hpp"
 #include "backoff.hpp"
-#include "dead_letter.hpp"
-#include "topology.hpp"
 
 namespace idemq::detail {
 

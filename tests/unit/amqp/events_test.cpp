@@ -5,7 +5,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
-#include "amqp_events.hpp"
+#include "amqp/events.hpp"
 
 using namespace idemq::detail;
 
