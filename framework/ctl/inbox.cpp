@@ -6,8 +6,8 @@
 #include <cstdlib>
 
 #include "commands.hpp"
-#include "database_session.hpp"
-#include "inbox_retention.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/retention.hpp"
 
 namespace idemqctl {
 

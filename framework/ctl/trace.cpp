@@ -13,9 +13,9 @@
 #include "backoff.hpp"
 #include "commands.hpp"
 #include "common/text.hpp"
-#include "database_session.hpp"
 #include "dlq_filter.hpp"
-#include "store_sql.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/store_sql.hpp"
 
 namespace idemqctl {
 namespace {

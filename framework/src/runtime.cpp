@@ -17,9 +17,9 @@
 #include "backoff.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "database_session.hpp"
-#include "inbox_retention.hpp"
-#include "store_sql.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/retention.hpp"
+#include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
 namespace {

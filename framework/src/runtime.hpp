@@ -18,9 +18,9 @@
 #include "amqp/broker_session.hpp"
 #include "exit_watchdog.hpp"
 #include "http_server.hpp"
+#include "inbox/process_delivery.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/periodic_task.hpp"
-#include "process_delivery.hpp"
 #include "telemetry.hpp"
 #include "worker_pool.hpp"
 

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "database_session.hpp"
+#include "inbox/database_session.hpp"
 
 namespace idemq::detail {
 

@@ -9,7 +9,7 @@
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
 #include "backoff.hpp"
-#include "process_delivery.hpp"
+#include "inbox/process_delivery.hpp"
 
 using namespace idemq::detail;
 using std::chrono::milliseconds;

@@ -2,7 +2,7 @@
 
 #include "common/fingerprint.hpp"
 #include "common/text.hpp"
-#include "process_delivery.hpp"
+#include "inbox/process_delivery.hpp"
 
 using namespace std::string_literals;
 using idemq::detail::printable;

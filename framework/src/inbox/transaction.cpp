@@ -1,4 +1,4 @@
-#include "inbox_transaction.hpp"
+#include "inbox/transaction.hpp"
 
 #include <pqxx/connection_base>
 #include <pqxx/except>

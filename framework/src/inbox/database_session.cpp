@@ -1,4 +1,4 @@
-#include "database_session.hpp"
+#include "inbox/database_session.hpp"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "store_sql.hpp"
+#include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
 namespace {

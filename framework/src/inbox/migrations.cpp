@@ -11,9 +11,9 @@
 
 #include "common/fingerprint.hpp"
 #include "common/log.hpp"
-#include "database_session.hpp"
-#include "migration_sql.hpp"
-#include "store_sql.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/migration_sql.hpp"
+#include "inbox/store_sql.hpp"
 
 namespace idemq {
 

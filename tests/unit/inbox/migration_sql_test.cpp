@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "migration_sql.hpp"
+#include "inbox/migration_sql.hpp"
 
 using idemq::detail::expand_schema;
 

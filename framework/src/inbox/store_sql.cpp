@@ -1,4 +1,4 @@
-#include "store_sql.hpp"
+#include "inbox/store_sql.hpp"
 
 #include <fmt/format.h>
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "store_sql.hpp"
+#include "inbox/store_sql.hpp"
 
 using idemq::detail::quote_identifier;
 using idemq::detail::text_array;

@@ -1,4 +1,4 @@
-#include "process_delivery.hpp"
+#include "inbox/process_delivery.hpp"
 
 #include <idemq/errors.hpp>
 
@@ -13,8 +13,8 @@
 #include "common/fingerprint.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "inbox_transaction.hpp"
-#include "store_sql.hpp"
+#include "inbox/store_sql.hpp"
+#include "inbox/transaction.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -1,11 +1,11 @@
-#include "inbox_retention.hpp"
+#include "inbox/retention.hpp"
 
 #include <fmt/format.h>
 #include <pqxx/transaction>
 
 #include <thread>
 
-#include "store_sql.hpp"
+#include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
 
