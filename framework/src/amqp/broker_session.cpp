@@ -4,7 +4,7 @@
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/topology.hpp"
-#include "backoff.hpp"
+#include "core/retry_schedule.hpp"
 
 namespace idemq::detail {
 

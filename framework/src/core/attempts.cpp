@@ -10,10 +10,10 @@
 #include <random>
 #include <thread>
 
-#include "backoff.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "runtime.hpp"
+#include "core/retry_schedule.hpp"
+#include "core/runtime.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -1,4 +1,4 @@
-#include "backoff.hpp"
+#include "core/retry_schedule.hpp"
 
 #include <idemq/errors.hpp>
 

@@ -6,8 +6,8 @@
 #include <mutex>
 
 #include "amqp/topology.hpp"
-#include "backoff.hpp"
-#include "runtime.hpp"
+#include "core/retry_schedule.hpp"
+#include "core/runtime.hpp"
 
 namespace idemq {
 

@@ -1,4 +1,4 @@
-#include "runtime.hpp"
+#include "core/runtime.hpp"
 
 #include <idemq/errors.hpp>
 #include <idemq/migration.hpp>
@@ -14,9 +14,9 @@
 #include <cstdlib>
 
 #include "amqp/topology.hpp"
-#include "backoff.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "core/retry_schedule.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/retention.hpp"
 #include "inbox/store_sql.hpp"

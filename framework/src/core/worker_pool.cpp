@@ -1,4 +1,4 @@
-#include "worker_pool.hpp"
+#include "core/worker_pool.hpp"
 
 namespace idemq::detail {
 

@@ -8,7 +8,7 @@
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
-#include "backoff.hpp"
+#include "core/retry_schedule.hpp"
 #include "inbox/process_delivery.hpp"
 
 using namespace idemq::detail;

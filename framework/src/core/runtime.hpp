@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "amqp/broker_session.hpp"
-#include "exit_watchdog.hpp"
+#include "core/exit_watchdog.hpp"
+#include "core/worker_pool.hpp"
 #include "http_server.hpp"
 #include "inbox/process_delivery.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/periodic_task.hpp"
 #include "telemetry.hpp"
-#include "worker_pool.hpp"
 
 namespace idemq::detail {
 
