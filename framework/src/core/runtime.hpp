@@ -18,11 +18,11 @@
 #include "amqp/broker_session.hpp"
 #include "core/exit_watchdog.hpp"
 #include "core/worker_pool.hpp"
-#include "http_server.hpp"
 #include "inbox/process_delivery.hpp"
 #include "loop/event_loop.hpp"
 #include "loop/periodic_task.hpp"
-#include "telemetry.hpp"
+#include "ops/http_server.hpp"
+#include "ops/telemetry.hpp"
 
 namespace idemq::detail {
 

@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "ops/http_server.hpp"
 
 #include <idemq/errors.hpp>
 

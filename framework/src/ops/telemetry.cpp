@@ -1,4 +1,4 @@
-#include "telemetry.hpp"
+#include "ops/telemetry.hpp"
 
 #include <prometheus/text_serializer.h>
 
