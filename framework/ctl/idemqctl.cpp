@@ -19,8 +19,8 @@
 
 #include "amqp/confirmed_publisher.hpp"
 #include "amqp/connection.hpp"
+#include "cli/dlq_command.hpp"
 #include "commands.hpp"
-#include "dlq_command.hpp"
 
 namespace {
 

@@ -10,10 +10,10 @@
 #include "amqp/connection.hpp"
 #include "amqp/queue_reader.hpp"
 #include "amqp/topology.hpp"
+#include "cli/dlq_filter.hpp"
 #include "commands.hpp"
 #include "common/text.hpp"
 #include "core/retry_schedule.hpp"
-#include "dlq_filter.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"
 

@@ -14,7 +14,7 @@
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
-#include "dlq_filter.hpp"
+#include "cli/dlq_filter.hpp"
 
 namespace fuzz {
 

@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "amqp/dead_letter.hpp"
-#include "dlq_filter.hpp"
+#include "cli/dlq_filter.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"
 

@@ -1,4 +1,4 @@
-#include "dlq_command.hpp"
+#include "cli/dlq_command.hpp"
 
 #include <idemq/errors.hpp>
 #include <idemq/options.hpp>

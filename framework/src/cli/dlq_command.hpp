@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "dlq_filter.hpp"
+#include "cli/dlq_filter.hpp"
 
 namespace idemq::detail {
 

@@ -2,7 +2,7 @@
 
 #include <idemq/errors.hpp>
 
-#include "dlq_filter.hpp"
+#include "cli/dlq_filter.hpp"
 
 using namespace idemq::detail;
 

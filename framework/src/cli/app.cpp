@@ -9,8 +9,8 @@
 #include <csignal>
 #include <optional>
 
+#include "cli/dlq_command.hpp"
 #include "common/log.hpp"
-#include "dlq_command.hpp"
 
 namespace idemq {
 namespace {

@@ -1,4 +1,4 @@
-#include "dlq_filter.hpp"
+#include "cli/dlq_filter.hpp"
 
 #include <idemq/errors.hpp>
 
