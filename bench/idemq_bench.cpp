@@ -12,13 +12,13 @@
 // Needs IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (scripts/bench sets them).
 #include <idemq/idemq.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
 #include <pqxx/transaction>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -65,7 +65,8 @@ std::vector<Message> make_messages(std::size_t count, int duplicate_percent) {
             out.push_back(out[random() % out.size()]);
             continue;
         }
-        out.push_back({fmt::format("m-{}", i), fmt::format(R"({{"account": "A{}", "amount_cents": {}}})", i % 50, 1 + i % 97)});
+        out.push_back(
+            {fmt::format("m-{}", i), fmt::format(R"({{"account": "A{}", "amount_cents": {}}})", i % 50, 1 + i % 97)});
     }
     return out;
 }
@@ -85,8 +86,7 @@ public:
         try {
             pqxx::connection admin(base_db);
             pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
     }
     [[nodiscard]] const std::string& url() const { return url_; }
 
@@ -106,7 +106,8 @@ double publish_all(const std::string& queue, const std::vector<Message>& message
     const auto start = Clock::now();
     for (const auto& m : messages) {
         idemq::detail::HeaderList headers;
-        if (stamp) headers.emplace_back("x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count()));
+        if (stamp)
+            headers.emplace_back("x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count()));
         publisher.publish("", queue, OwnedProperties::make(m.id, "", "application/json", headers), m.body,
                           [](std::optional<std::string> error) {
                               if (error) throw std::runtime_error("publish failed: " + *error);
@@ -156,9 +157,10 @@ bool book(pqxx::connection& connection, const std::string& id, const std::string
     }
     tx.exec_params("INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)", id,
                    charge.account, charge.amount_cents);
-    tx.exec_params("INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) ON CONFLICT (account) "
-                   "DO UPDATE SET balance_cents = payments.balances.balance_cents + EXCLUDED.balance_cents",
-                   charge.account, charge.amount_cents);
+    tx.exec_params(
+        "INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) ON CONFLICT (account) "
+        "DO UPDATE SET balance_cents = payments.balances.balance_cents + EXCLUDED.balance_cents",
+        charge.account, charge.amount_cents);
     tx.commit();
     return true;
 }
@@ -309,11 +311,14 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
         idemq::detail::ConfirmedPublisher publisher(connection);
         const auto begin = Clock::now();
         for (std::size_t i = 0; i < messages.size(); ++i) {
-            std::this_thread::sleep_until(begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
-            publisher.publish("", queue,
-                              OwnedProperties::make(messages[i].id, "", "application/json",
-                                                    {{"x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count())}}),
-                              messages[i].body, [](std::optional<std::string>) {});
+            std::this_thread::sleep_until(
+                begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
+            publisher.publish(
+                "", queue,
+                OwnedProperties::make(
+                    messages[i].id, "", "application/json",
+                    {{"x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count())}}),
+                messages[i].body, [](std::optional<std::string>) {});
             while (auto event = connection.poll_event()) publisher.on_event(*event);
         }
         while (publisher.outstanding() > 0) {
@@ -362,7 +367,8 @@ int main(int argc, char** argv) {
     const char* amqp = std::getenv("IDEMQ_AMQP_URL");
     const char* db = std::getenv("IDEMQ_DATABASE_URL");
     if (amqp == nullptr || db == nullptr) {
-        fmt::print(stderr, "idemq-bench: set IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (eval \"$(scripts/services env)\")\n");
+        fmt::print(stderr,
+                   "idemq-bench: set IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (eval \"$(scripts/services env)\")\n");
         return 2;
     }
     base_amqp = amqp;
@@ -384,7 +390,7 @@ int main(int argc, char** argv) {
                    extra.contains("p50_ms") ? fmt::format("  latency p50 {:.1f} p95 {:.1f} p99 {:.1f} max {:.1f} ms",
                                                           extra["p50_ms"].get<double>(), extra["p95_ms"].get<double>(),
                                                           extra["p99_ms"].get<double>(), extra["max_ms"].get<double>())
-                                                : "");
+                                            : "");
         return rate;
     };
 
@@ -437,12 +443,16 @@ int main(int argc, char** argv) {
             const auto latency = idemq_run(c, make_messages(paced, dup), offered);
             const auto& ms = latency.latencies_ms;
             record("4 idemq latency (paced)", c, dup, latency.seconds, paced,
-                   {{"p50_ms", percentile(ms, 0.5)}, {"p95_ms", percentile(ms, 0.95)}, {"p99_ms", percentile(ms, 0.99)},
-                    {"max_ms", percentile(ms, 1.0)}, {"offered_msgs_per_s", offered}});
+                   {{"p50_ms", percentile(ms, 0.5)},
+                    {"p95_ms", percentile(ms, 0.95)},
+                    {"p99_ms", percentile(ms, 0.99)},
+                    {"max_ms", percentile(ms, 1.0)},
+                    {"offered_msgs_per_s", offered}});
         }
     }
 
-    const double best_bare = std::max_element(bare.begin(), bare.end(), [](auto& a, auto& b) { return a.second < b.second; })->second;
+    const double best_bare =
+        std::max_element(bare.begin(), bare.end(), [](auto& a, auto& b) { return a.second < b.second; })->second;
     fmt::print("\nbest idemq per-message / best bare pipeline: {:.2f}   (peak RSS of this process: {} MB)\n",
                best_idemq / best_bare, peak_rss_kb() / 1024);
     for (const auto& [size, rate] : batched) {

@@ -25,7 +25,8 @@ Charge parse_charge(std::string_view body) {
     const auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (json.is_discarded() || !json.is_object()) throw idemq::PermanentError("body is not a JSON object");
     const auto account = json.find("account");
-    if (account == json.end() || !account->is_string()) throw idemq::PermanentError("'account' is missing or not a string");
+    if (account == json.end() || !account->is_string())
+        throw idemq::PermanentError("'account' is missing or not a string");
     const auto amount = json.find("amount_cents");
     if (amount == json.end() || !amount->is_number_integer()) {
         throw idemq::PermanentError("'amount_cents' is missing or not a whole number");
@@ -43,10 +44,11 @@ void ChargeHandler::handle(const idemq::Message& message, pqxx::transaction_base
     fail_if_flaky(charge, ctx.attempt());
     tx.exec_params("INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)",
                    std::string(message.message_id()), charge.account, charge.amount_cents);
-    tx.exec_params("INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) "
-                   "ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
-                   "EXCLUDED.balance_cents",
-                   charge.account, charge.amount_cents);
+    tx.exec_params(
+        "INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) "
+        "ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
+        "EXCLUDED.balance_cents",
+        charge.account, charge.amount_cents);
     ctx.log().debug("charged {} cents to {} on attempt {}", charge.amount_cents, charge.account, ctx.attempt());
 }
 
@@ -67,8 +69,9 @@ void ChargeBatchHandler::handle_batch(std::span<const idemq::Message> messages, 
         balances += fmt::format("{}({}, {})", first ? "" : ", ", tx.quote(account), cents);
         first = false;
     }
-    balances += " ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
-                "EXCLUDED.balance_cents";
+    balances +=
+        " ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
+        "EXCLUDED.balance_cents";
     tx.exec(ledger);
     tx.exec(balances);
     ctx.log().debug("charged {} messages to {} accounts", messages.size(), per_account.size());

@@ -68,9 +68,9 @@ constexpr const char* kQueue = "payments.charge";
 constexpr const char* kDeadLetterQueue = "payments.charge.dlq";
 constexpr int kPrefetch = 32;
 
-const std::vector<std::string> kAllFaults{"kill",     "kill-all",    "term",       "stop",     "long-stop",
-                                          "backends", "connections", "pg-restart", "pg-crash", "pg-outage",
-                                          "broker-restart", "batch"};
+const std::vector<std::string> kAllFaults{"kill",      "kill-all",  "term",           "stop",
+                                          "long-stop", "backends",  "connections",    "pg-restart",
+                                          "pg-crash",  "pg-outage", "broker-restart", "batch"};
 constexpr milliseconds kShutdownGrace{10'000};
 
 long long env_number(const char* name, long long fallback) {
@@ -110,8 +110,8 @@ struct Settings {
     [[nodiscard]] std::string describe() const {
         std::string list;
         for (const auto& fault : faults) list += (list.empty() ? "" : ",") + fault;
-        return fmt::format("IDEMQ_CHAOS_SEED={} IDEMQ_SOAK_SECONDS={} IDEMQ_CHAOS_WORKERS={} IDEMQ_CHAOS_FAULTS={}", seed,
-                           duration.count(), workers, list.empty() ? "none" : list);
+        return fmt::format("IDEMQ_CHAOS_SEED={} IDEMQ_SOAK_SECONDS={} IDEMQ_CHAOS_WORKERS={} IDEMQ_CHAOS_FAULTS={}",
+                           seed, duration.count(), workers, list.empty() ? "none" : list);
     }
 };
 
@@ -121,9 +121,9 @@ std::string body(const std::string& ref, const std::string& account, long long c
 
 // What the test publishes and what must come of it.
 struct Plan {
-    std::vector<test::Outgoing> stream;                 // published during the fault phase, in this order
-    std::map<std::string, test::Outgoing> conflicts;    // by id: published once the original is booked
-    std::multiset<std::string> ledger;                  // "id:account:cents", one per unique charge
+    std::vector<test::Outgoing> stream;               // published during the fault phase, in this order
+    std::map<std::string, test::Outgoing> conflicts;  // by id: published once the original is booked
+    std::multiset<std::string> ledger;                // "id:account:cents", one per unique charge
     std::map<std::string, long long> balances;
     // Refused messages by the id the oracle finds them by (message-id, or
     // the body's "ref" when there is none): reason and body.
@@ -233,7 +233,8 @@ std::vector<std::string> split(const std::string& text, char separator) {
 // The worker processes and the faults done to them.
 class Fleet {
 public:
-    Fleet(const Settings& settings, std::map<std::string, std::string> env) : settings_(settings), env_(std::move(env)) {
+    Fleet(const Settings& settings, std::map<std::string, std::string> env)
+        : settings_(settings), env_(std::move(env)) {
         for (int i = 0; i < settings.workers; ++i) {
             workers_.emplace_back();
             start(i);
@@ -285,23 +286,24 @@ public:
             if (worker.terminating) {
                 if (worker.process->running() && Clock::now() < worker.exit_deadline) continue;
                 if (worker.process->running()) {
-                    problems_.push_back(fmt::format("worker {} (start {}) did not exit within {} ms of SIGTERM; its "
-                                                    "output ends:\n{}",
-                                                    i, worker.starts, (kShutdownGrace + seconds(5)).count(),
-                                                    tail(worker.process->output())));
+                    problems_.push_back(fmt::format(
+                        "worker {} (start {}) did not exit within {} ms of SIGTERM; its "
+                        "output ends:\n{}",
+                        i, worker.starts, (kShutdownGrace + seconds(5)).count(), tail(worker.process->output())));
                     worker.process->signal(SIGKILL);
                 }
                 const int code = worker.process->wait();
                 // The worker handles SIGTERM only once it has started; before
                 // that the signal ends it (143) with nothing consumed.
-                const bool before_start = code == 128 + SIGTERM &&
-                                          worker.process->output().find("consuming queue") == std::string::npos;
+                const bool before_start =
+                    code == 128 + SIGTERM && worker.process->output().find("consuming queue") == std::string::npos;
                 if (before_start) {
                     ++terms_before_start_;
                 } else if (code != 0) {
-                    problems_.push_back(fmt::format("worker {} (start {}) exited with {} after SIGTERM; its output "
-                                                    "ends:\n{}",
-                                                    i, worker.starts, code, tail(worker.process->output())));
+                    problems_.push_back(
+                        fmt::format("worker {} (start {}) exited with {} after SIGTERM; its output "
+                                    "ends:\n{}",
+                                    i, worker.starts, code, tail(worker.process->output())));
                 }
                 retire(i);
                 worker.terminating = false;
@@ -319,8 +321,9 @@ public:
                 if (start_failed) {
                     ++start_failures_;
                 } else {
-                    problems_.push_back(fmt::format("worker {} (start {}) exited by itself with {}; its output ends:\n{}",
-                                                    i, worker.starts, code, tail(output)));
+                    problems_.push_back(
+                        fmt::format("worker {} (start {}) exited by itself with {}; its output ends:\n{}", i,
+                                    worker.starts, code, tail(output)));
                 }
                 retire(i);
                 worker.restart_at = Clock::now() + seconds(1);
@@ -379,8 +382,8 @@ private:
         auto env = env_;
         // One worker books in batches: the batch path meets the faults too.
         if (i == 0 && settings_.has("batch")) env["PAYMENTS_BATCH_SIZE"] = "8";
-        workers_[i].process = std::make_unique<test::Process>(test::bin("payments-worker"), std::vector<std::string>{"run"},
-                                                              env);
+        workers_[i].process =
+            std::make_unique<test::Process>(test::bin("payments-worker"), std::vector<std::string>{"run"}, env);
         ++workers_[i].starts;
     }
 
@@ -391,7 +394,8 @@ private:
         worker.last_output = worker.process->output();
         retired_outputs_.push_back(worker.last_output);
         if (auto report = sanitizer_report(worker.last_output)) {
-            problems_.push_back(fmt::format("sanitizer report from worker {} (start {}):\n{}", i, worker.starts, *report));
+            problems_.push_back(
+                fmt::format("sanitizer report from worker {} (start {}):\n{}", i, worker.starts, *report));
         }
         worker.process.reset();
     }
@@ -406,13 +410,14 @@ private:
 };
 
 // Ids of `ids` that have a ledger row, or nullopt while Postgres is unreachable.
-std::optional<std::set<std::string>> booked(const test::Database& db, const std::map<std::string, test::Outgoing>& ids) {
+std::optional<std::set<std::string>> booked(const test::Database& db,
+                                            const std::map<std::string, test::Outgoing>& ids) {
     if (ids.empty()) return std::set<std::string>{};
     std::string list;
     for (const auto& [id, message] : ids) list += (list.empty() ? "'" : ",'") + id + "'";
     try {
-        const auto found = db.scalar("SELECT string_agg(DISTINCT message_id, ',') FROM payments.ledger WHERE message_id IN (" +
-                                     list + ")");
+        const auto found = db.scalar(
+            "SELECT string_agg(DISTINCT message_id, ',') FROM payments.ledger WHERE message_id IN (" + list + ")");
         const auto parts = split(found, ',');
         return std::set<std::string>(parts.begin(), parts.end());
     } catch (const std::exception&) {
@@ -423,8 +428,9 @@ std::optional<std::set<std::string>> booked(const test::Database& db, const std:
 }  // namespace
 
 // No ';' in the name: CMake would split the ctest name there.
-TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminated, Postgres and RabbitMQ restarted: one "
-          "effect per charge, every refused message in the DLQ with its reason, nothing stranded") {
+TEST_CASE(
+    "chaos soak: workers killed, stopped and restarted, backends terminated, Postgres and RabbitMQ restarted: one "
+    "effect per charge, every refused message in the DLQ with its reason, nothing stranded") {
     const Settings settings = Settings::from_env();
     std::printf("chaos soak; replay with %s\n", settings.describe().c_str());
     std::fflush(stdout);
@@ -460,10 +466,14 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
     for (long long r = 0; r < rounds; ++r) {
         const double low = static_cast<double>(r) / static_cast<double>(rounds);
         const double span = 1.0 / static_cast<double>(rounds);
-        if (settings.has("broker-restart")) restarts.emplace_back(at_fraction(low + span * 0.2, low + span * 0.5), "broker-restart");
-        if (settings.has("pg-restart")) restarts.emplace_back(at_fraction(low + span * 0.5, low + span * 0.8), "pg-restart");
-        if (settings.has("pg-crash")) restarts.emplace_back(at_fraction(low + span * 0.3, low + span * 0.9), "pg-crash");
-        if (settings.has("pg-outage")) restarts.emplace_back(at_fraction(low + span * 0.1, low + span * 0.7), "pg-outage");
+        if (settings.has("broker-restart"))
+            restarts.emplace_back(at_fraction(low + span * 0.2, low + span * 0.5), "broker-restart");
+        if (settings.has("pg-restart"))
+            restarts.emplace_back(at_fraction(low + span * 0.5, low + span * 0.8), "pg-restart");
+        if (settings.has("pg-crash"))
+            restarts.emplace_back(at_fraction(low + span * 0.3, low + span * 0.9), "pg-crash");
+        if (settings.has("pg-outage"))
+            restarts.emplace_back(at_fraction(low + span * 0.1, low + span * 0.7), "pg-outage");
     }
     std::sort(restarts.begin(), restarts.end());
     std::vector<std::string> frequent;
@@ -596,7 +606,8 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
     };
     const bool done = test::eventually(settled, seconds(240));
     std::string outputs;
-    for (int i = 0; i < fleet.size(); ++i) outputs += fmt::format("--- worker {}:\n{}\n", i, tail(fleet.last_output(i)));
+    for (int i = 0; i < fleet.size(); ++i)
+        outputs += fmt::format("--- worker {}:\n{}\n", i, tail(fleet.last_output(i)));
     REQUIRE_MESSAGE(done, "not settled: ledger " << ledger_rows() << " of " << plan.unique << ", work queue "
                                                  << broker->ready(kQueue) << ", DLQ " << broker->ready(kDeadLetterQueue)
                                                  << " of " << plan.dead_letters.size() << ", conflicts unpublished "
@@ -613,36 +624,41 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
         seconds(60)));
     fleet.stop_all_gracefully();
     std::string counts;
-    counts = fmt::format("(workers logged {} broker reconnects, {} lost Postgres connections; {} starts failed on an "
-                         "unreachable service; {} SIGTERMs came before the worker had started)",
-                         fleet.logged("reconnected to the broker"), fleet.logged("Postgres connection lost"),
-                         fleet.start_failures(), fleet.terms_before_start());
+    counts = fmt::format(
+        "(workers logged {} broker reconnects, {} lost Postgres connections; {} starts failed on an "
+        "unreachable service; {} SIGTERMs came before the worker had started)",
+        fleet.logged("reconnected to the broker"), fleet.logged("Postgres connection lost"), fleet.start_failures(),
+        fleet.terms_before_start());
     for (const auto& [fault, count] : injected) counts = fmt::format("{} {}, {}", fault, count, counts);
-    const auto summary = fmt::format("{} unique charges, {} copies published, {} conflicts, {} refused; {} worker starts; "
-                                     "faults: {}; settled after {:.0f} s",
-                                     plan.unique, plan.copies, plan.conflicts.size(), plan.dead_letters.size(),
-                                     fleet.starts(), counts,
-                                     std::chrono::duration<double>(Clock::now() - began).count());
+    const auto summary = fmt::format(
+        "{} unique charges, {} copies published, {} conflicts, {} refused; {} worker starts; "
+        "faults: {}; settled after {:.0f} s",
+        plan.unique, plan.copies, plan.conflicts.size(), plan.dead_letters.size(), fleet.starts(), counts,
+        std::chrono::duration<double>(Clock::now() - began).count());
     INFO(summary);
 
     for (const auto& problem : fleet.problems()) FAIL_CHECK(problem);
 
     // One ledger row per unique charge, with its own account and amount.
     std::multiset<std::string> ledger;
-    for (const auto& row : split(db.scalar("SELECT string_agg(message_id || ':' || account || ':' || amount_cents, ',') "
-                                           "FROM payments.ledger"),
-                                 ',')) {
+    for (const auto& row :
+         split(db.scalar("SELECT string_agg(message_id || ':' || account || ':' || amount_cents, ',') "
+                         "FROM payments.ledger"),
+               ',')) {
         ledger.insert(row);
     }
     std::vector<std::string> missing, extra;
-    std::set_difference(plan.ledger.begin(), plan.ledger.end(), ledger.begin(), ledger.end(), std::back_inserter(missing));
-    std::set_difference(ledger.begin(), ledger.end(), plan.ledger.begin(), plan.ledger.end(), std::back_inserter(extra));
-    CHECK_MESSAGE(missing.empty(), missing.size() << " charges not booked, e.g. " << (missing.empty() ? "" : missing.front()));
-    CHECK_MESSAGE(extra.empty(), extra.size() << " unexpected or doubled ledger rows, e.g. "
-                                              << (extra.empty() ? "" : extra.front()));
+    std::set_difference(plan.ledger.begin(), plan.ledger.end(), ledger.begin(), ledger.end(),
+                        std::back_inserter(missing));
+    std::set_difference(ledger.begin(), ledger.end(), plan.ledger.begin(), plan.ledger.end(),
+                        std::back_inserter(extra));
+    CHECK_MESSAGE(missing.empty(), missing.size()
+                                       << " charges not booked, e.g. " << (missing.empty() ? "" : missing.front()));
+    CHECK_MESSAGE(extra.empty(),
+                  extra.size() << " unexpected or doubled ledger rows, e.g. " << (extra.empty() ? "" : extra.front()));
     std::map<std::string, long long> balances;
-    for (const auto& row : split(db.scalar("SELECT string_agg(account || ':' || balance_cents, ',') FROM payments.balances"),
-                                 ',')) {
+    for (const auto& row :
+         split(db.scalar("SELECT string_agg(account || ':' || balance_cents, ',') FROM payments.balances"), ',')) {
         const auto colon = row.rfind(':');
         balances[row.substr(0, colon)] = std::stoll(row.substr(colon + 1));
     }
@@ -660,17 +676,18 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
         std::string id = delivery.properties.message_id();
         if (id.empty()) {
             const auto json = nlohmann::json::parse(delivery.body, nullptr, false);
-            if (json.is_object() && json.contains("ref") && json["ref"].is_string()) id = json["ref"].get<std::string>();
+            if (json.is_object() && json.contains("ref") && json["ref"].is_string())
+                id = json["ref"].get<std::string>();
         }
         const auto expected = plan.dead_letters.find(id);
         const std::string reason = test::header(delivery, "x-idemq-reason");
         if (expected == plan.dead_letters.end()) {
             FAIL_CHECK("unexpected DLQ message '" << id << "' (" << reason << ": "
-                                                      << test::header(delivery, "x-idemq-last-error") << ")");
+                                                  << test::header(delivery, "x-idemq-last-error") << ")");
             continue;
         }
-        CHECK_MESSAGE(reason == expected->second.first, id << " dead-lettered as " << reason << ": "
-                                                           << test::header(delivery, "x-idemq-last-error"));
+        CHECK_MESSAGE(reason == expected->second.first,
+                      id << " dead-lettered as " << reason << ": " << test::header(delivery, "x-idemq-last-error"));
         CHECK_MESSAGE(delivery.body == expected->second.second, id << " has another body in the DLQ");
         ++copies[id];
     }
@@ -679,8 +696,9 @@ TEST_CASE("chaos soak: workers killed, stopped and restarted, backends terminate
         CHECK_MESSAGE(copies[id] >= 1, id << " (" << why.first << ") is not in the DLQ");
         extra_copies += std::max(0, copies[id] - 1);
     }
-    const int copy_faults = injected["kill"] + injected["long-stop"] +
-                            settings.workers * (injected["kill-all"] + injected["broker-restart"] + injected["connections"]);
+    const int copy_faults =
+        injected["kill"] + injected["long-stop"] +
+        settings.workers * (injected["kill-all"] + injected["broker-restart"] + injected["connections"]);
     CHECK_MESSAGE(extra_copies <= copy_faults * kPrefetch,
                   extra_copies << " duplicated DLQ copies; at most " << copy_faults * kPrefetch << " can be explained");
 

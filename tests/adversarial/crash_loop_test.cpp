@@ -23,8 +23,10 @@ int deaths_until_dead_lettered(const std::map<std::string, std::string>& faults,
     // One handler thread: no other message is mid-handling when it dies.
     env["IDEMQ_CONCURRENCY"] = "1";
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 10; ++i) messages.push_back({.body = test::charge("A1", 10), .message_id = "ok-" + std::to_string(i)});
-    messages.insert(messages.begin() + 3, test::Outgoing{.body = test::charge(poison_account, 10), .message_id = "poison"});
+    for (int i = 0; i < 10; ++i)
+        messages.push_back({.body = test::charge("A1", 10), .message_id = "ok-" + std::to_string(i)});
+    messages.insert(messages.begin() + 3,
+                    test::Outgoing{.body = test::charge(poison_account, 10), .message_id = "poison"});
     const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {
         return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 10;
     });
@@ -75,9 +77,11 @@ TEST_CASE("deliveries released by a graceful stop are no crash loop, even with I
     INFO("released at the stop: " << released);
     CHECK(released > 0);
     test::Process restarted(test::bin("payments-worker"), {"run"}, env);
-    REQUIRE(test::eventually([&] {
-        return db.count("SELECT count(*) FROM payments.ledger") == 2000 && broker.ready("payments.charge") == 0;
-    }, std::chrono::seconds(120)));
+    REQUIRE(test::eventually(
+        [&] {
+            return db.count("SELECT count(*) FROM payments.ledger") == 2000 && broker.ready("payments.charge") == 0;
+        },
+        std::chrono::seconds(120)));
     test::stop_gracefully(restarted);
     test::check_exactly_once(db, broker, 2000, expected);
     CHECK(test::summary_value(restarted.output(), "dead_lettered") == 0);

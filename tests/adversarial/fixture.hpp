@@ -34,9 +34,10 @@ struct AdversarialFixture {
         idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
         pqxx::connection connection(db.url());
         pqxx::work tx(connection);
-        tx.exec("CREATE SCHEMA test; "
-                "CREATE TABLE test.effects (key bytea, message_id bytea, correlation_id bytea, attempt int); "
-                "CREATE TABLE test.once (id int PRIMARY KEY); INSERT INTO test.once VALUES (1)");
+        tx.exec(
+            "CREATE SCHEMA test; "
+            "CREATE TABLE test.effects (key bytea, message_id bytea, correlation_id bytea, attempt int); "
+            "CREATE TABLE test.once (id int PRIMARY KEY); INSERT INTO test.once VALUES (1)");
         tx.commit();
     }
 

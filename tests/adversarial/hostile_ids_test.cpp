@@ -34,14 +34,15 @@ std::string hex_of(const test::Database& db, const std::string& sql) { return db
 
 }  // namespace
 
-TEST_CASE_FIXTURE(test::AdversarialFixture, "message ids that differ only after a NUL byte are two messages, each applied once") {
-    test::RunningWorker worker(options(), [](idemq::Worker& w) {
-        w.add_handler({.handler = "ids"}, std::make_unique<Recorder>());
-    });
+TEST_CASE_FIXTURE(test::AdversarialFixture,
+                  "message ids that differ only after a NUL byte are two messages, each applied once") {
+    test::RunningWorker worker(
+        options(), [](idemq::Worker& w) { w.add_handler({.handler = "ids"}, std::make_unique<Recorder>()); });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("ids"); }));
     const std::string a = "pay-\0a"s, b = "pay-\0b"s;
-    broker.publish("", "ids", {{.body = "1", .message_id = a}, {.body = "2", .message_id = b}, {.body = "1", .message_id = a}});
+    broker.publish("", "ids",
+                   {{.body = "1", .message_id = a}, {.body = "2", .message_id = b}, {.body = "1", .message_id = a}});
     REQUIRE(test::eventually([&] { return worker.stats().processed + worker.stats().duplicates == 3; }));
     const auto stats = worker.stop();
     CHECK(stats.processed == 2);
@@ -49,14 +50,15 @@ TEST_CASE_FIXTURE(test::AdversarialFixture, "message ids that differ only after 
     CHECK(stats.dead_lettered.empty());
     CHECK(hex_of(db, "SELECT string_agg(encode(key, 'hex'), ',' ORDER BY key) FROM test.effects") ==
           "7061792d0061,7061792d0062");
-    CHECK(hex_of(db, "SELECT string_agg(encode(idempotency_key, 'hex'), ',' ORDER BY idempotency_key) FROM idemq.inbox") ==
+    CHECK(hex_of(db,
+                 "SELECT string_agg(encode(idempotency_key, 'hex'), ',' ORDER BY idempotency_key) FROM idemq.inbox") ==
           "7061792d0061,7061792d0062");
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture, "message and correlation ids that are not UTF-8 are processed once and stored as sent") {
-    test::RunningWorker worker(options(), [](idemq::Worker& w) {
-        w.add_handler({.handler = "ids"}, std::make_unique<Recorder>());
-    });
+TEST_CASE_FIXTURE(test::AdversarialFixture,
+                  "message and correlation ids that are not UTF-8 are processed once and stored as sent") {
+    test::RunningWorker worker(
+        options(), [](idemq::Worker& w) { w.add_handler({.handler = "ids"}, std::make_unique<Recorder>()); });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("ids"); }));
     const test::Outgoing odd{.body = "x", .message_id = "\xff\xfe-1", .correlation_id = "\xc3\x28"};
@@ -69,14 +71,15 @@ TEST_CASE_FIXTURE(test::AdversarialFixture, "message and correlation ids that ar
     CHECK(stats.duplicates == 1);
     CHECK(stats.immediate_retries == 0);
     CHECK(stats.dead_lettered.empty());
-    CHECK(hex_of(db, "SELECT encode(message_id, 'hex') || '/' || encode(correlation_id, 'hex') FROM idemq.inbox "
-                     "WHERE idempotency_key = '\\xfffe2d31'::bytea") == "fffe2d31/c328");
+    CHECK(hex_of(db,
+                 "SELECT encode(message_id, 'hex') || '/' || encode(correlation_id, 'hex') FROM idemq.inbox "
+                 "WHERE idempotency_key = '\\xfffe2d31'::bytea") == "fffe2d31/c328");
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture, "a key function may return any bytes, and a redelivery of it is a duplicate") {
-    test::RunningWorker worker(options(), [](idemq::Worker& w) {
-        w.add_handler({.handler = "keys"}, std::make_unique<BodyKey>());
-    });
+TEST_CASE_FIXTURE(test::AdversarialFixture,
+                  "a key function may return any bytes, and a redelivery of it is a duplicate") {
+    test::RunningWorker worker(
+        options(), [](idemq::Worker& w) { w.add_handler({.handler = "keys"}, std::make_unique<BodyKey>()); });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("keys"); }));
     const std::string binary = "\0\x01\xff\\'\""s;
@@ -88,8 +91,9 @@ TEST_CASE_FIXTURE(test::AdversarialFixture, "a key function may return any bytes
     CHECK(hex_of(db, "SELECT encode(key, 'hex') FROM test.effects") == "0001ff5c2722");
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a handler writing a non-UTF-8 id into a text column dead-letters it at once as permanent, not retried") {
+TEST_CASE_FIXTURE(
+    test::AdversarialFixture,
+    "a handler writing a non-UTF-8 id into a text column dead-letters it at once as permanent, not retried") {
     idemq::apply_migrations(db.url(), "idemq", payments::migrations());
     test::RunningWorker worker(options(), [](idemq::Worker& w) {
         w.add_handler(payments::charge_route(), std::make_unique<payments::ChargeHandler>());
@@ -98,7 +102,8 @@ TEST_CASE_FIXTURE(test::AdversarialFixture,
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
     broker.publish_one("payments", "charge", {.body = test::charge("A1", 10), .message_id = "\xff-odd"});
     broker.publish_one("payments", "charge", {.body = test::charge("A1", 5), .message_id = "fine"});
-    REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 1 && worker.stats().processed == 1; }));
+    REQUIRE(
+        test::eventually([&] { return broker.ready("payments.charge.dlq") == 1 && worker.stats().processed == 1; }));
     const auto stats = worker.stop();
     CHECK(stats.dead_lettered.at("permanent-error") == 1);
     CHECK(stats.immediate_retries == 0);

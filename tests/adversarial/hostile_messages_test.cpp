@@ -11,10 +11,10 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../integration/running_worker.hpp"
@@ -42,9 +42,10 @@ public:
         if (body.starts_with("fail")) throw idemq::PermanentError("refused on purpose");
         if (body.starts_with("transient")) throw idemq::TransientError("always failing");
         if (body.starts_with("flaky") && message.attempt() == 1) throw idemq::TransientError("failing once");
-        tx.exec_params("INSERT INTO test.effects (key, body, attempt, exchange, routing_key) VALUES ($1, $2, $3, $4, $5)",
-                       std::string(ctx.idempotency_key()), pqxx::binarystring(std::string(body)), message.attempt(),
-                       std::string(message.exchange()), std::string(message.routing_key()));
+        tx.exec_params(
+            "INSERT INTO test.effects (key, body, attempt, exchange, routing_key) VALUES ($1, $2, $3, $4, $5)",
+            std::string(ctx.idempotency_key()), pqxx::binarystring(std::string(body)), message.attempt(),
+            std::string(message.exchange()), std::string(message.routing_key()));
     }
 };
 
@@ -64,8 +65,9 @@ struct Fixture {
         idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
         pqxx::connection connection(db.url());
         pqxx::work tx(connection);
-        tx.exec("CREATE SCHEMA test; CREATE TABLE test.effects (key text, body bytea, attempt int, exchange text, "
-                "routing_key text)");
+        tx.exec(
+            "CREATE SCHEMA test; CREATE TABLE test.effects (key text, body bytea, attempt int, exchange text, "
+            "routing_key text)");
         tx.commit();
         // One delayed retry, quickly: the delay tier is part of every case.
         const idemq::RetryPolicy retry{.immediate_retries = 0,
@@ -134,7 +136,8 @@ TEST_CASE("non-UTF-8 bytes at every depth of the headers: processed, dead-letter
         {"top-bytes", {{"h", t.bytes(kBinary)}}},
         {"in-table", {{"h", t.table({{"inner", t.text(kBinary)}})}}},
         {"in-array", {{"h", t.array({t.text("ok"), t.text(kBinary), t.bytes(kBinary)})}}},
-        {"binary-key", {{kBinary, t.text("v")}, {"h", t.table({{kBinary, t.array({t.table({{"k", t.text(kBinary)}})})}})}}},
+        {"binary-key",
+         {{kBinary, t.text("v")}, {"h", t.table({{kBinary, t.array({t.table({{"k", t.text(kBinary)}})})}})}}},
     };
     for (const auto& [id, headers] : cases) f.publish(t.properties(id, headers), "ok");
     for (const auto& [id, headers] : cases) {
@@ -143,8 +146,8 @@ TEST_CASE("non-UTF-8 bytes at every depth of the headers: processed, dead-letter
     }
 
     // The same headers on a failing message: in the DLQ, readable by every tool.
-    const auto nested = t.properties("fail-nested", {{"h", t.table({{kBinary, t.array({t.text(kBinary)})}})},
-                                                     {"top", t.text(kBinary)}});
+    const auto nested = t.properties(
+        "fail-nested", {{"h", t.table({{kBinary, t.array({t.text(kBinary)})}})}, {"top", t.text(kBinary)}});
     f.publish(nested, "fail\xff body");
     const auto dead = f.dead_letter("fail-nested");
     CHECK(test::header(dead, "x-idemq-reason") == "permanent-error");
@@ -198,7 +201,8 @@ TEST_CASE("every AMQP field type in the headers is processed, and kept exactly o
         {"i64", scalar(AMQP_FIELD_KIND_I64, [](auto& v) { v.value.i64 = INT64_MIN; })},
         {"f32", scalar(AMQP_FIELD_KIND_F32, [](auto& v) { v.value.f32 = 1.5F; })},
         {"f64", scalar(AMQP_FIELD_KIND_F64, [](auto& v) { v.value.f64 = -2.25; })},
-        {"decimal", scalar(AMQP_FIELD_KIND_DECIMAL, [](auto& v) { v.value.decimal = {.decimals = 2, .value = 12345}; })},
+        {"decimal",
+         scalar(AMQP_FIELD_KIND_DECIMAL, [](auto& v) { v.value.decimal = {.decimals = 2, .value = 12345}; })},
         {"timestamp", scalar(AMQP_FIELD_KIND_TIMESTAMP, [](auto& v) { v.value.u64 = 1'700'000'000; })},
         {"void", scalar(AMQP_FIELD_KIND_VOID, [](auto&) {})},
         {"bytes", t.bytes(kBinary)},
@@ -213,8 +217,7 @@ TEST_CASE("every AMQP field type in the headers is processed, and kept exactly o
     CHECK(test::header(dead, "decimal") == "123.45");
     CHECK(test::header(dead, "timestamp") == "1700000000");
     CHECK(test::header(dead, "bytes") == kBinary);
-    CHECK(dead.properties.to_json()["headers"]["nested"] ==
-          t.properties("x", all).to_json()["headers"]["nested"]);
+    CHECK(dead.properties.to_json()["headers"]["nested"] == t.properties("x", all).to_json()["headers"]["nested"]);
     f.still_consuming();
 }
 
@@ -268,7 +271,8 @@ TEST_CASE("spoofed x-idemq headers cannot make a message retry forever, wait for
     const auto i64 = [](std::int64_t n) { return scalar(AMQP_FIELD_KIND_I64, [n](auto& v) { v.value.i64 = n; }); };
     const auto u64 = [](std::uint64_t n) { return scalar(AMQP_FIELD_KIND_U64, [n](auto& v) { v.value.u64 = n; }); };
     const std::int64_t now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
 
     f.publish(t.properties("attempt-huge", {{"x-idemq-attempt", i64(INT64_MAX)}}), "ok");
     f.publish(t.properties("attempt-negative", {{"x-idemq-attempt", i64(-5)}}), "ok");
@@ -285,7 +289,8 @@ TEST_CASE("spoofed x-idemq headers cannot make a message retry forever, wait for
         CAPTURE(id);
         CHECK(test::eventually([&] { return f.effects(id) == 1; }, 15s));
     }
-    CHECK(f.db.scalar("SELECT attempt FROM test.effects WHERE key = 'attempt-huge'") == std::to_string(Fixture::kMaxAttempts));
+    CHECK(f.db.scalar("SELECT attempt FROM test.effects WHERE key = 'attempt-huge'") ==
+          std::to_string(Fixture::kMaxAttempts));
     CHECK(f.db.scalar("SELECT attempt FROM test.effects WHERE key = 'attempt-negative'") == "1");
     CHECK(f.db.scalar("SELECT attempt FROM test.effects WHERE key = 'attempt-text'") == "1");
     CHECK(f.db.scalar("SELECT exchange FROM test.effects WHERE key = 'spoofed-origin'") == "shop");
@@ -299,8 +304,8 @@ TEST_CASE("spoofed x-idemq headers cannot make a message retry forever, wait for
     f.publish(t.properties("transient-huge", {{"x-idemq-attempt", i64(INT64_MAX)}}), "transient");
     const auto exhausted = f.dead_letter("transient-huge");
     CHECK(test::header(exhausted, "x-idemq-reason") == "retries-exhausted");
-    f.publish(t.properties("fail-spoofed", {{"x-idemq-original-exchange", t.text("evil")},
-                                            {"x-idemq-reason", t.text("not-mine")}}),
+    f.publish(t.properties("fail-spoofed",
+                           {{"x-idemq-original-exchange", t.text("evil")}, {"x-idemq-reason", t.text("not-mine")}}),
               "fail");
     const auto spoofed = f.dead_letter("fail-spoofed");
     CHECK(test::header(spoofed, "x-idemq-original-exchange") == "shop");

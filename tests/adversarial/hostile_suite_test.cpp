@@ -28,8 +28,8 @@ struct PaymentsSetup {
 
     [[nodiscard]] idemq::testing::SuiteOptions options() const {
         // A small body limit keeps the oversized case quick.
-        return {.worker = {.amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 2,
-                           .max_body_bytes = 256 * 1024}};
+        return {.worker = {
+                    .amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 2, .max_body_bytes = 256 * 1024}};
     }
 };
 
@@ -85,7 +85,8 @@ void check_payments_report(const idemq::testing::Report& report) {
 
 }  // namespace
 
-TEST_CASE("the hostile suite runs every case against the payments handler: each ends where documented, none applied twice") {
+TEST_CASE(
+    "the hostile suite runs every case against the payments handler: each ends where documented, none applied twice") {
     PaymentsSetup setup;
     const auto report = idemq::testing::run_hostile_suite(setup.options(), payments::charge_route(),
                                                           std::make_unique<payments::ChargeHandler>(), charge_example);

@@ -15,7 +15,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-const idemq::RetryPolicy kTwoAttempts{.immediate_retries = 1, .immediate_backoff = milliseconds(10), .delayed_retries = 0};
+const idemq::RetryPolicy kTwoAttempts{
+    .immediate_retries = 1, .immediate_backoff = milliseconds(10), .delayed_retries = 0};
 const idemq::RetryPolicy kOneAttempt{.immediate_retries = 0, .delayed_retries = 0};
 
 // A statement that always fails (a duplicate primary key): the way handlers
@@ -43,8 +44,9 @@ public:
                       idemq::BatchContext&) override {
         for (const auto& message : messages) {
             const auto bytes = [](std::string_view v) { return pqxx::binarystring(v.data(), v.size()); };
-            tx.exec_params("INSERT INTO test.effects (key, message_id, correlation_id, attempt) VALUES ($1, $1, '', $2)",
-                           bytes(message.message_id()), message.attempt());
+            tx.exec_params(
+                "INSERT INTO test.effects (key, message_id, correlation_id, attempt) VALUES ($1, $1, '', $2)",
+                bytes(message.message_id()), message.attempt());
             if (message.body() == "swallow") swallow_failing_statement(tx);
         }
     }
@@ -66,8 +68,9 @@ public:
         for (const auto& message : messages) {
             if (message.body() == "idle") std::this_thread::sleep_for(milliseconds(700));
             const auto bytes = [](std::string_view v) { return pqxx::binarystring(v.data(), v.size()); };
-            tx.exec_params("INSERT INTO test.effects (key, message_id, correlation_id, attempt) VALUES ($1, $1, '', $2)",
-                           bytes(message.message_id()), message.attempt());
+            tx.exec_params(
+                "INSERT INTO test.effects (key, message_id, correlation_id, attempt) VALUES ($1, $1, '', $2)",
+                bytes(message.message_id()), message.attempt());
         }
     }
 };
@@ -89,8 +92,9 @@ std::vector<test::Outgoing> normal_messages(const std::string& prefix, int count
 
 }  // namespace
 
-TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a handler that swallows an SQL error is never acked as processed: it is retried, then dead-lettered") {
+TEST_CASE_FIXTURE(
+    test::AdversarialFixture,
+    "a handler that swallows an SQL error is never acked as processed: it is retried, then dead-lettered") {
     test::RunningWorker worker(options(), [](idemq::Worker& w) {
         w.add_handler({.handler = "swallow", .retry = kTwoAttempts}, std::make_unique<SwallowsSqlError>());
     });
@@ -112,8 +116,9 @@ TEST_CASE_FIXTURE(test::AdversarialFixture,
     CHECK(test::header(dead[0], "x-idemq-error").find("nothing was committed") != std::string::npos);
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a batch handler that swallows an SQL error commits nothing of it: the others commit, that one is dead-lettered") {
+TEST_CASE_FIXTURE(
+    test::AdversarialFixture,
+    "a batch handler that swallows an SQL error commits nothing of it: the others commit, that one is dead-lettered") {
     test::Broker broker(vhost.url());
     broker.declare_queue("swallow");
     auto messages = normal_messages("b-", 20);
@@ -134,7 +139,8 @@ TEST_CASE_FIXTURE(test::AdversarialFixture,
 }
 
 TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a handler that idles in its transaction until Postgres ends the session is charged and dead-lettered, not re-run forever") {
+                  "a handler that idles in its transaction until Postgres ends the session is charged and "
+                  "dead-lettered, not re-run forever") {
     auto options = this->options();
     options.idle_in_transaction_timeout = milliseconds(300);
     test::RunningWorker worker(options, [](idemq::Worker& w) {
@@ -155,8 +161,9 @@ TEST_CASE_FIXTURE(test::AdversarialFixture,
     CHECK(test::header(dead[0], "x-idemq-error").find("Postgres stayed reachable") != std::string::npos);
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a batch holding a message that idles in its transaction is split: the others commit, that one is dead-lettered") {
+TEST_CASE_FIXTURE(
+    test::AdversarialFixture,
+    "a batch holding a message that idles in its transaction is split: the others commit, that one is dead-lettered") {
     test::Broker broker(vhost.url());
     broker.declare_queue("idle");
     auto messages = normal_messages("b-", 8);
@@ -176,8 +183,9 @@ TEST_CASE_FIXTURE(test::AdversarialFixture,
     CHECK(effects() == 7);
 }
 
-TEST_CASE_FIXTURE(test::AdversarialFixture,
-                  "a handler that throws a non-standard exception is retried, then dead-lettered, and the worker goes on") {
+TEST_CASE_FIXTURE(
+    test::AdversarialFixture,
+    "a handler that throws a non-standard exception is retried, then dead-lettered, and the worker goes on") {
     test::RunningWorker worker(options(), [](idemq::Worker& w) {
         w.add_handler({.handler = "odd", .retry = kTwoAttempts}, std::make_unique<ThrowsNonStandard>());
     });

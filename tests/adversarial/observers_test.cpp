@@ -30,7 +30,6 @@ int metrics_port(const test::Process& worker) {
     return std::regex_search(output, match, line) ? std::stoi(match[1].str()) : 0;
 }
 
-
 // True once the server closed the connection (end of stream or reset).
 bool closed_by_server(int fd) {
     pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
@@ -76,8 +75,9 @@ long long ledger_rows(const test::Database& db) { return db.try_count("SELECT co
 
 }  // namespace
 
-TEST_CASE("a thousand idle metrics clients: at most the cap stay open, idle ones are cut, the worker keeps "
-          "consuming and reconnecting to Postgres") {
+TEST_CASE(
+    "a thousand idle metrics clients: at most the cap stay open, idle ones are cut, the worker keeps "
+    "consuming and reconnecting to Postgres") {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);

@@ -28,8 +28,9 @@ constexpr milliseconds kGrace{1'000};
 constexpr milliseconds kExitBound{3'000 + 2'000};
 
 long long waiting_on_locks(const test::Database& db) {
-    return db.try_count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'");
+    return db.try_count(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'");
 }
 
 // SIGTERM, then the exit code and how long the exit took.
@@ -42,8 +43,9 @@ std::pair<int, milliseconds> terminate_and_time(test::Process& worker) {
 
 }  // namespace
 
-TEST_CASE("SIGTERM while a handler waits on a row lock: the worker exits soon after the grace, the charge is booked "
-          "once later") {
+TEST_CASE(
+    "SIGTERM while a handler waits on a row lock: the worker exits soon after the grace, the charge is booked "
+    "once later") {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);
@@ -89,8 +91,9 @@ TEST_CASE("SIGTERM while a handler waits on a row lock: the worker exits soon af
     CHECK(broker.ready("payments.charge.dlq") == 0);
 }
 
-TEST_CASE("SIGTERM with a handler that never returns: the worker exits with code 75 soon after the grace, the "
-          "delivery goes back to the queue") {
+TEST_CASE(
+    "SIGTERM with a handler that never returns: the worker exits with code 75 soon after the grace, the "
+    "delivery goes back to the queue") {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
@@ -112,8 +115,9 @@ TEST_CASE("SIGTERM with a handler that never returns: the worker exits with code
     CHECK(back.front().properties.message_id() == "stuck-1");
 }
 
-TEST_CASE("in-process worker (handle_signals off): a handler waiting on a lock is cancelled after the grace and "
-          "run() returns, the delivery back in the queue") {
+TEST_CASE(
+    "in-process worker (handle_signals off): a handler waiting on a lock is cancelled after the grace and "
+    "run() returns, the delivery back in the queue") {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
@@ -133,9 +137,11 @@ TEST_CASE("in-process worker (handle_signals off): a handler waiting on a lock i
         }
     };
     auto worker = std::make_unique<test::RunningWorker>(
-        idemq::WorkerOptions{.amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 1,
-                             .shutdown_grace = kGrace},
-        [](idemq::Worker& w) { w.add_handler({.handler = "waiter", .queue = "waiter"}, std::make_unique<WaitsForLock>()); });
+        idemq::WorkerOptions{
+            .amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 1, .shutdown_grace = kGrace},
+        [](idemq::Worker& w) {
+            w.add_handler({.handler = "waiter", .queue = "waiter"}, std::make_unique<WaitsForLock>());
+        });
     REQUIRE(test::eventually([&] { return broker.consumed("waiter"); }));
     broker.publish_one("", "waiter", {.body = "x", .message_id = "wait-1"});
     REQUIRE(test::eventually([&] { return waiting_on_locks(db) >= 1; }));
@@ -162,10 +168,11 @@ TEST_CASE("SIGTERM while the worker is still connecting to a Postgres that does 
     REQUIRE(::listen(listener, 8) == 0);
     REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
     test::Vhost vhost;
-    test::Process worker(test::bin("payments-worker"), {"run"},
-                         {{"IDEMQ_AMQP_URL", vhost.url()},
-                          {"IDEMQ_DATABASE_URL", "postgresql://idemq@127.0.0.1:" + std::to_string(ntohs(address.sin_port)) +
-                                                     "/idemq?connect_timeout=30"}});
+    test::Process worker(
+        test::bin("payments-worker"), {"run"},
+        {{"IDEMQ_AMQP_URL", vhost.url()},
+         {"IDEMQ_DATABASE_URL",
+          "postgresql://idemq@127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/idemq?connect_timeout=30"}});
     // The listener turns readable once the worker's connection waits in its backlog.
     pollfd pending{.fd = listener, .events = POLLIN, .revents = 0};
     REQUIRE(::poll(&pending, 1, 10'000) == 1);

@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto body = record.find("body_base64");
         if (body != record.end() && body->is_string()) {
             const std::string bytes = idemq::detail::base64_decode(body->get<std::string>());
-            fuzz::check(idemq::detail::base64_decode(idemq::detail::base64_encode(bytes)) == bytes, "base64 round trip");
+            fuzz::check(idemq::detail::base64_decode(idemq::detail::base64_encode(bytes)) == bytes,
+                        "base64 round trip");
         }
     } catch (const idemq::Error&) {
         // A clear refusal is the expected outcome for malformed records.

@@ -3,9 +3,9 @@
 // announced body size never allocates ahead of the bytes that arrived.
 #include <idemq/errors.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -59,8 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                     frame.frame_type = AMQP_FRAME_HEADER;
                     frame.payload.properties.class_id = AMQP_BASIC_CLASS;
                     // Small sizes mostly, so bodies complete; any size sometimes.
-                    frame.payload.properties.body_size =
-                        (op & 0x80) != 0 ? read_u64(at, end) : (at < end ? *at++ : 0);
+                    frame.payload.properties.body_size = (op & 0x80) != 0 ? read_u64(at, end) : (at < end ? *at++ : 0);
                     frame.payload.properties.decoded = &props;
                     break;
                 case 3: {

@@ -48,14 +48,13 @@ inline void exercise(const idemq::detail::OwnedProperties& props, std::size_t bu
 
     // A republished copy fits its budget and rabbitmq-c can encode it.
     const Failure failure{.reason = "permanent-error", .error = std::string(2000, 'e'), .error_type = "fuzz"};
-    const OwnedProperties copy = props.for_republish(
-        dead_letter_headers(failure, {.handler = "h",
-                                      .original_exchange = "x",
-                                      .original_routing_key = "k",
-                                      .attempt = 1,
-                                      .first_failure_at = "",
-                                      .last_failure_at = ""}),
-        budget);
+    const OwnedProperties copy = props.for_republish(dead_letter_headers(failure, {.handler = "h",
+                                                                                   .original_exchange = "x",
+                                                                                   .original_routing_key = "k",
+                                                                                   .attempt = 1,
+                                                                                   .first_failure_at = "",
+                                                                                   .last_failure_at = ""}),
+                                                     budget);
     const auto size = copy.encoded_size();
     check(size.has_value(), "a republished copy is always encodable");
     check(*size <= budget, "a republished copy fits its budget");

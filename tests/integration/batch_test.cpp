@@ -36,9 +36,12 @@ struct BatchFixture {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(BatchFixture, "a batch with one permanently failing message commits the others and dead-letters only that one") {
+TEST_CASE_FIXTURE(BatchFixture,
+                  "a batch with one permanently failing message commits the others and dead-letters only that one") {
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 40; ++i) messages.push_back({.body = test::charge("A" + std::to_string(i % 4), 10), .message_id = "b-" + std::to_string(i)});
+    for (int i = 0; i < 40; ++i)
+        messages.push_back(
+            {.body = test::charge("A" + std::to_string(i % 4), 10), .message_id = "b-" + std::to_string(i)});
     messages[17] = {.body = test::charge("A1", -1), .message_id = "bad"};
     broker->publish("", "payments.charge", messages);
     start();
@@ -54,9 +57,11 @@ TEST_CASE_FIXTURE(BatchFixture, "a batch with one permanently failing message co
     CHECK(broker->ready("payments.charge") == 0);
 }
 
-TEST_CASE_FIXTURE(BatchFixture, "duplicates inside one batch are absorbed, and a key reused inside a batch is a conflict") {
+TEST_CASE_FIXTURE(BatchFixture,
+                  "duplicates inside one batch are absorbed, and a key reused inside a batch is a conflict") {
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 10; ++i) messages.push_back({.body = test::charge("A", 1 + i), .message_id = "u-" + std::to_string(i)});
+    for (int i = 0; i < 10; ++i)
+        messages.push_back({.body = test::charge("A", 1 + i), .message_id = "u-" + std::to_string(i)});
     messages.push_back(messages[1]);
     messages.push_back(messages[1]);
     messages.push_back(messages[2]);

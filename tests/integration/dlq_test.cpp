@@ -78,7 +78,8 @@ struct Fixture {
 std::vector<test::Outgoing> numbered(const std::string& prefix, int count, const std::string& body_prefix) {
     std::vector<test::Outgoing> out;
     for (int i = 1; i <= count; ++i) {
-        out.push_back({.body = body_prefix + std::to_string(i), .message_id = prefix + std::to_string(i),
+        out.push_back({.body = body_prefix + std::to_string(i),
+                       .message_id = prefix + std::to_string(i),
                        .headers = {{"tenant", "t" + std::to_string(i % 3)}}});
     }
     return out;
@@ -98,7 +99,8 @@ TEST_CASE("dlq list shows ten dead letters grouped by reason, and leaves all ten
     std::vector<test::Outgoing> bad;
     for (int i = 0; i < 4; ++i) bad.push_back({.body = "{oops", .message_id = "json-" + std::to_string(i)});
     for (int i = 0; i < 3; ++i) bad.push_back({.body = R"({"account": "A", "amount_cents": 1})"});
-    for (int i = 0; i < 2; ++i) bad.push_back({.body = R"({"account": "A", "amount_cents": -1})", .message_id = "neg-" + std::to_string(i)});
+    for (int i = 0; i < 2; ++i)
+        bad.push_back({.body = R"({"account": "A", "amount_cents": -1})", .message_id = "neg-" + std::to_string(i)});
     broker.publish("payments", "charge", {{.body = R"({"account": "A", "amount_cents": 5})", .message_id = "k"}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 1; }));
     bad.push_back({.body = R"({"account": "A", "amount_cents": 6})", .message_id = "k"});

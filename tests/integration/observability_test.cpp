@@ -44,11 +44,14 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
     REQUIRE(test::eventually([&] { return test::http_get(port, "/readyz").first == 200; }));
 
     broker.publish("payments", "charge",
-                   {{.body = test::charge("A1", 100), .message_id = "n-1"}, {.body = test::charge("A2", 200), .message_id = "n-2"},
-                    {.body = test::charge("flaky-9", 300), .message_id = "retried"}, {.body = "{nope", .message_id = "bad"}});
+                   {{.body = test::charge("A1", 100), .message_id = "n-1"},
+                    {.body = test::charge("A2", 200), .message_id = "n-2"},
+                    {.body = test::charge("flaky-9", 300), .message_id = "retried"},
+                    {.body = "{nope", .message_id = "bad"}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 3; }));
     broker.publish("payments", "charge",
-                   {{.body = test::charge("A1", 100), .message_id = "n-1"}, {.body = test::charge("A1", 999), .message_id = "n-2"}});
+                   {{.body = test::charge("A1", 100), .message_id = "n-1"},
+                    {.body = test::charge("A1", 999), .message_id = "n-2"}});
     const std::string h = R"(handler="payments.charge")";
     // A dead letter is in the DLQ as soon as the broker routes it, a moment before the worker has the confirm
     // and counts it; wait until every one of the six deliveries is settled and counted.
@@ -103,15 +106,17 @@ TEST_CASE("every log line of a worker is JSON, message lines carry the three ids
                     {.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
                     {.body = "{bad", .message_id = "j-2"},
                     {.body = test::charge("flaky-2", 5), .message_id = "j-3"}});
-    REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 1 &&
-                                          db.count("SELECT count(*) FROM payments.ledger") == 2; }));
+    REQUIRE(test::eventually([&] {
+        return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 2;
+    }));
     test::stop_gracefully(worker);
 
     const std::string output = worker.output();
     const std::string password = "idemq-secret";
     CHECK(output.find(password) == std::string::npos);
     for (const auto& dead : broker.peek_all("payments.charge.dlq")) {
-        for (const auto& [name, value] : dead.properties.headers_as_text()) CHECK(value.find(password) == std::string::npos);
+        for (const auto& [name, value] : dead.properties.headers_as_text())
+            CHECK(value.find(password) == std::string::npos);
     }
     std::istringstream lines(output);
     int message_lines = 0;
@@ -144,16 +149,20 @@ TEST_CASE("idemqctl trace finds a message in the inbox, in a delay queue and in 
             if (message.body() == "never") throw idemq::PermanentError("cannot be done");
         }
     };
-    const idemq::RetryPolicy hourly{.immediate_retries = 0, .delayed_retries = 1, .delayed_base = std::chrono::hours(1),
-                                    .delayed_cap = std::chrono::hours(1), .jitter = false};
+    const idemq::RetryPolicy hourly{.immediate_retries = 0,
+                                    .delayed_retries = 1,
+                                    .delayed_base = std::chrono::hours(1),
+                                    .delayed_cap = std::chrono::hours(1),
+                                    .jitter = false};
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [&](idemq::Worker& w) {
         w.add_handler({.handler = "picky", .retry = hourly}, std::make_unique<Picky>());
     });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("picky"); }));
-    broker.publish("", "picky", {{.body = "fine", .message_id = "done-1"},
-                                 {.body = "later", .message_id = "wait-1"},
-                                 {.body = "never", .message_id = "dead-1"}});
+    broker.publish("", "picky",
+                   {{.body = "fine", .message_id = "done-1"},
+                    {.body = "later", .message_id = "wait-1"},
+                    {.body = "never", .message_id = "dead-1"}});
     REQUIRE(test::eventually([&] {
         const auto s = worker.stats();
         return s.processed == 1 && s.delayed_retries == 1 && s.dead_lettered.size() == 1;
@@ -177,7 +186,8 @@ TEST_CASE("idemqctl trace finds a message in the inbox, in a delay queue and in 
     const auto [missing_code, missing] = trace("nowhere");
     CHECK(missing_code == 1);
     // Tracing leaves every queue as it was.
-    CHECK(test::eventually([&] { return broker.ready("picky.dlq") == 1 && broker.ready("idemq.delay.2048000ms") == 1; }));
+    CHECK(
+        test::eventually([&] { return broker.ready("picky.dlq") == 1 && broker.ready("idemq.delay.2048000ms") == 1; }));
     worker.stop();
 }
 
@@ -188,21 +198,25 @@ TEST_CASE("inbox prune removes only rows older than the window, while a worker p
     {
         pqxx::connection connection(db.url());
         pqxx::work tx(connection);
-        tx.exec("INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id, received_at) "
-                "SELECT 'payments.charge', convert_to('old-' || i, 'UTF8'), sha256(i::text::bytea), "
-                "convert_to('old-' || i, 'UTF8'), '', now() - interval '20 days' "
-                "FROM generate_series(1, 5000) AS i");
-        tx.exec("INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id, received_at) "
-                "SELECT 'payments.charge', convert_to('recent-' || i, 'UTF8'), sha256(i::text::bytea), "
-                "convert_to('recent-' || i, 'UTF8'), '', now() - interval '13 days' "
-                "FROM generate_series(1, 100) AS i");
+        tx.exec(
+            "INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id, received_at) "
+            "SELECT 'payments.charge', convert_to('old-' || i, 'UTF8'), sha256(i::text::bytea), "
+            "convert_to('old-' || i, 'UTF8'), '', now() - interval '20 days' "
+            "FROM generate_series(1, 5000) AS i");
+        tx.exec(
+            "INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id, received_at) "
+            "SELECT 'payments.charge', convert_to('recent-' || i, 'UTF8'), sha256(i::text::bytea), "
+            "convert_to('recent-' || i, 'UTF8'), '', now() - interval '13 days' "
+            "FROM generate_series(1, 100) AS i");
         tx.commit();
     }
     test::Broker broker(vhost.url());
     test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
     std::vector<test::Outgoing> load;
-    for (int i = 0; i < 2000; ++i) load.push_back({.body = test::charge("A" + std::to_string(i % 7), 1), .message_id = "new-" + std::to_string(i)});
+    for (int i = 0; i < 2000; ++i)
+        load.push_back(
+            {.body = test::charge("A" + std::to_string(i % 7), 1), .message_id = "new-" + std::to_string(i)});
     broker.publish("payments", "charge", load);
     test::Process prune(test::bin("idemqctl"), {"inbox", "prune", "--older-than", "14d", "--batch", "500"},
                         {{"IDEMQ_DATABASE_URL", db.url()}});
@@ -226,8 +240,9 @@ TEST_CASE("the worker refuses to start when inbox retention is shorter than a re
     struct Nothing final : idemq::Handler {
         void handle(const idemq::Message&, pqxx::transaction_base&, idemq::Context&) override {}
     };
-    worker.add_handler({.handler = "long", .retry = {.delayed_retries = 3, .delayed_base = std::chrono::hours(1),
-                                                     .delayed_cap = std::chrono::hours(1)}},
-                       std::make_unique<Nothing>());
+    worker.add_handler(
+        {.handler = "long",
+         .retry = {.delayed_retries = 3, .delayed_base = std::chrono::hours(1), .delayed_cap = std::chrono::hours(1)}},
+        std::make_unique<Nothing>());
     CHECK_THROWS_WITH_AS((void)worker.run(), doctest::Contains("IDEMQ_INBOX_RETENTION"), idemq::ConfigError);
 }

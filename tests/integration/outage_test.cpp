@@ -33,9 +33,12 @@ TEST_CASE("Postgres restarted while 2,000 messages flow: all processed once, non
     broker.publish("payments", "charge", messages);
     REQUIRE(test::eventually([&] { return db.try_count("SELECT count(*) FROM payments.ledger") >= 300; }));
     services("pg_ctl restart -m fast");
-    REQUIRE_MESSAGE(test::eventually([&] { return db.try_count("SELECT count(*) FROM payments.ledger") == 2000 &&
-                                                  broker.ready("payments.charge") == 0; },
-                                     std::chrono::seconds(120)),
+    REQUIRE_MESSAGE(test::eventually(
+                        [&] {
+                            return db.try_count("SELECT count(*) FROM payments.ledger") == 2000 &&
+                                   broker.ready("payments.charge") == 0;
+                        },
+                        std::chrono::seconds(120)),
                     worker.output());
     test::stop_gracefully(worker);
     test::check_exactly_once(db, broker, 2000, expected);
@@ -46,7 +49,8 @@ TEST_CASE("Postgres restarted while 2,000 messages flow: all processed once, non
     CHECK(worker.output().find("pausing consumption") != std::string::npos);
 }
 
-TEST_CASE("the broker node restarted while messages flow: the worker reconnects by itself and processes everything once") {
+TEST_CASE(
+    "the broker node restarted while messages flow: the worker reconnects by itself and processes everything once") {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);
@@ -60,13 +64,17 @@ TEST_CASE("the broker node restarted while messages flow: the worker reconnects 
     }
     REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") >= 300; }));
     services("rabbitmq restart");
-    REQUIRE_MESSAGE(test::eventually([&] { return worker.output().find("reconnected to the broker") != std::string::npos; },
-                                     std::chrono::seconds(90)),
-                    worker.output());
+    REQUIRE_MESSAGE(
+        test::eventually([&] { return worker.output().find("reconnected to the broker") != std::string::npos; },
+                         std::chrono::seconds(90)),
+        worker.output());
     test::Broker broker(vhost.url());
-    REQUIRE_MESSAGE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") == 2000 &&
-                                                  broker.ready("payments.charge") == 0; },
-                                     std::chrono::seconds(120)),
+    REQUIRE_MESSAGE(test::eventually(
+                        [&] {
+                            return db.count("SELECT count(*) FROM payments.ledger") == 2000 &&
+                                   broker.ready("payments.charge") == 0;
+                        },
+                        std::chrono::seconds(120)),
                     worker.output());
     test::stop_gracefully(worker);
     test::check_exactly_once(db, broker, 2000, expected);

@@ -116,11 +116,11 @@ void two_workers_exactly_once(const std::string& batch_size) {
         return test::occurrences(first.output(), "duplicate delivery acked") +
                test::occurrences(second.output(), "duplicate delivery acked");
     };
-    REQUIRE_MESSAGE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") >= kUnique &&
-                                                  duplicates_acked() >= 600; },
-                                     std::chrono::seconds(120)),
-                    "ledger at " << db.count("SELECT count(*) FROM payments.ledger") << ", duplicates at "
-                                 << duplicates_acked());
+    REQUIRE_MESSAGE(
+        test::eventually(
+            [&] { return db.count("SELECT count(*) FROM payments.ledger") >= kUnique && duplicates_acked() >= 600; },
+            std::chrono::seconds(120)),
+        "ledger at " << db.count("SELECT count(*) FROM payments.ledger") << ", duplicates at " << duplicates_acked());
     first.signal(SIGTERM);
     second.signal(SIGTERM);
     REQUIRE(first.wait() == 0);
@@ -131,17 +131,20 @@ void two_workers_exactly_once(const std::string& batch_size) {
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == kUnique);
     CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == kUnique);
     for (const auto& [account, cents] : expected) {
-        CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
-                      account);
+        CHECK_MESSAGE(
+            db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
+            account);
     }
-    const long long processed = test::summary_value(first.output(), "processed") + test::summary_value(second.output(), "processed");
+    const long long processed =
+        test::summary_value(first.output(), "processed") + test::summary_value(second.output(), "processed");
     const long long duplicates =
         test::summary_value(first.output(), "duplicates") + test::summary_value(second.output(), "duplicates");
     CHECK(processed == kUnique);
     CHECK(duplicates == 600);
     INFO("first worker processed " << test::summary_value(first.output(), "processed") << ", second "
                                    << test::summary_value(second.output(), "processed"));
-    if (!batch_size.empty()) CHECK(test::summary_value(first.output(), "batches") + test::summary_value(second.output(), "batches") > 0);
+    if (!batch_size.empty())
+        CHECK(test::summary_value(first.output(), "batches") + test::summary_value(second.output(), "batches") > 0);
 }
 
 }  // namespace

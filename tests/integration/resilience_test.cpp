@@ -16,7 +16,9 @@ long long ledger_rows(test::Database& db) { return db.try_count("SELECT count(*)
 
 }  // namespace
 
-TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed once, none dead-lettered, no attempt charged") {
+TEST_CASE(
+    "Postgres backends terminated while 2,000 messages flow: all processed once, none dead-lettered, no attempt "
+    "charged") {
     test::Database db;
     test::Vhost vhost;
     test::migrate_payments(db);
@@ -38,7 +40,8 @@ TEST_CASE("Postgres backends terminated while 2,000 messages flow: all processed
     }
     REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 2000 && broker.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
-                    "ledger at " << ledger_rows(db) << "\n" << worker.output());
+                    "ledger at " << ledger_rows(db) << "\n"
+                                 << worker.output());
     test::stop_gracefully(worker);
     test::check_exactly_once(db, broker, 2000, expected);
     CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
@@ -59,14 +62,16 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
     broker.publish("payments", "charge", messages);
     REQUIRE(test::eventually([&] { return ledger_rows(db) >= 300; }, std::chrono::seconds(60)));
     vhost.close_connections();
-    REQUIRE_MESSAGE(test::eventually([&] { return worker.output().find("reconnected to the broker") != std::string::npos; },
-                                     std::chrono::seconds(60)),
-                    worker.output());
+    REQUIRE_MESSAGE(
+        test::eventually([&] { return worker.output().find("reconnected to the broker") != std::string::npos; },
+                         std::chrono::seconds(60)),
+        worker.output());
     // A fresh test connection: ours was closed with the others.
     test::Broker after(vhost.url());
     REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 2000 && after.ready("payments.charge") == 0; },
                                      std::chrono::seconds(120)),
-                    "ledger at " << ledger_rows(db) << "\n" << worker.output());
+                    "ledger at " << ledger_rows(db) << "\n"
+                                 << worker.output());
     test::stop_gracefully(worker);
     test::check_exactly_once(db, after, 2000, expected);
     CHECK(test::summary_value(worker.output(), "broker_reconnects") >= 1);

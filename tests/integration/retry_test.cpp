@@ -51,8 +51,9 @@ TEST_CASE("a handler that fails transiently twice succeeds on attempt 3 and book
     });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-    broker.publish("payments", "charge", {{.body = test::charge("flaky-1", 700), .message_id = "f-1"},
-                                          {.body = test::charge("steady", 300), .message_id = "s-1"}});
+    broker.publish("payments", "charge",
+                   {{.body = test::charge("flaky-1", 700), .message_id = "f-1"},
+                    {.body = test::charge("steady", 300), .message_id = "s-1"}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 2; }));
     const auto stats = worker.stop();
     CHECK(stats.immediate_retries == 2);
@@ -120,10 +121,16 @@ TEST_CASE("a short retry delay is not held up behind a long one") {
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
     auto* slow = new AlwaysFailing();
     auto* quick = new AlwaysFailing();
-    const idemq::RetryPolicy hour{.immediate_retries = 0, .delayed_retries = 1, .delayed_base = std::chrono::hours(1),
-                                  .delayed_cap = std::chrono::hours(1), .jitter = false};
-    const idemq::RetryPolicy second{.immediate_retries = 0, .delayed_retries = 1, .delayed_base = milliseconds(1'000),
-                                    .delayed_cap = milliseconds(1'000), .jitter = false};
+    const idemq::RetryPolicy hour{.immediate_retries = 0,
+                                  .delayed_retries = 1,
+                                  .delayed_base = std::chrono::hours(1),
+                                  .delayed_cap = std::chrono::hours(1),
+                                  .jitter = false};
+    const idemq::RetryPolicy second{.immediate_retries = 0,
+                                    .delayed_retries = 1,
+                                    .delayed_base = milliseconds(1'000),
+                                    .delayed_cap = milliseconds(1'000),
+                                    .jitter = false};
     test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url()}, [&](idemq::Worker& w) {
         w.add_handler({.handler = "slow", .retry = hour}, std::unique_ptr<idemq::Handler>(slow));
         w.add_handler({.handler = "quick", .retry = second}, std::unique_ptr<idemq::Handler>(quick));
@@ -154,7 +161,9 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
     env["IDEMQ_TEST_ABORT_IN_HANDLER"] = "poison";
 
     std::vector<test::Outgoing> messages;
-    for (int i = 0; i < 20; ++i) messages.push_back({.body = test::charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
+    for (int i = 0; i < 20; ++i)
+        messages.push_back(
+            {.body = test::charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
     messages.insert(messages.begin() + 5, test::Outgoing{.body = test::charge("A0", 999), .message_id = "poison"});
 
     const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {

@@ -1,21 +1,21 @@
 #include "support.hpp"
 
-#include <doctest/doctest.h>
-#include <fmt/format.h>
-#include <pqxx/nontransaction>
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <pqxx/nontransaction>
 
 #include <csignal>
-#include <cstring>
-#include <mutex>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -31,8 +31,9 @@ namespace {
 std::string required_env(const char* name) {
     const char* value = std::getenv(name);
     if (value == nullptr || *value == '\0') {
-        FAIL(std::string(name) << " is not set: start the services with scripts/services start and eval \"$(scripts/services env)\""
-                     " (./scripts/test does both)");
+        FAIL(std::string(name)
+             << " is not set: start the services with scripts/services start and eval \"$(scripts/services env)\""
+                " (./scripts/test does both)");
     }
     return value;
 }
@@ -74,11 +75,13 @@ Vhost::Vhost() : name_(unique_name("t")) {
 }
 
 void Vhost::close_connections() const {
-    run_or_fail(fmt::format("{} ctl close_all_connections --vhost {} 'test: simulated network failure'", services_script(),
-                            name_));
+    run_or_fail(fmt::format("{} ctl close_all_connections --vhost {} 'test: simulated network failure'",
+                            services_script(), name_));
 }
 
-Vhost::~Vhost() { (void)std::system(fmt::format("{} ctl delete_vhost {} >/dev/null 2>&1", services_script(), name_).c_str()); }
+Vhost::~Vhost() {
+    (void)std::system(fmt::format("{} ctl delete_vhost {} >/dev/null 2>&1", services_script(), name_).c_str());
+}
 
 Database::Database() : name_(unique_name("t")) {
     pqxx::connection admin(base_database_url());
@@ -108,8 +111,8 @@ long long Database::try_count(const std::string& sql) const {
 void Database::terminate_backends() const {
     pqxx::connection admin(base_database_url());
     pqxx::nontransaction tx(admin);
-    tx.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                   name_);
+    tx.exec_params(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name_);
 }
 
 std::string Database::scalar(const std::string& sql) const {
@@ -122,11 +125,11 @@ std::string Database::scalar(const std::string& sql) const {
 
 Broker::Broker(const std::string& url)
     : url_(url),
-      connection_(std::make_unique<idemq::detail::AmqpConnection>(
-          idemq::detail::AmqpConnection::Settings{
-              .url = url, .connection_name = "idemq test", .heartbeat = std::chrono::seconds(0)})) {}
+      connection_(std::make_unique<idemq::detail::AmqpConnection>(idemq::detail::AmqpConnection::Settings{
+          .url = url, .connection_name = "idemq test", .heartbeat = std::chrono::seconds(0)})) {}
 
-void Broker::publish(const std::string& exchange, const std::string& routing_key, const std::vector<Outgoing>& messages) {
+void Broker::publish(const std::string& exchange, const std::string& routing_key,
+                     const std::vector<Outgoing>& messages) {
     idemq::detail::AmqpConnection connection({.url = url_, .connection_name = "idemq test publisher"});
     idemq::detail::ConfirmedPublisher publisher(connection);
     std::vector<std::string> failures;
@@ -243,8 +246,9 @@ bool Process::running() {
 }
 
 int Process::wait(std::chrono::milliseconds timeout) {
-    REQUIRE_MESSAGE(eventually([&] { return !running(); }, timeout),
-                    "process did not exit within " << timeout.count() << " ms; output:\n" << output());
+    REQUIRE_MESSAGE(eventually([&] { return !running(); }, timeout), "process did not exit within " << timeout.count()
+                                                                                                    << " ms; output:\n"
+                                                                                                    << output());
     return *status_;
 }
 
@@ -281,7 +285,8 @@ std::pair<int, std::string> http_get(int port, const std::string& path) {
     REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
     std::string response;
     char buffer[4096];
-    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;) response.append(buffer, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+        response.append(buffer, static_cast<std::size_t>(n));
     ::close(fd);
     REQUIRE_MESSAGE(response.starts_with("HTTP/1.1 "), response);
     const int status = std::stoi(response.substr(9, 3));
@@ -312,12 +317,14 @@ std::vector<Outgoing> unique_charges(int count, std::map<std::string, long long>
     return messages;
 }
 
-void check_exactly_once(const Database& db, Broker& broker, int count, const std::map<std::string, long long>& expected) {
+void check_exactly_once(const Database& db, Broker& broker, int count,
+                        const std::map<std::string, long long>& expected) {
     CHECK(db.count("SELECT count(*) FROM payments.ledger") == count);
     CHECK(db.count("SELECT count(DISTINCT message_id) FROM payments.ledger") == count);
     for (const auto& [account, cents] : expected) {
-        CHECK_MESSAGE(db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
-                      account);
+        CHECK_MESSAGE(
+            db.count("SELECT balance_cents FROM payments.balances WHERE account = '" + account + "'") == cents,
+            account);
     }
     CHECK(broker.ready("payments.charge") == 0);
     CHECK(broker.ready("payments.charge.dlq") == 0);

@@ -114,7 +114,8 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 // A worker binary run as a child process, its output in a file.
 class Process {
 public:
-    Process(const std::string& binary, const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+    Process(const std::string& binary, const std::vector<std::string>& args,
+            const std::map<std::string, std::string>& env);
     ~Process();
     Process(const Process&) = delete;
     Process& operator=(const Process&) = delete;
@@ -154,7 +155,8 @@ std::string charge(const std::string& account, long long cents);
 std::vector<Outgoing> unique_charges(int count, std::map<std::string, long long>& expected);
 
 // Every charge was booked exactly once, nothing dead-lettered or left in the queue.
-void check_exactly_once(const Database& db, Broker& broker, int count, const std::map<std::string, long long>& expected);
+void check_exactly_once(const Database& db, Broker& broker, int count,
+                        const std::map<std::string, long long>& expected);
 
 // "key=value" out of the summary line a worker prints when it stops.
 long long summary_value(const std::string& output, const std::string& key);

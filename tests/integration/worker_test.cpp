@@ -21,9 +21,10 @@ public:
     explicit RecordingHandler(std::string name) : name_(std::move(name)) {}
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
         ++runs;
-        tx.exec_params("INSERT INTO test.effects (handler, key, attempt, correlation_id, body) VALUES ($1, $2, $3, $4, $5)",
-                       name_, std::string(ctx.idempotency_key()), ctx.attempt(), std::string(ctx.correlation_id()),
-                       std::string(message.body()));
+        tx.exec_params(
+            "INSERT INTO test.effects (handler, key, attempt, correlation_id, body) VALUES ($1, $2, $3, $4, $5)", name_,
+            std::string(ctx.idempotency_key()), ctx.attempt(), std::string(ctx.correlation_id()),
+            std::string(message.body()));
         if (fail_first_runs.load() > 0) {
             --fail_first_runs;
             throw std::runtime_error("simulated transient failure after writing");
@@ -51,8 +52,9 @@ struct Fixture {
         idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
         pqxx::connection connection(db.url());
         pqxx::work tx(connection);
-        tx.exec("CREATE SCHEMA test; CREATE TABLE test.effects (handler text, key text, attempt int, "
-                "correlation_id text, body text)");
+        tx.exec(
+            "CREATE SCHEMA test; CREATE TABLE test.effects (handler text, key text, attempt int, "
+            "correlation_id text, body text)");
         tx.commit();
     }
     [[nodiscard]] idemq::WorkerOptions options() const {
@@ -162,9 +164,8 @@ TEST_CASE_FIXTURE(Fixture, "heartbeats keep flowing while a handler runs longer 
     };
     idemq::WorkerOptions slow_options = options();
     slow_options.heartbeat = std::chrono::seconds(1);
-    test::RunningWorker worker(slow_options, [&](idemq::Worker& w) {
-        w.add_handler({.handler = "slow"}, std::make_unique<Slow>("slow"));
-    });
+    test::RunningWorker worker(
+        slow_options, [&](idemq::Worker& w) { w.add_handler({.handler = "slow"}, std::make_unique<Slow>("slow")); });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("slow"); }));
     broker.publish_one("", "slow", {.body = "zzz", .message_id = "z-1"});
@@ -179,16 +180,20 @@ TEST_CASE_FIXTURE(Fixture, "W3C trace context reaches the handler and stays on a
     struct Tracing final : idemq::Handler {
         void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
             tx.exec_params("INSERT INTO test.effects (handler, key, correlation_id, body) VALUES ('trace', $1, $2, $3)",
-                           std::string(ctx.trace_parent()), std::string(ctx.trace_state()), std::string(message.body()));
+                           std::string(ctx.trace_parent()), std::string(ctx.trace_state()),
+                           std::string(message.body()));
             if (message.body() == "fail") throw idemq::PermanentError("no");
         }
     };
-    test::RunningWorker worker(options(), [&](idemq::Worker& w) { w.add_handler({.handler = "traced"}, std::make_unique<Tracing>()); });
+    test::RunningWorker worker(
+        options(), [&](idemq::Worker& w) { w.add_handler({.handler = "traced"}, std::make_unique<Tracing>()); });
     test::Broker broker(vhost.url());
     REQUIRE(test::eventually([&] { return broker.consumed("traced"); }));
     const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    broker.publish("", "traced", {{.body = "ok", .message_id = "tr-1", .headers = {{"traceparent", parent}, {"tracestate", "vendor=x"}}},
-                                  {.body = "fail", .message_id = "tr-2", .headers = {{"traceparent", parent}}}});
+    broker.publish(
+        "", "traced",
+        {{.body = "ok", .message_id = "tr-1", .headers = {{"traceparent", parent}, {"tracestate", "vendor=x"}}},
+         {.body = "fail", .message_id = "tr-2", .headers = {{"traceparent", parent}}}});
     REQUIRE(test::eventually([&] { return worker.stats().processed == 1 && broker.ready("traced.dlq") == 1; }));
     worker.stop();
     CHECK(db.scalar("SELECT key FROM test.effects WHERE body = 'ok'") == parent);

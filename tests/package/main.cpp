@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
                            .description = "Ships orders",
                            .register_handlers =
                                [](idemq::Worker& worker) {
-                                   worker.add_handler({.handler = "orders.ship"}, std::make_unique<orders::ShipHandler>());
+                                   worker.add_handler({.handler = "orders.ship"},
+                                                      std::make_unique<orders::ShipHandler>());
                                },
                            .migrations = orders::migrations});
 }

@@ -5,9 +5,9 @@
 #include <idemq/migration.hpp>
 #include <idemq/options.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdlib>
@@ -67,11 +67,13 @@ std::string random_prefix() {
 int publish(const PublishOptions& options) {
     if (options.amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
     if (options.count < 1) throw ConfigError("--count must be at least 1");
-    if (options.message_id && options.no_message_id) throw ConfigError("--message-id and --no-message-id exclude each other");
+    if (options.message_id && options.no_message_id)
+        throw ConfigError("--message-id and --no-message-id exclude each other");
     idemq::detail::HeaderList headers;
     for (const auto& header : options.headers) {
         const auto equals = header.find('=');
-        if (equals == std::string::npos || equals == 0) throw ConfigError(fmt::format("--header wants k=v, got '{}'", header));
+        if (equals == std::string::npos || equals == 0)
+            throw ConfigError(fmt::format("--header wants k=v, got '{}'", header));
         headers.emplace_back(header.substr(0, equals), header.substr(equals + 1));
     }
     const std::string body = read_body(options);
@@ -95,15 +97,17 @@ int publish(const PublishOptions& options) {
         } else if (!options.no_message_id) {
             id = options.count == 1 && !options.id_prefix.empty() ? prefix : fmt::format("{}-{}", prefix, i);
         }
-        auto properties = idemq::detail::OwnedProperties::make(id, options.correlation_id, options.content_type, headers);
-        publisher.publish(options.exchange, options.routing_key, std::move(properties), body,
-                          [&, id](std::optional<std::string> error) {
-                              if (error) {
-                                  failures.push_back(fmt::format("{}: {}", id.empty() ? "(no message id)" : id, *error));
-                              } else {
-                                  ++confirmed;
-                              }
-                          });
+        auto properties =
+            idemq::detail::OwnedProperties::make(id, options.correlation_id, options.content_type, headers);
+        publisher.publish(
+            options.exchange, options.routing_key, std::move(properties), body,
+            [&, id](std::optional<std::string> error) {
+                if (error) {
+                    failures.push_back(fmt::format("{}: {}", id.empty() ? "(no message id)" : id, *error));
+                } else {
+                    ++confirmed;
+                }
+            });
         // Bounded window of unconfirmed publishes: memory stays flat for any --count.
         wait_for_confirms(1000);
     }
@@ -139,12 +143,12 @@ int main(int argc, char** argv) {
     publish_command->add_flag("--no-message-id", publish_options.no_message_id, "publish without a message id");
     publish_command->add_option("--id-prefix", publish_options.id_prefix, "prefix of generated message ids");
     publish_command->add_option("--correlation-id", publish_options.correlation_id, "correlation id");
-    publish_command->add_option("--content-type", publish_options.content_type, "content type")
-        ->capture_default_str();
+    publish_command->add_option("--content-type", publish_options.content_type, "content type")->capture_default_str();
     publish_command->add_option("--header", publish_options.headers, "header k=v (repeatable)");
     auto* body = publish_command->add_option("--body", publish_options.body, "message body");
     publish_command->add_option("--body-file", publish_options.body_file, "read the body from a file")->excludes(body);
-    publish_command->add_option("--count", publish_options.count, "how many messages to publish")->capture_default_str();
+    publish_command->add_option("--count", publish_options.count, "how many messages to publish")
+        ->capture_default_str();
 
     idemq::detail::DlqCommand dlq(cli, {});
     idemqctl::TraceCommand trace(cli);

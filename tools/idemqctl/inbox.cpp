@@ -28,8 +28,8 @@ int InboxCommand::run() {
     const auto older_than = idemq::parse_duration(older_than_, "--older-than");
     if (batch_ == 0) throw idemq::ConfigError("--batch must be at least 1");
     auto connection = idemq::detail::open_database(database_url_, "idemqctl inbox prune");
-    const std::size_t deleted = idemq::detail::prune_inbox(*connection, schema_, older_than, batch_,
-                                                           std::chrono::milliseconds(10));
+    const std::size_t deleted =
+        idemq::detail::prune_inbox(*connection, schema_, older_than, batch_, std::chrono::milliseconds(10));
     fmt::print("pruned {} inbox row(s) received more than {} ago\n", deleted, older_than_);
     return 0;
 }

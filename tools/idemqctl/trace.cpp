@@ -33,7 +33,8 @@ std::vector<Delivery> find_in_queue(const std::string& url, const std::string& q
 }
 
 bool queue_has_messages(const std::string& url, const std::string& queue) {
-    idemq::detail::AmqpConnection connection({.url = url, .connection_name = "idemqctl trace", .heartbeat = std::chrono::seconds(0)});
+    idemq::detail::AmqpConnection connection(
+        {.url = url, .connection_name = "idemqctl trace", .heartbeat = std::chrono::seconds(0)});
     const auto counts = connection.inspect_queue(queue);
     return counts && counts->messages > 0;
 }
@@ -75,10 +76,9 @@ int TraceCommand::run() {
                    idemq::detail::printable(pqxx::binarystring(row[1]).str()),
                    idemq::detail::printable(pqxx::binarystring(row[2]).str()), row[4].as<std::string>());
     }
-    for (const auto& row : tx.exec_params(
-             fmt::format("SELECT handler, deliveries FROM {} WHERE message_id = $1",
-                         idemq::detail::handling_started_table(schema_)),
-             id)) {
+    for (const auto& row : tx.exec_params(fmt::format("SELECT handler, deliveries FROM {} WHERE message_id = $1",
+                                                      idemq::detail::handling_started_table(schema_)),
+                                          id)) {
         fmt::print("crash-loop guard: handler '{}' started it {} time(s) without finishing\n", row[0].as<std::string>(),
                    row[1].as<int>());
     }

@@ -24,7 +24,7 @@ public:
 
 /// How a batch handler's deliveries are grouped.
 struct BatchOptions {
-    std::size_t max_messages = 100;      ///< A batch is cut at this many messages…
+    std::size_t max_messages = 100;       ///< A batch is cut at this many messages…
     std::chrono::milliseconds linger{5};  ///< …or this long after its first message, if fewer arrived.
 };
 

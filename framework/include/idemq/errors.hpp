@@ -38,8 +38,7 @@ public:
 /// whether the whole connection is gone or only the channel.
 class BrokerError final : public Error {
 public:
-    BrokerError(const std::string& what, bool connection_level)
-        : Error(what), connection_level_(connection_level) {}
+    BrokerError(const std::string& what, bool connection_level) : Error(what), connection_level_(connection_level) {}
     [[nodiscard]] bool connection_level() const noexcept { return connection_level_; }
 
 private:

@@ -16,8 +16,8 @@ namespace idemq {
 /// to it with each of `routing_keys`, and the durable dead-letter queue
 /// `<queue>.dlq`.
 struct Route {
-    std::string handler{};  ///< Handler name: scopes idempotency keys in the inbox. Required.
-    std::string queue{};    ///< Defaults to the handler name.
+    std::string handler{};   ///< Handler name: scopes idempotency keys in the inbox. Required.
+    std::string queue{};     ///< Defaults to the handler name.
     std::string exchange{};  ///< Empty: consume `queue` only, bind nothing.
     std::string exchange_type = "topic";
     std::vector<std::string> routing_keys{};

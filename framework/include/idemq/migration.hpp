@@ -11,7 +11,7 @@ namespace idemq {
 /// idemq's schema, quoted as an identifier.
 struct Migration {
     std::string component{};  ///< Whose schema this is: "idemq" for the framework, else the app's name.
-    int version = 0;        ///< Strictly increasing within a component.
+    int version = 0;          ///< Strictly increasing within a component.
     std::string name{};
     std::string sql{};
 };

@@ -11,14 +11,14 @@ namespace idemq {
 /// environment; `validate()` runs once at start and throws `ConfigError`
 /// naming the setting. See docs/configuration.md.
 struct WorkerOptions {
-    std::string amqp_url{};      ///< IDEMQ_AMQP_URL, e.g. amqp://user:pass@host:5672/vhost
-    std::string database_url{};  ///< IDEMQ_DATABASE_URL, a libpq URL or key=value string
-    int concurrency = 4;       ///< IDEMQ_CONCURRENCY: handler threads, one Postgres connection each
-    int prefetch = 32;         ///< IDEMQ_PREFETCH: unacked deliveries the broker may hand us
+    std::string amqp_url{};        ///< IDEMQ_AMQP_URL, e.g. amqp://user:pass@host:5672/vhost
+    std::string database_url{};    ///< IDEMQ_DATABASE_URL, a libpq URL or key=value string
+    int concurrency = 4;           ///< IDEMQ_CONCURRENCY: handler threads, one Postgres connection each
+    int prefetch = 32;             ///< IDEMQ_PREFETCH: unacked deliveries the broker may hand us
     std::string schema = "idemq";  ///< IDEMQ_SCHEMA: where the inbox lives
-    std::size_t max_body_bytes = 16 * 1024 * 1024;  ///< IDEMQ_MAX_BODY_BYTES: larger bodies are dead-lettered
+    std::size_t max_body_bytes = 16 * 1024 * 1024;     ///< IDEMQ_MAX_BODY_BYTES: larger bodies are dead-lettered
     std::chrono::milliseconds shutdown_grace{30'000};  ///< IDEMQ_SHUTDOWN_GRACE_MS
-    std::chrono::seconds heartbeat{30};  ///< IDEMQ_HEARTBEAT_S: AMQP heartbeat interval
+    std::chrono::seconds heartbeat{30};                ///< IDEMQ_HEARTBEAT_S: AMQP heartbeat interval
     int crash_loop_limit = 5;  ///< IDEMQ_CRASH_LOOP_LIMIT: deliveries that died mid-handling before the DLQ
     std::chrono::milliseconds handler_warn_after{60'000};  ///< IDEMQ_HANDLER_WARN_MS: log a handler running longer
     /// IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS: Postgres ends a session idle inside a transaction this long

@@ -29,9 +29,9 @@ struct BrokerSession {
 // prefetch and starts one consumer per route. Blocks while it talks to the
 // broker; throws BrokerError when it cannot.
 [[nodiscard]] std::unique_ptr<BrokerSession> open_broker_session(const WorkerOptions& options,
-                                                                  const std::vector<Route>& routes,
-                                                                  const std::vector<std::chrono::milliseconds>& tiers,
-                                                                  std::uint64_t generation);
+                                                                 const std::vector<Route>& routes,
+                                                                 const std::vector<std::chrono::milliseconds>& tiers,
+                                                                 std::uint64_t generation);
 
 // A consumer tag that names the worker process, the route and the round, so
 // a delivery can be traced to its consumer and a stale one recognised.

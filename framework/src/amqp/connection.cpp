@@ -77,9 +77,9 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
         client_properties[1].value.value.bytes = as_amqp_bytes(settings.connection_name);
         amqp_table_t properties{static_cast<int>(client_properties.size()), client_properties.data()};
 
-        const amqp_rpc_reply_t reply = amqp_login_with_properties(
-            state_, info.vhost, 0, kFrameMax, static_cast<int>(settings.heartbeat.count()), &properties,
-            AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+        const amqp_rpc_reply_t reply =
+            amqp_login_with_properties(state_, info.vhost, 0, kFrameMax, static_cast<int>(settings.heartbeat.count()),
+                                       &properties, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
         if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
             const std::string where = fmt::format("logging in to {}", redact_url(settings.url));
             if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
@@ -273,8 +273,8 @@ void AmqpConnection::publish(std::string_view exchange, std::string_view routing
     const auto frame_max = static_cast<std::size_t>(std::max(amqp_get_frame_max(state_), 0));
     if (!size) throw UnencodablePublish("its properties cannot be encoded (a name over 255 bytes, or nested too deep)");
     if (*size + kFrameOverhead > frame_max) {
-        throw UnencodablePublish(fmt::format("its properties take {} bytes, more than the frame_max of {} allows",
-                                             *size, frame_max));
+        throw UnencodablePublish(
+            fmt::format("its properties take {} bytes, more than the frame_max of {} allows", *size, frame_max));
     }
     check_status(amqp_basic_publish(state_, kChannel, as_amqp_bytes(exchange), as_amqp_bytes(routing_key),
                                     mandatory ? 1 : 0, 0, &properties.get(), as_amqp_bytes(body)),

@@ -25,22 +25,26 @@ std::optional<AmqpEvent> ContentAssembler::feed(const amqp_frame_t& frame) {
             const auto& props = *static_cast<const amqp_basic_properties_t*>(frame.payload.properties.decoded);
             expected_size_ = frame.payload.properties.body_size;
             header_seen_ = true;
-            std::visit([&](auto& content) {
-                content.properties = OwnedProperties(props);
-                content.body.reserve(static_cast<std::size_t>(std::min(expected_size_, kMaxReserve)));
-            }, *pending_);
+            std::visit(
+                [&](auto& content) {
+                    content.properties = OwnedProperties(props);
+                    content.body.reserve(static_cast<std::size_t>(std::min(expected_size_, kMaxReserve)));
+                },
+                *pending_);
             return finish_if_complete();
         }
         case AMQP_FRAME_BODY: {
             if (!pending_ || !header_seen_) throw BrokerError("AMQP protocol error: unexpected content body", true);
             const amqp_bytes_t fragment = frame.payload.body_fragment;
-            std::visit([&](auto& content) {
-                // More than announced is a protocol error; never append it.
-                if (content.body.size() + fragment.len > expected_size_) {
-                    throw BrokerError("AMQP protocol error: body longer than announced", true);
-                }
-                if (fragment.len > 0) content.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
-            }, *pending_);
+            std::visit(
+                [&](auto& content) {
+                    // More than announced is a protocol error; never append it.
+                    if (content.body.size() + fragment.len > expected_size_) {
+                        throw BrokerError("AMQP protocol error: body longer than announced", true);
+                    }
+                    if (fragment.len > 0) content.body.append(static_cast<const char*>(fragment.bytes), fragment.len);
+                },
+                *pending_);
             return finish_if_complete();
         }
         default: return std::nullopt;
@@ -105,8 +109,8 @@ std::optional<AmqpEvent> ContentAssembler::on_method(const amqp_method_t& method
         case AMQP_CONNECTION_UNBLOCKED_METHOD: return FlowBlocked{.blocked = false, .reason = {}};
         case AMQP_CHANNEL_CLOSE_METHOD: {
             const auto& m = *static_cast<const amqp_channel_close_t*>(method.decoded);
-            throw BrokerError(fmt::format("the broker closed the channel: {} {}", m.reply_code, to_string(m.reply_text)),
-                              false);
+            throw BrokerError(
+                fmt::format("the broker closed the channel: {} {}", m.reply_code, to_string(m.reply_text)), false);
         }
         case AMQP_CONNECTION_CLOSE_METHOD: {
             const auto& m = *static_cast<const amqp_connection_close_t*>(method.decoded);

@@ -39,7 +39,6 @@ constexpr BytesProperty kBytesProperties[] = {
     {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
 };
 
-
 }  // namespace
 
 nlohmann::json to_json(const amqp_table_t& table) { return table_to_json(table); }
@@ -95,9 +94,8 @@ OwnedProperties::OwnedProperties(const amqp_basic_properties_t& source) : OwnedP
     constexpr amqp_flags_t kKnown =
         AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_HEADERS_FLAG |
         AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
-        AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
-        AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_APP_ID_FLAG |
-        AMQP_BASIC_CLUSTER_ID_FLAG;
+        AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+        AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_APP_ID_FLAG | AMQP_BASIC_CLUSTER_ID_FLAG;
     props_._flags &= kKnown;
     const auto copy_if = [&](amqp_flags_t flag, amqp_bytes_t& field) {
         if ((props_._flags & flag) != 0) field = copy_bytes(to_string(field));
@@ -209,7 +207,8 @@ OwnedProperties OwnedProperties::with_headers(const HeaderList& headers, std::st
     const int old_count = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? props_.headers.num_entries : 0;
     for (int i = 0; i < old_count; ++i) {
         const std::string key = to_string(props_.headers.entries[i].key);
-        const bool replaced = std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
+        const bool replaced =
+            std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return h.first == key; });
         const bool dropped = !drop_prefix.empty() && key.starts_with(drop_prefix);
         if (!replaced && !dropped) indices.push_back(i);
     }
@@ -387,7 +386,6 @@ OwnedProperties OwnedProperties::for_republish(HeaderList headers, std::size_t m
     return out;
 }
 
-
 nlohmann::json OwnedProperties::to_json() const {
     auto json = nlohmann::json::object();
     for (const auto& p : kBytesProperties) {
@@ -396,8 +394,8 @@ nlohmann::json OwnedProperties::to_json() const {
     if ((props_._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0) json["delivery_mode"] = props_.delivery_mode;
     if ((props_._flags & AMQP_BASIC_PRIORITY_FLAG) != 0) json["priority"] = props_.priority;
     if ((props_._flags & AMQP_BASIC_TIMESTAMP_FLAG) != 0) json["timestamp"] = props_.timestamp;
-    json["headers"] = (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? table_to_json(props_.headers)
-                                                                      : nlohmann::json::object();
+    json["headers"] =
+        (props_._flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? table_to_json(props_.headers) : nlohmann::json::object();
     return json;
 }
 
@@ -419,9 +417,8 @@ amqp_decimal_t parse_decimal(const std::string& text) {
     const auto dot = text.find('.');
     std::string digits = dot == std::string::npos ? text : text.substr(0, dot) + text.substr(dot + 1);
     const std::size_t decimals = dot == std::string::npos ? 0 : text.size() - dot - 1;
-    const bool digits_only = !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
-        return c >= '0' && c <= '9';
-    });
+    const bool digits_only =
+        !digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits_only || decimals > 255) throw Error(fmt::format("not an AMQP decimal: '{}'", bounded(text, 64)));
     // Leading zeros carry no value: strip them before the range check.
     const auto first = digits.find_first_not_of('0');

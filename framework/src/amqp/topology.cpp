@@ -22,12 +22,12 @@ Route normalized(Route route) {
         throw ConfigError(fmt::format("handler '{}': queue name longer than {} bytes", route.handler, kMaxQueueName));
     }
     if (route.queue.starts_with("amq.")) {
-        throw ConfigError(fmt::format("handler '{}': queue names starting with 'amq.' are reserved by the broker",
-                                      route.handler));
+        throw ConfigError(
+            fmt::format("handler '{}': queue names starting with 'amq.' are reserved by the broker", route.handler));
     }
     if (!route.exchange.empty() && route.routing_keys.empty()) {
-        throw ConfigError(fmt::format("handler '{}': exchange '{}' needs at least one routing key", route.handler,
-                                      route.exchange));
+        throw ConfigError(
+            fmt::format("handler '{}': exchange '{}' needs at least one routing key", route.handler, route.exchange));
     }
     if (route.exchange.empty() && !route.routing_keys.empty()) {
         throw ConfigError(fmt::format("handler '{}': routing keys given without an exchange", route.handler));

@@ -1,8 +1,8 @@
 #include <idemq/app.hpp>
 #include <idemq/errors.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
 
@@ -30,7 +30,8 @@ struct Overrides {
     void add_broker_flags(CLI::App& command) {
         command.add_option("--amqp-url", amqp_url, "AMQP URL (overrides IDEMQ_AMQP_URL)");
         command.add_option("--concurrency", concurrency, "handler threads (overrides IDEMQ_CONCURRENCY, default 4)");
-        command.add_option("--prefetch", prefetch, "unacked deliveries in flight (overrides IDEMQ_PREFETCH, default 32)");
+        command.add_option("--prefetch", prefetch,
+                           "unacked deliveries in flight (overrides IDEMQ_PREFETCH, default 32)");
     }
     void apply(WorkerOptions& options) const {
         if (amqp_url) options.amqp_url = *amqp_url;

@@ -3,10 +3,10 @@
 #include <idemq/errors.hpp>
 #include <idemq/options.hpp>
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -34,7 +34,8 @@ using std::chrono::milliseconds;
 class Republisher {
 public:
     explicit Republisher(const std::string& url)
-        : connection_({.url = url, .connection_name = "idemq dlq tool publisher", .heartbeat = std::chrono::seconds(0)}),
+        : connection_(
+              {.url = url, .connection_name = "idemq dlq tool publisher", .heartbeat = std::chrono::seconds(0)}),
           publisher_(connection_) {}
 
     void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
@@ -90,15 +91,23 @@ std::string or_dash(const std::string& text) { return text.empty() ? "-" : text;
 
 nlohmann::json view_json(const DeadLetterView& v) {
     // Ids are bytes from the wire: exact, as in the export format.
-    return {{"message_id", bytes_to_json(v.message_id)},   {"reason", v.reason},
-            {"error_type", v.error_type},   {"error", v.error},
-            {"handler", v.handler},         {"attempts", v.attempts},
-            {"failed_at", v.failed_at},     {"size", v.size},
-            {"correlation_id", bytes_to_json(v.correlation_id)}, {"replay_count", v.replay_count},
-            {"original_exchange", v.original_exchange}, {"original_routing_key", v.original_routing_key}};
+    return {{"message_id", bytes_to_json(v.message_id)},
+            {"reason", v.reason},
+            {"error_type", v.error_type},
+            {"error", v.error},
+            {"handler", v.handler},
+            {"attempts", v.attempts},
+            {"failed_at", v.failed_at},
+            {"size", v.size},
+            {"correlation_id", bytes_to_json(v.correlation_id)},
+            {"replay_count", v.replay_count},
+            {"original_exchange", v.original_exchange},
+            {"original_routing_key", v.original_routing_key}};
 }
 
-std::string dump(const nlohmann::json& json) { return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const nlohmann::json& json) {
+    return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -178,8 +187,9 @@ std::string DlqCommand::dead_letter_queue() const {
 
 void DlqCommand::require_selection() const {
     if (filter_.selects_everything() && !filter_.all) {
-        throw ConfigError("no filter given: name messages with --message-id, --reason, --error-type, --since, "
-                          "--until or --header, or pass --all to act on every message");
+        throw ConfigError(
+            "no filter given: name messages with --message-id, --reason, --error-type, --since, "
+            "--until or --header, or pass --all to act on every message");
     }
 }
 
@@ -212,8 +222,8 @@ int DlqCommand::list() {
             fmt::print("{}\n", dump(view_json(view)));
         } else {
             fmt::print("{:<36} {:<26} {:<28} {:>8} {:<24} {:>8} {:<24} {:>7}\n", or_dash(view.message_id),
-                       or_dash(view.reason), or_dash(view.error_type), view.attempts, or_dash(view.failed_at), view.size,
-                       or_dash(view.correlation_id), view.replay_count);
+                       or_dash(view.reason), or_dash(view.error_type), view.attempts, or_dash(view.failed_at),
+                       view.size, or_dash(view.correlation_id), view.replay_count);
         }
     }
     if (json_) {
@@ -221,7 +231,8 @@ int DlqCommand::list() {
         for (const auto& [key, count] : groups) {
             summary.push_back({{"reason", key.first}, {"error_type", key.second}, {"count", count}});
         }
-        fmt::print("{}\n", dump({{"summary", summary}, {"listed", listed}, {"queue", queue}, {"in_queue", reader.total()}}));
+        fmt::print("{}\n",
+                   dump({{"summary", summary}, {"listed", listed}, {"queue", queue}, {"in_queue", reader.total()}}));
         return 0;
     }
     fmt::print("\n{} of {} message(s) in {}, by reason and error type:\n", listed, reader.total(), queue);
@@ -244,7 +255,8 @@ int DlqCommand::show() {
                               {"body_encoding", text ? "text" : "base64"},
                               {"body_bytes", delivery->body.size()}};
         fmt::print("{}\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
-        fmt::print("--- body ({}) ---\n{}\n", text ? "text" : "base64", text ? delivery->body : base64_encode(delivery->body));
+        fmt::print("--- body ({}) ---\n{}\n", text ? "text" : "base64",
+                   text ? delivery->body : base64_encode(delivery->body));
     }
     if (found == 0) {
         fmt::print(stderr, "no message with id '{}' in {}\n", show_id_, queue);
@@ -385,8 +397,7 @@ int DlqCommand::import_messages() {
         }
         const std::int64_t previous = properties->int_header("x-idemq-replay-count").value_or(0);
         publisher.publish(std::move(exchange), std::move(routing_key), replay_properties(*properties, previous),
-                          std::move(body),
-                          [&, number](std::optional<std::string> error) {
+                          std::move(body), [&, number](std::optional<std::string> error) {
                               if (error) {
                                   ++failed;
                                   fmt::print(stderr, "{}:{}: not published: {}\n", in_file_, number, *error);

@@ -30,7 +30,8 @@ long long parse_whole(const char* name, std::string_view text, long long min, lo
 }
 
 void require_range(const char* name, long long value, long long min, long long max) {
-    if (value < min || value > max) throw ConfigError(fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
+    if (value < min || value > max)
+        throw ConfigError(fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
 }
 
 }  // namespace
@@ -46,9 +47,10 @@ void WorkerOptions::validate() const {
     require_range("IDEMQ_CONCURRENCY", concurrency, 1, kMaxConcurrency);
     require_range("IDEMQ_PREFETCH", prefetch, 1, kMaxPrefetch);
     if (prefetch < concurrency) {
-        throw ConfigError(fmt::format("IDEMQ_PREFETCH ({}) is lower than IDEMQ_CONCURRENCY ({}): handler threads "
-                                      "would sit idle",
-                                      prefetch, concurrency));
+        throw ConfigError(
+            fmt::format("IDEMQ_PREFETCH ({}) is lower than IDEMQ_CONCURRENCY ({}): handler threads "
+                        "would sit idle",
+                        prefetch, concurrency));
     }
     if (schema.empty() || schema.size() > kMaxSchemaName || schema.find('\0') != std::string::npos) {
         throw ConfigError(fmt::format("IDEMQ_SCHEMA must be 1 to {} bytes, got '{}'", kMaxSchemaName, schema));
@@ -58,8 +60,7 @@ void WorkerOptions::validate() const {
     require_range("IDEMQ_HEARTBEAT_S", heartbeat.count(), 1, 3600);
     require_range("IDEMQ_CRASH_LOOP_LIMIT", crash_loop_limit, 1, 1000);
     require_range("IDEMQ_HANDLER_WARN_MS", handler_warn_after.count(), 1, 24LL * 3600 * 1000);
-    require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0,
-                  24LL * 3600 * 1000);
+    require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0, 24LL * 3600 * 1000);
     if (inbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_INBOX_RETENTION must be at least 1h");
     if (inbox_prune_interval.count() < 0) throw ConfigError("IDEMQ_INBOX_PRUNE_INTERVAL must not be negative");
 }
@@ -80,13 +81,15 @@ WorkerOptions WorkerOptions::from_environment() {
             static_cast<std::size_t>(parse_whole("IDEMQ_MAX_BODY_BYTES", v, 1, std::numeric_limits<int>::max()));
     }
     if (const char* v = env("IDEMQ_SHUTDOWN_GRACE_MS")) {
-        options.shutdown_grace = std::chrono::milliseconds(parse_whole("IDEMQ_SHUTDOWN_GRACE_MS", v, 0, 24LL * 3600 * 1000));
+        options.shutdown_grace =
+            std::chrono::milliseconds(parse_whole("IDEMQ_SHUTDOWN_GRACE_MS", v, 0, 24LL * 3600 * 1000));
     }
     if (const char* v = env("IDEMQ_HEARTBEAT_S")) {
         options.heartbeat = std::chrono::seconds(parse_whole("IDEMQ_HEARTBEAT_S", v, 1, 3600));
     }
     if (const char* v = std::getenv("IDEMQ_METRICS_ADDR")) options.metrics_address = v;
-    if (const char* v = env("IDEMQ_INBOX_RETENTION")) options.inbox_retention = parse_duration(v, "IDEMQ_INBOX_RETENTION");
+    if (const char* v = env("IDEMQ_INBOX_RETENTION"))
+        options.inbox_retention = parse_duration(v, "IDEMQ_INBOX_RETENTION");
     if (const char* v = env("IDEMQ_INBOX_PRUNE_INTERVAL")) {
         options.inbox_prune_interval = parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
     }
@@ -94,7 +97,8 @@ WorkerOptions WorkerOptions::from_environment() {
         options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));
     }
     if (const char* v = env("IDEMQ_HANDLER_WARN_MS")) {
-        options.handler_warn_after = std::chrono::milliseconds(parse_whole("IDEMQ_HANDLER_WARN_MS", v, 1, 24LL * 3600 * 1000));
+        options.handler_warn_after =
+            std::chrono::milliseconds(parse_whole("IDEMQ_HANDLER_WARN_MS", v, 1, 24LL * 3600 * 1000));
     }
     if (const char* v = env("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS")) {
         options.idle_in_transaction_timeout =

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/nontransaction>
 
+#include <unistd.h>
 #include <algorithm>
 #include <csignal>
-#include <unistd.h>
-#include <unordered_set>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "amqp/topology.hpp"
 #include "common/log.hpp"
@@ -121,15 +121,17 @@ void Runtime::check_database() const {
     const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", schema + ".schema_migrations");
     const int applied =
         exists[0][0].as<bool>()
-            ? tx.exec_params(fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations WHERE component = $1",
-                                         schema),
-                             "idemq")[0][0]
+            ? tx.exec_params(
+                    fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations WHERE component = $1",
+                                schema),
+                    "idemq")[0][0]
                   .as<int>()
             : 0;
     if (applied < wanted) {
-        throw Error(fmt::format("idemq's tables in schema {} are missing or out of date in {} (at version {}, this "
-                                "worker needs {}): run the migrate command first",
-                                schema, redact_url(options_.database_url), applied, wanted));
+        throw Error(
+            fmt::format("idemq's tables in schema {} are missing or out of date in {} (at version {}, this "
+                        "worker needs {}): run the migrate command first",
+                        schema, redact_url(options_.database_url), applied, wanted));
     }
 }
 
@@ -203,10 +205,10 @@ void Runtime::stop_handlers() {
             next_report += kStuckReportEvery;
             // Only in-process (handle_signals off): the exit watchdog ends an
             // owned process long before this.
-            log().error("handler threads still running {} s after the shutdown grace period; their deliveries are "
-                        "back in the queue; waiting for the handlers to return",
-                        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
-                            .count());
+            log().error(
+                "handler threads still running {} s after the shutdown grace period; their deliveries are "
+                "back in the queue; waiting for the handlers to return",
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count());
         }
     }
 }
@@ -218,9 +220,10 @@ void Runtime::grace_over() {
     // cancel request that cannot reach Postgres) must not keep it alive. As
     // safe as SIGKILL: nothing unfinished was acked.
     exit_watchdog_ = std::make_unique<ExitWatchdog>(kHardExitBound, kExitHandlersStuck, [] {
-        log().error("handler threads did not return {} ms after the shutdown grace period; exiting with code {}: "
-                    "their deliveries are back in the queue",
-                    kHardExitBound.count(), kExitHandlersStuck);
+        log().error(
+            "handler threads did not return {} ms after the shutdown grace period; exiting with code {}: "
+            "their deliveries are back in the queue",
+            kHardExitBound.count(), kExitHandlersStuck);
         log().flush();
     });
 }
@@ -267,7 +270,8 @@ void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool
 void Runtime::post_outcome(const Job& job, Outcome outcome) {
     if (outcome.kind == OutcomeKind::kProcessed && !faults_.crash_after_commit.empty() &&
         job.message->message_id() == faults_.crash_after_commit) {
-        log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}", faults_.crash_after_commit);
+        log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}",
+                       faults_.crash_after_commit);
         log().flush();
         std::raise(SIGKILL);
     }
@@ -284,8 +288,8 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
     RegisteredHandler& registered = handlers_[jobs.front().handler_index];
     const std::string& name = registered.route.handler;
     std::vector<BatchItem> items;
-    std::vector<std::size_t> members;     // jobs in the batch transaction, by position in `items`
-    std::vector<std::size_t> alone;       // jobs handled one by one afterwards
+    std::vector<std::size_t> members;  // jobs in the batch transaction, by position in `items`
+    std::vector<std::size_t> alone;    // jobs handled one by one afterwards
     std::unordered_set<std::string> keys;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
         auto key_or_outcome = resolve_key(*registered.handler, *jobs[i].message);
@@ -394,9 +398,9 @@ void Runtime::drain_consumer() noexcept {
             if (auto* delivery = std::get_if<Delivery>(&*event)) {
                 on_delivery(std::move(*delivery));
             } else if (auto* cancelled = std::get_if<ConsumerCancelled>(&*event); cancelled && cancelled->by_broker) {
-                throw BrokerError(fmt::format("the broker cancelled consumer '{}' (was its queue deleted?)",
-                                              cancelled->consumer_tag),
-                                  false);
+                throw BrokerError(
+                    fmt::format("the broker cancelled consumer '{}' (was its queue deleted?)", cancelled->consumer_tag),
+                    false);
             }
         }
     } catch (const std::exception& e) {
@@ -429,8 +433,8 @@ std::shared_ptr<const Message> message_of(Delivery& delivery, const Route& route
     // A crafted attempt count is kept within what the route can reach: a
     // huge one means the last attempt, a negative one the first.
     const std::int64_t max_attempts = std::max(1, route.retry.max_attempts());
-    const int attempt = static_cast<int>(std::clamp<std::int64_t>(props.int_header(header::kAttempt).value_or(1), 1,
-                                                                   max_attempts));
+    const int attempt =
+        static_cast<int>(std::clamp<std::int64_t>(props.int_header(header::kAttempt).value_or(1), 1, max_attempts));
     Headers headers = props.headers_as_text();
     // A retried message comes back from a delay tier through the default
     // exchange; the handler still sees where it was first published. On a
@@ -551,8 +555,7 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outc
             case OutcomeKind::kProcessed: ack(tag); break;
             case OutcomeKind::kDuplicate:
                 telemetry_.duplicate(handler);
-                log_message(spdlog::level::info,
-                            tags_for(handlers_[handler].route.handler, message),
+                log_message(spdlog::level::info, tags_for(handlers_[handler].route.handler, message),
                             "duplicate delivery acked without running the handler");
                 ack(tag);
                 break;
@@ -572,19 +575,19 @@ void Runtime::publish_then_ack(std::uint64_t tag, std::string exchange, std::str
     const InFlight& entry = in_flight_.at(tag);
     // The copy shares the delivery's body: held once, however it travels.
     SharedBody body{entry.message, entry.message->body()};
-    broker_->publisher->publish(
-        std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
-        [this, tag, generation = generation_, what = std::move(what),
-         on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
-            if (state_ == State::kClosed || generation != generation_ || !broker_) return;
-            if (error) {
-                log().error("could not {} delivery {}: {}; it goes back to the queue", what, tag, *error);
-                release(tag);
-                return;
-            }
-            on_confirmed();
-            ack(tag);
-        });
+    broker_->publisher->publish(std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
+                                [this, tag, generation = generation_, what = std::move(what),
+                                 on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
+                                    if (state_ == State::kClosed || generation != generation_ || !broker_) return;
+                                    if (error) {
+                                        log().error("could not {} delivery {}: {}; it goes back to the queue", what,
+                                                    tag, *error);
+                                        release(tag);
+                                        return;
+                                    }
+                                    on_confirmed();
+                                    ack(tag);
+                                });
 }
 
 void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
@@ -593,22 +596,20 @@ void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
     const Message& message = *entry.message;
     const Failure& failure = outcome.failure;
     const bool unexpected = failure.reason == reason::kKeyConflict || failure.reason == reason::kCrashLoop;
-    log_message(unexpected ? spdlog::level::err : spdlog::level::warn,
-                tags_for(route.handler, message),
+    log_message(unexpected ? spdlog::level::err : spdlog::level::warn, tags_for(route.handler, message),
                 "dead-lettering to '{}' after {} attempt(s): {}: {}", dead_letter_queue_name(route.queue),
                 outcome.attempt, failure.reason, first_line(failure.error));
-    OwnedProperties properties = entry.properties.for_republish(
-        dead_letter_headers(failure, {.handler = route.handler,
-                                      .original_exchange = message.exchange(),
-                                      .original_routing_key = message.routing_key(),
-                                      .attempt = outcome.attempt,
-                                      .first_failure_at = outcome.first_failure_at,
-                                      .last_failure_at = outcome.last_failure_at}),
-        republish_budget(broker_->publisher_connection->frame_max()));
-    publish_then_ack(tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
-                     [this, handler = entry.handler_index, why = failure.reason] {
-                         telemetry_.dead_lettered(handler, why);
-                     });
+    OwnedProperties properties =
+        entry.properties.for_republish(dead_letter_headers(failure, {.handler = route.handler,
+                                                                     .original_exchange = message.exchange(),
+                                                                     .original_routing_key = message.routing_key(),
+                                                                     .attempt = outcome.attempt,
+                                                                     .first_failure_at = outcome.first_failure_at,
+                                                                     .last_failure_at = outcome.last_failure_at}),
+                                       republish_budget(broker_->publisher_connection->frame_max()));
+    publish_then_ack(
+        tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
+        [this, handler = entry.handler_index, why = failure.reason] { telemetry_.dead_lettered(handler, why); });
 }
 
 void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
@@ -652,9 +653,9 @@ void Runtime::ack(std::uint64_t tag) {
     broker_->consumer->ack(tag);
     const auto entry = in_flight_.find(tag);
     if (entry != in_flight_.end()) {
-        telemetry_.settled(entry->second.handler_index,
-                           std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->second.received_at)
-                               .count());
+        telemetry_.settled(
+            entry->second.handler_index,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->second.received_at).count());
         forget(entry);
     }
     finish_if_drained();
@@ -677,8 +678,7 @@ void Runtime::on_tick() {
     for (auto& [tag, entry] : in_flight_) {
         if (entry.reported_slow || now - entry.received_at < options_.handler_warn_after) continue;
         entry.reported_slow = true;
-        log_message(spdlog::level::warn,
-                    tags_for(handlers_[entry.handler_index].route.handler, *entry.message),
+        log_message(spdlog::level::warn, tags_for(handlers_[entry.handler_index].route.handler, *entry.message),
                     "still in flight after {} ms (IDEMQ_HANDLER_WARN_MS)",
                     std::chrono::duration_cast<milliseconds>(now - entry.received_at).count());
     }
@@ -700,10 +700,9 @@ void Runtime::start_observability() {
     log().info("broker {}, database {}", redact_url(options_.amqp_url), redact_url(options_.database_url));
     if (!options_.metrics_address.empty()) {
         try {
-            http_ = std::make_unique<HttpServer>(loop_, options_.metrics_address,
-                                                 [this](const std::string& method, const std::string& path) {
-                                                     return serve(method, path);
-                                                 });
+            http_ = std::make_unique<HttpServer>(
+                loop_, options_.metrics_address,
+                [this](const std::string& method, const std::string& path) { return serve(method, path); });
             metrics_port_ = http_->port();
             log().info("metrics and health checks on http://{}:{}/ (/metrics, /healthz, /readyz)",
                        options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), http_->port());
@@ -716,7 +715,8 @@ void Runtime::start_observability() {
     }
     // Readiness must notice a database outage even when no message flows.
     database_probe_ = std::make_unique<PeriodicTask>(
-        std::chrono::seconds(2), [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>&) mutable {
+        std::chrono::seconds(2),
+        [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>&) mutable {
             std::string error;
             try {
                 if (!connection) connection = open_database(options_.database_url, "idemq readiness probe");
@@ -739,7 +739,8 @@ void Runtime::start_observability() {
                     if (!connection) connection = open_database(options_.database_url, "idemq inbox pruner");
                     const std::size_t deleted = prune_inbox(*connection, options_.schema, options_.inbox_retention,
                                                             1000, milliseconds(20), &stopping);
-                    if (deleted > 0) log().info("pruned {} inbox rows older than {} s", deleted, options_.inbox_retention.count());
+                    if (deleted > 0)
+                        log().info("pruned {} inbox rows older than {} s", deleted, options_.inbox_retention.count());
                 } catch (const std::exception& e) {
                     connection.reset();
                     log().warn("inbox pruning failed, will try again: {}", first_line(e.what()));
@@ -838,7 +839,8 @@ void Runtime::lose_broker(const std::exception& error) {
     lost->publisher->fail_all("the broker connection was lost");
     lost.reset();
     in_flight_.clear();
-    for (std::size_t h = 0; h < in_flight_per_handler_.size(); ++h) telemetry_.in_flight(h, in_flight_per_handler_[h] = 0);
+    for (std::size_t h = 0; h < in_flight_per_handler_.size(); ++h)
+        telemetry_.in_flight(h, in_flight_per_handler_[h] = 0);
     (void)pool_->take_pending();
     if (state_ == State::kDraining) {
         finish();
@@ -848,9 +850,10 @@ void Runtime::lose_broker(const std::exception& error) {
 }
 
 void Runtime::schedule_reconnect() {
-    reconnect_backoff_ = reconnect_backoff_.count() == 0 ? kReconnectFirst : std::min(reconnect_backoff_ * 2, kReconnectMax);
-    const milliseconds delay(
-        std::uniform_int_distribution<std::int64_t>(reconnect_backoff_.count() / 2, reconnect_backoff_.count())(random_));
+    reconnect_backoff_ =
+        reconnect_backoff_.count() == 0 ? kReconnectFirst : std::min(reconnect_backoff_ * 2, kReconnectMax);
+    const milliseconds delay(std::uniform_int_distribution<std::int64_t>(reconnect_backoff_.count() / 2,
+                                                                         reconnect_backoff_.count())(random_));
     reconnect_timer_.start(delay, milliseconds(0), [this] { start_connector(); });
 }
 
@@ -895,7 +898,8 @@ void Runtime::begin_shutdown() {
     reconnect_timer_.stop();
     if (broker_) {
         try {
-            for (const auto& [consumer_tag, index] : broker_->handler_by_consumer_tag) broker_->consumer->cancel(consumer_tag);
+            for (const auto& [consumer_tag, index] : broker_->handler_by_consumer_tag)
+                broker_->consumer->cancel(consumer_tag);
             for (const Job& job : pool_->take_pending()) {
                 if (job.generation == generation_) release(job.delivery_tag);
             }

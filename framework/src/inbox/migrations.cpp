@@ -72,11 +72,12 @@ std::size_t apply_migrations(const std::string& database_url, std::string_view s
     std::size_t applied = 0;
     try {
         outside(fmt::format("CREATE SCHEMA IF NOT EXISTS {}", quoted));
-        outside(fmt::format("CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
-                            " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
-                            " sql_sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
-                            " PRIMARY KEY (component, version))",
-                            quoted));
+        outside(
+            fmt::format("CREATE TABLE IF NOT EXISTS {}.schema_migrations ("
+                        " component text NOT NULL, version integer NOT NULL, name text NOT NULL,"
+                        " sql_sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+                        " PRIMARY KEY (component, version))",
+                        quoted));
         std::map<std::pair<std::string, int>, std::string> recorded;
         for (const auto& row :
              outside(fmt::format("SELECT component, version, sql_sha256 FROM {}.schema_migrations", quoted))) {
@@ -87,9 +88,10 @@ std::size_t apply_migrations(const std::string& database_url, std::string_view s
             const auto found = recorded.find({m.component, m.version});
             if (found != recorded.end()) {
                 if (found->second != checksum) {
-                    throw Error(fmt::format("migration {} {} ({}) was changed after it was applied; migrations are "
-                                            "forward-only: add a new one instead",
-                                            m.component, m.version, m.name));
+                    throw Error(
+                        fmt::format("migration {} {} ({}) was changed after it was applied; migrations are "
+                                    "forward-only: add a new one instead",
+                                    m.component, m.version, m.name));
                 }
                 continue;
             }

@@ -2,9 +2,9 @@
 
 #include <idemq/errors.hpp>
 
+#include <pqxx/binarystring>
 #include <pqxx/except>
 #include <pqxx/result>
-#include <pqxx/binarystring>
 
 #include <span>
 #include <unordered_map>
@@ -164,8 +164,8 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
             // A row pruned between the claim and the read: the batch fails
             // and its halves claim again (a key conflict would be a lie).
             if (it == stored.end()) throw TransientError("an inbox row was pruned while its key was claimed");
-            outcomes[i] = it->second == fingerprints[i] ? Outcome{.kind = OutcomeKind::kDuplicate}
-                                                        : key_conflict(items[i].key);
+            outcomes[i] =
+                it->second == fingerprints[i] ? Outcome{.kind = OutcomeKind::kDuplicate} : key_conflict(items[i].key);
         }
     }
     if (!fresh.empty()) {
@@ -251,7 +251,8 @@ Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::st
         return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
     } catch (...) {
         Outcome outcome{.kind = unknown_errors_are_permanent ? OutcomeKind::kDeadLetter : OutcomeKind::kFailed};
-        outcome.failure = {.reason = std::string(reason::kPermanentError), .error = "a non-standard exception",
+        outcome.failure = {.reason = std::string(reason::kPermanentError),
+                           .error = "a non-standard exception",
                            .error_type = "unknown"};
         return outcome;
     }

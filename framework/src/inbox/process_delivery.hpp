@@ -27,12 +27,12 @@ enum class OutcomeKind {
 
 struct Outcome {
     OutcomeKind kind = OutcomeKind::kRelease;
-    Failure failure{};      // for everything but kProcessed and kDuplicate
-    bool in_doubt = false;  // kRetryHere after a COMMIT with unknown outcome
-    int attempt = 1;        // the attempt that ran last
-    int next_attempt = 0;   // kRetryLater
+    Failure failure{};                         // for everything but kProcessed and kDuplicate
+    bool in_doubt = false;                     // kRetryHere after a COMMIT with unknown outcome
+    int attempt = 1;                           // the attempt that ran last
+    int next_attempt = 0;                      // kRetryLater
     std::chrono::milliseconds retry_delay{0};  // kRetryLater
-    std::string first_failure_at{};  // RFC 3339, once an attempt failed
+    std::string first_failure_at{};            // RFC 3339, once an attempt failed
     std::string last_failure_at{};
 };
 

@@ -15,6 +15,7 @@ namespace idemq::detail {
 // and each lock is held for one small batch. Returns the rows deleted.
 // Stops between batches once `stopping` is set.
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
-                        std::size_t batch, std::chrono::milliseconds pause, const std::atomic<bool>* stopping = nullptr);
+                        std::size_t batch, std::chrono::milliseconds pause,
+                        const std::atomic<bool>* stopping = nullptr);
 
 }  // namespace idemq::detail

@@ -47,9 +47,9 @@ void prepare_inbox_statements(pqxx::connection_base& connection, std::string_vie
                                    "VALUES ($1, $2, decode($3, 'hex'), $4, $5) "
                                    "ON CONFLICT (handler, idempotency_key) DO NOTHING RETURNING 1",
                                    inbox));
-    connection.prepare(kFingerprintStatement,
-                       fmt::format("SELECT encode(body_sha256, 'hex') FROM {} WHERE handler = $1 AND idempotency_key = $2",
-                                   inbox));
+    connection.prepare(
+        kFingerprintStatement,
+        fmt::format("SELECT encode(body_sha256, 'hex') FROM {} WHERE handler = $1 AND idempotency_key = $2", inbox));
     connection.prepare(kClaimBatchStatement,
                        fmt::format("INSERT INTO {} (handler, idempotency_key, body_sha256, message_id, correlation_id) "
                                    "SELECT $1, decode(k, 'hex'), decode(f, 'hex'), decode(m, 'hex'), decode(c, 'hex') "

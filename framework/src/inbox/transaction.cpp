@@ -8,8 +8,8 @@ namespace idemq::detail {
 namespace {
 
 pqxx::in_doubt_error in_doubt(const std::exception& e) {
-    return pqxx::in_doubt_error(std::string("the connection was lost during COMMIT; whether it committed is unknown: ") +
-                                e.what());
+    return pqxx::in_doubt_error(
+        std::string("the connection was lost during COMMIT; whether it committed is unknown: ") + e.what());
 }
 
 }  // namespace

@@ -34,9 +34,8 @@ void call_noexcept(const Fn& fn, const char* where) noexcept {
 
 EventLoop::EventLoop() {
     check_uv(uv_loop_init(&loop_), "uv_loop_init");
-    const int status = uv_async_init(&loop_, wakeup_.get(), [](uv_async_t* async) {
-        static_cast<EventLoop*>(async->data)->drain_posted();
-    });
+    const int status = uv_async_init(&loop_, wakeup_.get(),
+                                     [](uv_async_t* async) { static_cast<EventLoop*>(async->data)->drain_posted(); });
     if (status < 0) {
         uv_loop_close(&loop_);
         check_uv(status, "uv_async_init");
@@ -119,8 +118,7 @@ SignalWatcher::SignalWatcher(EventLoop& loop, std::vector<int> signals, std::fun
     }
 }
 
-SocketWatcher::SocketWatcher(EventLoop& loop, int fd, std::function<void()> on_readable)
-    : fn_(std::move(on_readable)) {
+SocketWatcher::SocketWatcher(EventLoop& loop, int fd, std::function<void()> on_readable) : fn_(std::move(on_readable)) {
     check_uv(uv_poll_init_socket(loop.raw(), handle_.get(), fd), "uv_poll_init_socket");
     handle_.mark_initialized();
     handle_.get()->data = this;

@@ -164,7 +164,8 @@ void HttpServer::accept() noexcept {
                 return s;
             }();
             http_parser_execute(&self->parser, &settings, buf->base, static_cast<std::size_t>(nread));
-            const bool bad = HTTP_PARSER_ERRNO(&self->parser) != HPE_OK && HTTP_PARSER_ERRNO(&self->parser) != HPE_PAUSED;
+            const bool bad =
+                HTTP_PARSER_ERRNO(&self->parser) != HPE_OK && HTTP_PARSER_ERRNO(&self->parser) != HPE_PAUSED;
             if (!self->answered && (bad || self->received > kMaxRequestBytes)) {
                 self->response = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
                 self->answered = true;

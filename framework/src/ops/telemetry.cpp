@@ -23,36 +23,81 @@ Histogram::BucketBoundaries latency_buckets() {
 
 Telemetry::Telemetry(const std::vector<std::string>& handler_names)
     : registry_(std::make_shared<prometheus::Registry>()), names_(handler_names) {
-    auto& received = BuildCounter().Name("idemq_messages_received_total").Help("Deliveries received from the broker").Register(*registry_);
-    auto& processed = BuildCounter().Name("idemq_messages_processed_total").Help("Deliveries whose handler ran and committed").Register(*registry_);
-    auto& duplicates = BuildCounter().Name("idemq_duplicates_total").Help("Deliveries acked as duplicates without running the handler").Register(*registry_);
-    auto& conflicts = BuildCounter().Name("idemq_key_conflicts_total").Help("Idempotency keys reused with a different body (dead-lettered)").Register(*registry_);
-    auto& retries = BuildCounter().Name("idemq_retries_scheduled_total").Help("Retries scheduled, by kind (immediate, delayed)").Register(*registry_);
-    auto& in_doubt = BuildCounter().Name("idemq_in_doubt_commits_total").Help("COMMITs whose outcome was unknown (settled by the inbox)").Register(*registry_);
-    auto& released = BuildCounter().Name("idemq_released_total").Help("Deliveries returned to the queue untouched (shutdown, pause)").Register(*registry_);
-    auto& crash_loops = BuildCounter().Name("idemq_crash_loops_total").Help("Messages dead-lettered because the process died handling them").Register(*registry_);
-    auto& in_flight = BuildGauge().Name("idemq_in_flight").Help("Deliveries received and not yet settled").Register(*registry_);
-    auto& duration = BuildHistogram().Name("idemq_handler_duration_seconds").Help("Time from the start of handling to COMMIT").Register(*registry_);
-    auto& latency = BuildHistogram().Name("idemq_end_to_end_latency_seconds").Help("Time from publish (AMQP timestamp, else receipt) to ack").Register(*registry_);
-    auto& batch = BuildHistogram().Name("idemq_batch_size").Help("Messages per committed batch transaction (batch handlers)").Register(*registry_);
-    dead_lettered_ = &BuildCounter().Name("idemq_dead_lettered_total").Help("Messages dead-lettered, by reason").Register(*registry_);
-    reconnects_ = &BuildCounter().Name("idemq_reconnects_total").Help("Reconnections, by component (broker, database)").Register(*registry_);
-    paused_ = &BuildGauge().Name("idemq_consumer_paused").Help("1 while consumption is paused because Postgres is unreachable").Register(*registry_).Add({});
+    auto& received = BuildCounter()
+                         .Name("idemq_messages_received_total")
+                         .Help("Deliveries received from the broker")
+                         .Register(*registry_);
+    auto& processed = BuildCounter()
+                          .Name("idemq_messages_processed_total")
+                          .Help("Deliveries whose handler ran and committed")
+                          .Register(*registry_);
+    auto& duplicates = BuildCounter()
+                           .Name("idemq_duplicates_total")
+                           .Help("Deliveries acked as duplicates without running the handler")
+                           .Register(*registry_);
+    auto& conflicts = BuildCounter()
+                          .Name("idemq_key_conflicts_total")
+                          .Help("Idempotency keys reused with a different body (dead-lettered)")
+                          .Register(*registry_);
+    auto& retries = BuildCounter()
+                        .Name("idemq_retries_scheduled_total")
+                        .Help("Retries scheduled, by kind (immediate, delayed)")
+                        .Register(*registry_);
+    auto& in_doubt = BuildCounter()
+                         .Name("idemq_in_doubt_commits_total")
+                         .Help("COMMITs whose outcome was unknown (settled by the inbox)")
+                         .Register(*registry_);
+    auto& released = BuildCounter()
+                         .Name("idemq_released_total")
+                         .Help("Deliveries returned to the queue untouched (shutdown, pause)")
+                         .Register(*registry_);
+    auto& crash_loops = BuildCounter()
+                            .Name("idemq_crash_loops_total")
+                            .Help("Messages dead-lettered because the process died handling them")
+                            .Register(*registry_);
+    auto& in_flight =
+        BuildGauge().Name("idemq_in_flight").Help("Deliveries received and not yet settled").Register(*registry_);
+    auto& duration = BuildHistogram()
+                         .Name("idemq_handler_duration_seconds")
+                         .Help("Time from the start of handling to COMMIT")
+                         .Register(*registry_);
+    auto& latency = BuildHistogram()
+                        .Name("idemq_end_to_end_latency_seconds")
+                        .Help("Time from publish (AMQP timestamp, else receipt) to ack")
+                        .Register(*registry_);
+    auto& batch = BuildHistogram()
+                      .Name("idemq_batch_size")
+                      .Help("Messages per committed batch transaction (batch handlers)")
+                      .Register(*registry_);
+    dead_lettered_ = &BuildCounter()
+                          .Name("idemq_dead_lettered_total")
+                          .Help("Messages dead-lettered, by reason")
+                          .Register(*registry_);
+    reconnects_ = &BuildCounter()
+                       .Name("idemq_reconnects_total")
+                       .Help("Reconnections, by component (broker, database)")
+                       .Register(*registry_);
+    paused_ = &BuildGauge()
+                   .Name("idemq_consumer_paused")
+                   .Help("1 while consumption is paused because Postgres is unreachable")
+                   .Register(*registry_)
+                   .Add({});
     for (const auto& name : names_) {
         const prometheus::Labels labels{{"handler", name}};
-        handlers_.push_back({.received = &received.Add(labels),
-                             .processed = &processed.Add(labels),
-                             .duplicates = &duplicates.Add(labels),
-                             .key_conflicts = &conflicts.Add(labels),
-                             .immediate_retries = &retries.Add({{"handler", name}, {"kind", "immediate"}}),
-                             .delayed_retries = &retries.Add({{"handler", name}, {"kind", "delayed"}}),
-                             .in_doubt = &in_doubt.Add(labels),
-                             .released = &released.Add(labels),
-                             .crash_loops = &crash_loops.Add(labels),
-                             .in_flight = &in_flight.Add(labels),
-                             .handler_duration = &duration.Add(labels, latency_buckets()),
-                             .end_to_end = &latency.Add(labels, latency_buckets()),
-                             .batch_size = &batch.Add(labels, Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000})});
+        handlers_.push_back(
+            {.received = &received.Add(labels),
+             .processed = &processed.Add(labels),
+             .duplicates = &duplicates.Add(labels),
+             .key_conflicts = &conflicts.Add(labels),
+             .immediate_retries = &retries.Add({{"handler", name}, {"kind", "immediate"}}),
+             .delayed_retries = &retries.Add({{"handler", name}, {"kind", "delayed"}}),
+             .in_doubt = &in_doubt.Add(labels),
+             .released = &released.Add(labels),
+             .crash_loops = &crash_loops.Add(labels),
+             .in_flight = &in_flight.Add(labels),
+             .handler_duration = &duration.Add(labels, latency_buckets()),
+             .end_to_end = &latency.Add(labels, latency_buckets()),
+             .batch_size = &batch.Add(labels, Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000})});
         for (const auto reason : {reason::kPermanentError, reason::kRetriesExhausted, reason::kCrashLoop,
                                   reason::kMissingKey, reason::kBadKey, reason::kKeyConflict, reason::kTooLarge}) {
             // Present from the start at 0, so rate() and alerts see the series.
@@ -114,7 +159,9 @@ void Telemetry::released(std::size_t h) {
     ++stats_.released;
 }
 
-void Telemetry::settled(std::size_t h, double end_to_end_seconds) { handlers_[h].end_to_end->Observe(end_to_end_seconds); }
+void Telemetry::settled(std::size_t h, double end_to_end_seconds) {
+    handlers_[h].end_to_end->Observe(end_to_end_seconds);
+}
 
 void Telemetry::in_flight(std::size_t h, double count) { handlers_[h].in_flight->Set(count); }
 

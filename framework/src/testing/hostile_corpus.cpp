@@ -84,8 +84,11 @@ std::vector<HostileCase> build_cases() {
 
     add("baseline", "the example message itself", [](In in) { return plain_message(in.example); });
 
-    add("message-id-nul", "a message id with a NUL byte inside",
-        [](In in) { return Properties(in.example).message_id(in.example.message_id + std::string("\0nul", 4)).with_body(in.example.body); });
+    add("message-id-nul", "a message id with a NUL byte inside", [](In in) {
+        return Properties(in.example)
+            .message_id(in.example.message_id + std::string("\0nul", 4))
+            .with_body(in.example.body);
+    });
     add("message-id-invalid-utf8", "a message id that is not UTF-8", [](In in) {
         return Properties(in.example).message_id(in.example.message_id + "\xff\xfe\xc3\x28").with_body(in.example.body);
     });
@@ -96,8 +99,9 @@ std::vector<HostileCase> build_cases() {
         id.resize(255, '#');
         return Properties(in.example).message_id(std::move(id)).with_body(in.example.body);
     });
-    add("correlation-id-binary", "a correlation id of binary bytes",
-        [](In in) { return Properties(in.example).correlation_id(kBinary + in.example.message_id).with_body(in.example.body); });
+    add("correlation-id-binary", "a correlation id of binary bytes", [](In in) {
+        return Properties(in.example).correlation_id(kBinary + in.example.message_id).with_body(in.example.body);
+    });
 
     add("header-invalid-utf8", "non-UTF-8 bytes in a string header and in a byte-array header", [](In in) {
         Properties p(in.example);
@@ -110,8 +114,9 @@ std::vector<HostileCase> build_cases() {
             Properties p(in.example);
             auto& t = p.builder();
             p.header(kBinary, t.text("binary name"))
-                .header("hostile-nested",
-                        t.table({{kBinary, t.array({t.table({{"k", t.text(kBinary)}}), t.bytes(kBinary), t.text("ok")})}}));
+                .header(
+                    "hostile-nested",
+                    t.table({{kBinary, t.array({t.table({{"k", t.text(kBinary)}}), t.bytes(kBinary), t.text("ok")})}}));
             return p.with_body(in.example.body);
         });
     add("header-every-field-type", "one header of every AMQP field type, nested arrays and empty tables included",
@@ -127,15 +132,14 @@ std::vector<HostileCase> build_cases() {
                 .header("hostile-i64", i64(std::numeric_limits<std::int64_t>::min()))
                 .header("hostile-f32", B::scalar(AMQP_FIELD_KIND_F32, [](auto& v) { v.value.f32 = 1.5F; }))
                 // Not NaN or infinity: RabbitMQ itself cannot decode those and closes the publisher's connection.
-                .header("hostile-f64", B::scalar(AMQP_FIELD_KIND_F64, [](auto& v) {
-                            v.value.f64 = std::numeric_limits<double>::max();
-                        }))
-                .header("hostile-decimal", B::scalar(AMQP_FIELD_KIND_DECIMAL, [](auto& v) {
-                            v.value.decimal = {.decimals = 2, .value = 12345};
-                        }))
-                .header("hostile-timestamp", B::scalar(AMQP_FIELD_KIND_TIMESTAMP, [](auto& v) {
-                            v.value.u64 = std::numeric_limits<std::uint64_t>::max();
-                        }))
+                .header("hostile-f64", B::scalar(AMQP_FIELD_KIND_F64,
+                                                 [](auto& v) { v.value.f64 = std::numeric_limits<double>::max(); }))
+                .header("hostile-decimal",
+                        B::scalar(AMQP_FIELD_KIND_DECIMAL,
+                                  [](auto& v) { v.value.decimal = {.decimals = 2, .value = 12345}; }))
+                .header("hostile-timestamp",
+                        B::scalar(AMQP_FIELD_KIND_TIMESTAMP,
+                                  [](auto& v) { v.value.u64 = std::numeric_limits<std::uint64_t>::max(); }))
                 .header("hostile-void", B::scalar(AMQP_FIELD_KIND_VOID, [](auto&) {}))
                 .header("hostile-nested",
                         t.array({t.array({t.array({t.bytes(kBinary), t.table({{"d", t.table({})}})})}), t.array({})}));
@@ -169,8 +173,8 @@ std::vector<HostileCase> build_cases() {
                 .header("hostile-pad-small", t.text(std::string(room - room * 3 / 5, 'S')));
             return p.with_body(in.example.body);
         });
-    add("headers-spoofed-idemq", "x-idemq-* and x-death headers a publisher made up: attempt, not-before, origin, reason",
-        [](In in) {
+    add("headers-spoofed-idemq",
+        "x-idemq-* and x-death headers a publisher made up: attempt, not-before, origin, reason", [](In in) {
             Properties p(in.example);
             auto& t = p.builder();
             const std::int64_t ten_days_ahead_ms =
@@ -186,7 +190,8 @@ std::vector<HostileCase> build_cases() {
                 .header("x-death", t.text("spoofed"));
             return p.with_body(in.example.body);
         });
-    add("properties-unusual", "every other property set to something odd: content type and encoding, type, app id, "
+    add("properties-unusual",
+        "every other property set to something odd: content type and encoding, type, app id, "
         "reply-to, priority 255, the largest timestamp",
         [](In in) {
             Properties p(in.example);

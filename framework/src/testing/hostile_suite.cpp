@@ -46,7 +46,8 @@ const CaseResult& Report::at(std::string_view name) const {
 std::string Report::to_string() const {
     std::ostringstream out;
     const auto ending = [](Ending e, const std::string& reason) {
-        return reason.empty() ? std::string(testing::to_string(e)) : fmt::format("{} ({})", testing::to_string(e), reason);
+        return reason.empty() ? std::string(testing::to_string(e))
+                              : fmt::format("{} ({})", testing::to_string(e), reason);
     };
     for (const auto& c : cases) {
         out << fmt::format("{:<30} first: {:<45} again: {}\n", c.name, ending(c.first, c.first_reason),
@@ -184,12 +185,14 @@ public:
         frame_max_ = static_cast<std::size_t>(std::max(publisher.connection().frame_max(), 0));
         // Queue inspection on a connection of its own: asking after a queue
         // that does not exist yet reopens the channel, out of confirm mode.
-        detail::AmqpConnection broker(
-            {.url = options_.worker.amqp_url, .connection_name = "idemq hostile suite", .heartbeat = std::chrono::seconds(0)});
+        detail::AmqpConnection broker({.url = options_.worker.amqp_url,
+                                       .connection_name = "idemq hostile suite",
+                                       .heartbeat = std::chrono::seconds(0)});
         if (const auto counts = broker.inspect_queue(queue_); counts && counts->messages > 0) {
-            throw ConfigError(fmt::format("the hostile suite needs an empty work queue, and '{}' holds {} messages: "
-                                          "run it against a scratch vhost",
-                                          queue_, counts->messages));
+            throw ConfigError(
+                fmt::format("the hostile suite needs an empty work queue, and '{}' holds {} messages: "
+                            "run it against a scratch vhost",
+                            queue_, counts->messages));
         }
         const auto dlq_counts = broker.inspect_queue(dlq_);
         dead_letters_before_ = dlq_counts ? dlq_counts->messages : 0;
@@ -211,9 +214,9 @@ public:
         check_totals(broker, worker);
         report_.broker_reconnects = worker.stats().broker_reconnects;
         if (report_.broker_reconnects > 0) {
-            report_.violations.push_back(fmt::format(
-                "the worker reconnected to the broker {} time(s): a message took the connection down",
-                report_.broker_reconnects));
+            report_.violations.push_back(
+                fmt::format("the worker reconnected to the broker {} time(s): a message took the connection down",
+                            report_.broker_reconnects));
         }
         try {
             worker.stop();
@@ -229,8 +232,9 @@ private:
         std::vector<const detail::HostileCase*> cases;
         for (const auto& hostile : detail::hostile_cases()) {
             // The baseline always runs: it proves the example works.
-            const bool wanted = options_.only.empty() || hostile.name == "baseline" ||
-                                std::find(options_.only.begin(), options_.only.end(), hostile.name) != options_.only.end();
+            const bool wanted =
+                options_.only.empty() || hostile.name == "baseline" ||
+                std::find(options_.only.begin(), options_.only.end(), hostile.name) != options_.only.end();
             if (wanted) cases.push_back(&hostile);
         }
         for (const auto& name : options_.only) {
@@ -255,7 +259,8 @@ private:
         try {
             refused = publisher.publish(exchange_, routing_key_, message.properties, message.body);
         } catch (const BrokerError& e) {
-            throw BrokerError(fmt::format("publishing hostile case '{}': {}", case_name, e.what()), e.connection_level());
+            throw BrokerError(fmt::format("publishing hostile case '{}': {}", case_name, e.what()),
+                              e.connection_level());
         }
         if (refused) throw CaseNotSent(*refused);
         ++published_;
@@ -281,19 +286,21 @@ private:
             first = deliver(publisher, worker, hostile.build(in), hostile.name);
         } catch (const CaseNotSent& e) {
             // Nothing reached the worker: report it and go on with the next case.
-            report_.violations.push_back(fmt::format("{}: the broker did not take the message: {}", hostile.name, e.what()));
+            report_.violations.push_back(
+                fmt::format("{}: the broker did not take the message: {}", hostile.name, e.what()));
             return true;
         }
         result.first = first.ending;
         result.first_reason = first.reason;
         if (hostile.name == "baseline" && first.ending != Ending::kProcessed) {
-            throw ConfigError(fmt::format("the example message was not processed (it ended {}{}): the suite needs an "
-                                          "example your handler accepts",
-                                          to_string(first.ending), first.reason.empty() ? "" : " as " + first.reason));
+            throw ConfigError(
+                fmt::format("the example message was not processed (it ended {}{}): the suite needs an "
+                            "example your handler accepts",
+                            to_string(first.ending), first.reason.empty() ? "" : " as " + first.reason));
         }
         if (first.ending == Ending::kUnsettled) {
-            report_.violations.push_back(fmt::format("{}: not settled within {} ms (stuck)", hostile.name,
-                                                     options_.settle_timeout.count()));
+            report_.violations.push_back(
+                fmt::format("{}: not settled within {} ms (stuck)", hostile.name, options_.settle_timeout.count()));
             report_.cases.push_back(std::move(result));
             return false;
         }
@@ -308,8 +315,8 @@ private:
             return false;
         }
         // A fresh valid message: the worker is still consuming.
-        const Settlement canary = deliver(publisher, worker, detail::plain_message(example_(unique + "-canary")),
-                                          hostile.name + " canary");
+        const Settlement canary =
+            deliver(publisher, worker, detail::plain_message(example_(unique + "-canary")), hostile.name + " canary");
         if (canary.ending != Ending::kProcessed && canary.ending != Ending::kDuplicate) {
             report_.violations.push_back(fmt::format("after {}: a valid message was not processed ({}{})", hostile.name,
                                                      to_string(canary.ending),
@@ -352,10 +359,11 @@ private:
             report_.violations.push_back(fmt::format("{} message(s) left in '{}'", left->messages, queue_));
         }
         const auto dlq = broker.inspect_queue(dlq_);
-        const std::uint64_t copies = (dlq ? dlq->messages : 0) - std::min<std::uint64_t>(dead_letters_before_, dlq ? dlq->messages : 0);
+        const std::uint64_t copies =
+            (dlq ? dlq->messages : 0) - std::min<std::uint64_t>(dead_letters_before_, dlq ? dlq->messages : 0);
         if (copies != dead_lettered_) {
-            report_.violations.push_back(fmt::format("{} message(s) in '{}' for {} dead-lettered deliveries", copies,
-                                                     dlq_, dead_lettered_));
+            report_.violations.push_back(
+                fmt::format("{} message(s) in '{}' for {} dead-lettered deliveries", copies, dlq_, dead_lettered_));
         }
     }
 
@@ -404,17 +412,21 @@ Report run_hostile_suite(const SuiteOptions& options, Route route, std::unique_p
                          const ExampleFactory& example) {
     if (!handler) throw ConfigError("run_hostile_suite: the handler is null");
     // The worker is built once, so the registration runs once and may move the handler.
-    return Suite(options, std::move(route),
-                 [&handler](Worker& worker, const Route& r) { worker.add_handler(r, std::move(handler)); }, example)
+    return Suite(
+               options, std::move(route),
+               [&handler](Worker& worker, const Route& r) { worker.add_handler(r, std::move(handler)); }, example)
         .run();
 }
 
 Report run_hostile_suite(const SuiteOptions& options, Route route, std::unique_ptr<BatchHandler> handler,
                          BatchOptions batch, const ExampleFactory& example) {
     if (!handler) throw ConfigError("run_hostile_suite: the handler is null");
-    return Suite(options, std::move(route),
-                 [&handler, batch](Worker& worker, const Route& r) { worker.add_batch_handler(r, std::move(handler), batch); },
-                 example)
+    return Suite(
+               options, std::move(route),
+               [&handler, batch](Worker& worker, const Route& r) {
+                   worker.add_batch_handler(r, std::move(handler), batch);
+               },
+               example)
         .run();
 }
 

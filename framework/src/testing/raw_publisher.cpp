@@ -25,7 +25,8 @@ std::optional<std::string> RawPublisher::publish(const std::string& exchange, co
     std::optional<std::string> returned;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         auto event = connection_.wait_event(std::max(left, std::chrono::milliseconds(1)));
         if (!event) {
             if (std::chrono::steady_clock::now() >= deadline) {

@@ -19,8 +19,12 @@ class TableBuilder final {
 public:
     using Entries = std::vector<std::pair<std::string, amqp_field_value_t>>;
 
-    [[nodiscard]] amqp_field_value_t text(std::string bytes) { return bytes_value(AMQP_FIELD_KIND_UTF8, std::move(bytes)); }
-    [[nodiscard]] amqp_field_value_t bytes(std::string bytes) { return bytes_value(AMQP_FIELD_KIND_BYTES, std::move(bytes)); }
+    [[nodiscard]] amqp_field_value_t text(std::string bytes) {
+        return bytes_value(AMQP_FIELD_KIND_UTF8, std::move(bytes));
+    }
+    [[nodiscard]] amqp_field_value_t bytes(std::string bytes) {
+        return bytes_value(AMQP_FIELD_KIND_BYTES, std::move(bytes));
+    }
     [[nodiscard]] amqp_field_value_t array(std::vector<amqp_field_value_t> items) {
         auto& stored = arrays_.emplace_back(std::make_unique<std::vector<amqp_field_value_t>>(std::move(items)));
         amqp_field_value_t value{};

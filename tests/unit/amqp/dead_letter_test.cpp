@@ -25,10 +25,14 @@ TEST_CASE("the exception type is reported by its readable name") {
 }
 
 TEST_CASE("dead-letter headers say why, where from, and who gave up, each bounded") {
-    const Failure failure{.reason = "permanent-error", .error = std::string(5000, 'e'), .error_type = "idemq::PermanentError"};
-    const HeaderList headers = dead_letter_headers(
-        failure, {.handler = "payments.charge", .original_exchange = "payments", .original_routing_key = "charge",
-                  .attempt = 3, .first_failure_at = "2023-11-14T22:13:20.000Z", .last_failure_at = "2023-11-14T22:15:00.000Z"});
+    const Failure failure{
+        .reason = "permanent-error", .error = std::string(5000, 'e'), .error_type = "idemq::PermanentError"};
+    const HeaderList headers = dead_letter_headers(failure, {.handler = "payments.charge",
+                                                             .original_exchange = "payments",
+                                                             .original_routing_key = "charge",
+                                                             .attempt = 3,
+                                                             .first_failure_at = "2023-11-14T22:13:20.000Z",
+                                                             .last_failure_at = "2023-11-14T22:15:00.000Z"});
     std::map<std::string, HeaderValue> by_name(headers.begin(), headers.end());
     CHECK(std::get<std::string>(by_name.at("x-idemq-reason")) == "permanent-error");
     CHECK(std::get<std::string>(by_name.at("x-idemq-error")).size() == kMaxHeaderValueBytes);

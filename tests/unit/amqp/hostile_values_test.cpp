@@ -77,8 +77,10 @@ const std::string kBinary("\xff\xfe\x00\x80 not utf-8", 14);
 TEST_CASE("non-UTF-8 bytes at any depth render without throwing") {
     std::vector<amqp_field_value_t> items{bytes_value(AMQP_FIELD_KIND_UTF8, kBinary),
                                           bytes_value(AMQP_FIELD_KIND_BYTES, kBinary)};
-    std::vector<amqp_table_entry_t> inner{entry("deep", array_value(items)), entry(kBinary, bytes_value(AMQP_FIELD_KIND_UTF8, "x"))};
-    std::vector<amqp_table_entry_t> top{entry("nested", table_value(inner)), entry("flat", bytes_value(AMQP_FIELD_KIND_UTF8, kBinary))};
+    std::vector<amqp_table_entry_t> inner{entry("deep", array_value(items)),
+                                          entry(kBinary, bytes_value(AMQP_FIELD_KIND_UTF8, "x"))};
+    std::vector<amqp_table_entry_t> top{entry("nested", table_value(inner)),
+                                        entry("flat", bytes_value(AMQP_FIELD_KIND_UTF8, kBinary))};
     const OwnedProperties props(with_headers(top));
 
     Headers text;
@@ -166,9 +168,10 @@ TEST_CASE("non-UTF-8 message ids and correlation ids are exported byte-exact, an
 }
 
 TEST_CASE("a malformed export record is refused with an error, never a crash") {
-    for (const char* text : {R"({"headers":{"a":{"$bytes_base64":"!!!"}}})", R"({"headers":{"a":{"$decimal":"1.x"}}})",
-                             R"({"headers":{"a":{"$decimal":"99999999999"}}})", R"({"headers":{"a":{"$timestamp":-1}}})",
-                             R"({"message_id":{"$string_base64":"@@@@"}})", R"([1,2])"}) {
+    for (const char* text :
+         {R"({"headers":{"a":{"$bytes_base64":"!!!"}}})", R"({"headers":{"a":{"$decimal":"1.x"}}})",
+          R"({"headers":{"a":{"$decimal":"99999999999"}}})", R"({"headers":{"a":{"$timestamp":-1}}})",
+          R"({"message_id":{"$string_base64":"@@@@"}})", R"([1,2])"}) {
         CAPTURE(text);
         CHECK_THROWS_AS((void)OwnedProperties::from_json(nlohmann::json::parse(text)), idemq::Error);
     }
@@ -194,7 +197,8 @@ TEST_CASE("values nested past the depth limit render as a marker, not a stack ov
 }
 
 TEST_CASE("the encoded size of properties is exactly what rabbitmq-c writes") {
-    std::vector<amqp_field_value_t> items{bytes_value(AMQP_FIELD_KIND_BYTES, kBinary), bytes_value(AMQP_FIELD_KIND_UTF8, "s")};
+    std::vector<amqp_field_value_t> items{bytes_value(AMQP_FIELD_KIND_BYTES, kBinary),
+                                          bytes_value(AMQP_FIELD_KIND_UTF8, "s")};
     std::vector<amqp_table_entry_t> inner{entry("i", bytes_value(AMQP_FIELD_KIND_UTF8, "v"))};
     amqp_field_value_t decimal{};
     decimal.kind = AMQP_FIELD_KIND_DECIMAL;
@@ -219,9 +223,13 @@ TEST_CASE("a republished copy of headers near frame_max fits, dropping the large
                                         entry("small", bytes_value(AMQP_FIELD_KIND_UTF8, small))};
     const OwnedProperties props(with_headers(top));
     const Failure failure{.reason = "permanent-error", .error = std::string(5000, 'e'), .error_type = "E"};
-    const auto copy = props.for_republish(
-        dead_letter_headers(failure, {.handler = "h", .original_exchange = "x", .original_routing_key = "k", .attempt = 1, .first_failure_at = "", .last_failure_at = ""}),
-        republish_budget(131072));
+    const auto copy = props.for_republish(dead_letter_headers(failure, {.handler = "h",
+                                                                        .original_exchange = "x",
+                                                                        .original_routing_key = "k",
+                                                                        .attempt = 1,
+                                                                        .first_failure_at = "",
+                                                                        .last_failure_at = ""}),
+                                          republish_budget(131072));
     REQUIRE(copy.encoded_size().has_value());
     CHECK(*copy.encoded_size() <= republish_budget(131072));
     const auto text = copy.headers_as_text();
@@ -232,9 +240,13 @@ TEST_CASE("a republished copy of headers near frame_max fits, dropping the large
     CHECK(text.at("x-idemq-reason") == "permanent-error");
 
     // A small frame: everything of the original's that does not fit goes, idemq's headers stay.
-    const auto tight = props.for_republish(
-        dead_letter_headers(failure, {.handler = "h", .original_exchange = "x", .original_routing_key = "k", .attempt = 1, .first_failure_at = "", .last_failure_at = ""}),
-        republish_budget(16384));
+    const auto tight = props.for_republish(dead_letter_headers(failure, {.handler = "h",
+                                                                         .original_exchange = "x",
+                                                                         .original_routing_key = "k",
+                                                                         .attempt = 1,
+                                                                         .first_failure_at = "",
+                                                                         .last_failure_at = ""}),
+                                           republish_budget(16384));
     CHECK(*tight.encoded_size() <= republish_budget(16384));
     CHECK(tight.headers_as_text().at(std::string(header::kDroppedHeaders)) == "big,medium");
     CHECK(tight.headers_as_text().at("small") == small);
@@ -298,9 +310,11 @@ TEST_CASE("a content header announcing an absurd body size allocates nothing up 
 TEST_CASE("empty arrays, tables and strings anywhere in the headers are copied like any other value") {
     std::vector<amqp_field_value_t> none;
     std::vector<amqp_table_entry_t> empty_table;
-    std::vector<amqp_field_value_t> holder{array_value(none), table_value(empty_table), bytes_value(AMQP_FIELD_KIND_BYTES, "")};
+    std::vector<amqp_field_value_t> holder{array_value(none), table_value(empty_table),
+                                           bytes_value(AMQP_FIELD_KIND_BYTES, "")};
     std::vector<amqp_table_entry_t> top{entry("a", array_value(none)), entry("t", table_value(empty_table)),
-                                        entry("s", bytes_value(AMQP_FIELD_KIND_UTF8, "")), entry("n", array_value(holder))};
+                                        entry("s", bytes_value(AMQP_FIELD_KIND_UTF8, "")),
+                                        entry("n", array_value(holder))};
     const OwnedProperties props(with_headers(top));
     const OwnedProperties again(props.get());
     const auto text = again.headers_as_text();

@@ -50,8 +50,8 @@ TEST_CASE("properties are deep-copied, so they outlive the frame they came from"
 }
 
 TEST_CASE("adding headers keeps every other header and property, and replaces same-named ones") {
-    const OwnedProperties original =
-        OwnedProperties::make("m-2", "c-2", "application/json", {{"tenant", std::string("acme")}, {"keep", std::int64_t{5}}});
+    const OwnedProperties original = OwnedProperties::make(
+        "m-2", "c-2", "application/json", {{"tenant", std::string("acme")}, {"keep", std::int64_t{5}}});
     const OwnedProperties changed =
         original.with_headers({{"tenant", std::string("globex")}, {"x-idemq-reason", std::string("permanent-error")}});
     const auto headers = changed.headers_as_text();

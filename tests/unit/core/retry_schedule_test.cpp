@@ -93,12 +93,17 @@ TEST_CASE("transient failures are told apart from the rest") {
 TEST_CASE("retry state survives the trip through headers") {
     const Failure failure{.reason = {}, .error = "timeout", .error_type = "idemq::TransientError"};
     const auto not_before = std::chrono::system_clock::time_point(milliseconds(1'700'000'000'000));
-    const OwnedProperties original = OwnedProperties::make("m-1", "c-1", "application/json", {{"tenant", std::string("a")}});
-    const OwnedProperties retried = original.for_republish(
-        retry_headers(failure,
-                      {.handler = "h", .original_exchange = "payments", .original_routing_key = "charge", .attempt = 3,
-                       .first_failure_at = "2023-11-14T22:13:20.000Z", .last_failure_at = "2023-11-14T22:13:21.000Z"},
-                      4, not_before));
+    const OwnedProperties original =
+        OwnedProperties::make("m-1", "c-1", "application/json", {{"tenant", std::string("a")}});
+    const OwnedProperties retried =
+        original.for_republish(retry_headers(failure,
+                                             {.handler = "h",
+                                              .original_exchange = "payments",
+                                              .original_routing_key = "charge",
+                                              .attempt = 3,
+                                              .first_failure_at = "2023-11-14T22:13:20.000Z",
+                                              .last_failure_at = "2023-11-14T22:13:21.000Z"},
+                                             4, not_before));
     CHECK(retried.int_header(header::kAttempt) == 4);
     CHECK(retried.int_header(header::kNotBefore) == 1'700'000'000'000);
     const auto text = retried.headers_as_text();
