@@ -19,6 +19,7 @@
 #include "core/retry_schedule.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/retention.hpp"
+#include "inbox/schema_check.hpp"
 #include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
@@ -60,16 +61,6 @@ void exit_on_signal_while_starting() {
 
 }  // namespace
 
-void SingleMessageBatch::handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) {
-    struct Single final : BatchContext {
-        explicit Single(Context& ctx) : ctx_(ctx) {}
-        [[nodiscard]] std::string_view handler_name() const noexcept override { return ctx_.handler_name(); }
-        [[nodiscard]] Logger& log() noexcept override { return ctx_.log(); }
-        Context& ctx_;
-    } single(ctx);
-    batch_->handle_batch(std::span<const Message>(&message, 1), tx, single);
-}
-
 Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& handlers, Telemetry& telemetry)
     : options_(options),
       handlers_(handlers),
@@ -78,6 +69,7 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
               .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER"),
               .abort_on_attempt = std::atoi(env_or_empty("IDEMQ_TEST_ABORT_ON_ATTEMPT").c_str()),
               .abort_in_key = env_or_empty("IDEMQ_TEST_ABORT_IN_KEY")},
+      settlement_(handlers_, tiers_, telemetry_, [this] { finish_if_drained(); }),
       tick_(loop_),
       grace_(loop_),
       reconnect_timer_(loop_) {
@@ -86,12 +78,11 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
         if (registered.route.retry.delayed_retries > 0) longest = std::max(longest, registered.route.retry.delayed_cap);
     }
     if (longest.count() > 0) tiers_ = delay_tiers(longest);
-    in_flight_per_handler_.assign(handlers_.size(), 0);
 }
 
 Runtime::~Runtime() {
     pruner_.reset();
-    database_probe_.reset();
+    health_.reset();
     if (connector_.joinable()) connector_.join();
     if (pool_) pool_->stop();
 }
@@ -106,38 +97,9 @@ std::vector<Route> Runtime::routes() const {
     return out;
 }
 
-void Runtime::check_database() const {
-    std::unique_ptr<pqxx::connection> connection;
-    try {
-        connection = open_database(options_.database_url, "idemq startup check");
-    } catch (const pqxx::broken_connection& e) {
-        throw Error(fmt::format("cannot connect to Postgres at {}: {}", redact_url(options_.database_url),
-                                first_line(e.what())));
-    }
-    pqxx::nontransaction tx(*connection);
-    // The worker's SQL is written for the newest framework migration.
-    const int wanted = framework_migrations().back().version;
-    const std::string schema = quote_identifier(options_.schema);
-    const auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", schema + ".schema_migrations");
-    const int applied =
-        exists[0][0].as<bool>()
-            ? tx.exec_params(
-                    fmt::format("SELECT coalesce(max(version), 0) FROM {}.schema_migrations WHERE component = $1",
-                                schema),
-                    "idemq")[0][0]
-                  .as<int>()
-            : 0;
-    if (applied < wanted) {
-        throw Error(
-            fmt::format("idemq's tables in schema {} are missing or out of date in {} (at version {}, this "
-                        "worker needs {}): run the migrate command first",
-                        schema, redact_url(options_.database_url), applied, wanted));
-    }
-}
-
 void Runtime::run() {
     if (options_.handle_signals) exit_on_signal_while_starting();
-    check_database();
+    check_schema(options_.database_url, options_.schema);
     std::string names;
     for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
     pool_ = std::make_unique<WorkerPool>(
@@ -165,7 +127,11 @@ void Runtime::run() {
                                                    [this](int signum) { on_signal(signum); });
     }
     state_ = State::kRunning;
-    start_observability();
+    log().info("broker {}, database {}", redact_url(options_.amqp_url), redact_url(options_.database_url));
+    health_ = std::make_unique<Health>(loop_, options_, telemetry_, [this] { return not_ready_reason(); });
+    health_->start();
+    metrics_port_ = health_->port();
+    if (options_.inbox_prune_interval.count() > 0) pruner_ = std::make_unique<InboxPruner>(options_);
     for (const auto& registered : handlers_) {
         log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {}, up to {} attempts)",
                    registered.route.queue, registered.route.handler, options_.concurrency, options_.prefetch,
@@ -230,6 +196,7 @@ void Runtime::grace_over() {
 
 void Runtime::attach(std::unique_ptr<BrokerSession> session) {
     broker_ = std::move(session);
+    settlement_.attach(*broker_, generation_);
     consumer_watch_ = std::make_unique<SocketWatcher>(loop_, broker_->consumer->fd(), [this] { drain_consumer(); });
     publisher_watch_ =
         std::make_unique<SocketWatcher>(loop_, broker_->publisher_connection->fd(), [this] { drain_publisher(); });
@@ -494,18 +461,14 @@ void Runtime::on_delivery(Delivery delivery) {
                                                                   .routing_key = delivery.routing_key,
                                                                   .redelivered = delivery.redelivered});
     }
-    in_flight_.insert_or_assign(tag, InFlight{.handler_index = handler->second,
-                                              .message = message,
-                                              .properties = std::move(delivery.properties),
-                                              .received_at = std::chrono::steady_clock::now()});
-    telemetry_.in_flight(handler->second, ++in_flight_per_handler_[handler->second]);
+    settlement_.admit(tag, handler->second, message, std::move(delivery.properties));
     const auto refuse = [&](Failure failure) {
         const std::string now = format_time(std::chrono::system_clock::now());
-        dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
-                          .failure = std::move(failure),
-                          .attempt = message->attempt(),
-                          .first_failure_at = now,
-                          .last_failure_at = now});
+        settlement_.dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
+                                      .failure = std::move(failure),
+                                      .attempt = message->attempt(),
+                                      .first_failure_at = now,
+                                      .last_failure_at = now});
     };
     if (malformed) {
         refuse(std::move(*malformed));
@@ -520,7 +483,7 @@ void Runtime::on_delivery(Delivery delivery) {
     if (not_before && !tiers_.empty() && longest.count() > 0 && *not_before > now) {
         const milliseconds remaining(*not_before - now);
         if (remaining > kEarlySlack && remaining <= longest + kNotBeforeSlack) {
-            delay_again(tag, remaining);
+            settlement_.delay_again(tag, remaining);
             return;
         }
     }
@@ -546,148 +509,23 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outc
     // A delivery of a lost connection: the broker has requeued it already and
     // the inbox absorbs the copy if this one committed.
     if (state_ == State::kClosed || generation != generation_ || !broker_) return;
-    const auto it = in_flight_.find(tag);
-    if (it == in_flight_.end()) return;
-    const std::size_t handler = it->second.handler_index;
-    const Message& message = *it->second.message;
     try {
-        switch (outcome.kind) {
-            case OutcomeKind::kProcessed: ack(tag); break;
-            case OutcomeKind::kDuplicate:
-                telemetry_.duplicate(handler);
-                log_message(spdlog::level::info, tags_for(handlers_[handler].route.handler, message),
-                            "duplicate delivery acked without running the handler");
-                ack(tag);
-                break;
-            case OutcomeKind::kDeadLetter: dead_letter(tag, outcome); break;
-            case OutcomeKind::kRetryLater: retry_later(tag, outcome); break;
-            case OutcomeKind::kFailed:
-            case OutcomeKind::kRetryHere:
-            case OutcomeKind::kRelease: release(tag); break;
-        }
+        settlement_.settle(tag, outcome);
     } catch (const std::exception& e) {
         lose_broker(e);
     }
 }
 
-void Runtime::publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key,
-                               OwnedProperties properties, std::string what, std::function<void()> on_confirmed) {
-    const InFlight& entry = in_flight_.at(tag);
-    // The copy shares the delivery's body: held once, however it travels.
-    SharedBody body{entry.message, entry.message->body()};
-    broker_->publisher->publish(std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
-                                [this, tag, generation = generation_, what = std::move(what),
-                                 on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
-                                    if (state_ == State::kClosed || generation != generation_ || !broker_) return;
-                                    if (error) {
-                                        log().error("could not {} delivery {}: {}; it goes back to the queue", what,
-                                                    tag, *error);
-                                        release(tag);
-                                        return;
-                                    }
-                                    on_confirmed();
-                                    ack(tag);
-                                });
-}
-
-void Runtime::dead_letter(std::uint64_t tag, const Outcome& outcome) {
-    const InFlight& entry = in_flight_.at(tag);
-    const Route& route = handlers_[entry.handler_index].route;
-    const Message& message = *entry.message;
-    const Failure& failure = outcome.failure;
-    const bool unexpected = failure.reason == reason::kKeyConflict || failure.reason == reason::kCrashLoop;
-    log_message(unexpected ? spdlog::level::err : spdlog::level::warn, tags_for(route.handler, message),
-                "dead-lettering to '{}' after {} attempt(s): {}: {}", dead_letter_queue_name(route.queue),
-                outcome.attempt, failure.reason, first_line(failure.error));
-    OwnedProperties properties =
-        entry.properties.for_republish(dead_letter_headers(failure, {.handler = route.handler,
-                                                                     .original_exchange = message.exchange(),
-                                                                     .original_routing_key = message.routing_key(),
-                                                                     .attempt = outcome.attempt,
-                                                                     .first_failure_at = outcome.first_failure_at,
-                                                                     .last_failure_at = outcome.last_failure_at}),
-                                       republish_budget(broker_->publisher_connection->frame_max()));
-    publish_then_ack(
-        tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
-        [this, handler = entry.handler_index, why = failure.reason] { telemetry_.dead_lettered(handler, why); });
-}
-
-void Runtime::retry_later(std::uint64_t tag, const Outcome& outcome) {
-    const InFlight& entry = in_flight_.at(tag);
-    const Route& route = handlers_[entry.handler_index].route;
-    const Message& message = *entry.message;
-    log_message(spdlog::level::info, tags_for(route.handler, message),
-                "attempt {} of {} failed ({}: {}); retrying in {} ms", outcome.attempt, route.retry.max_attempts(),
-                outcome.failure.error_type, first_line(outcome.failure.error), outcome.retry_delay.count());
-    OwnedProperties properties = entry.properties.for_republish(
-        retry_headers(outcome.failure,
-                      {.handler = route.handler,
-                       .original_exchange = message.exchange(),
-                       .original_routing_key = message.routing_key(),
-                       .attempt = outcome.attempt,
-                       .first_failure_at = outcome.first_failure_at,
-                       .last_failure_at = outcome.last_failure_at},
-                      outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay),
-        republish_budget(broker_->publisher_connection->frame_max()));
-    publish_then_ack(tag, tier_name(next_hop(outcome.retry_delay, tiers_)), route.queue, std::move(properties),
-                     "schedule a retry of",
-                     [this, handler = entry.handler_index] { telemetry_.delayed_retry(handler); });
-}
-
-void Runtime::delay_again(std::uint64_t tag, milliseconds remaining) {
-    const InFlight& entry = in_flight_.at(tag);
-    const Route& route = handlers_[entry.handler_index].route;
-    OwnedProperties properties =
-        entry.properties.for_republish({}, republish_budget(broker_->publisher_connection->frame_max()));
-    publish_then_ack(tag, tier_name(next_hop(remaining, tiers_)), route.queue, std::move(properties),
-                     "send on a delayed retry of", [] {});
-}
-
-void Runtime::forget(std::unordered_map<std::uint64_t, InFlight>::iterator entry) {
-    const std::size_t handler = entry->second.handler_index;
-    telemetry_.in_flight(handler, --in_flight_per_handler_[handler]);
-    in_flight_.erase(entry);
-}
-
-void Runtime::ack(std::uint64_t tag) {
-    broker_->consumer->ack(tag);
-    const auto entry = in_flight_.find(tag);
-    if (entry != in_flight_.end()) {
-        telemetry_.settled(
-            entry->second.handler_index,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->second.received_at).count());
-        forget(entry);
-    }
-    finish_if_drained();
-}
-
-void Runtime::release(std::uint64_t tag) {
-    broker_->consumer->reject(tag, true);
-    const auto entry = in_flight_.find(tag);
-    if (entry != in_flight_.end()) {
-        telemetry_.released(entry->second.handler_index);
-        forget(entry);
-    }
-    finish_if_drained();
-}
-
 void Runtime::on_tick() {
     drain_consumer();
     drain_publisher();
-    const auto now = std::chrono::steady_clock::now();
-    for (auto& [tag, entry] : in_flight_) {
-        if (entry.reported_slow || now - entry.received_at < options_.handler_warn_after) continue;
-        entry.reported_slow = true;
-        log_message(spdlog::level::warn, tags_for(handlers_[entry.handler_index].route.handler, *entry.message),
-                    "still in flight after {} ms (IDEMQ_HANDLER_WARN_MS)",
-                    std::chrono::duration_cast<milliseconds>(now - entry.received_at).count());
-    }
+    settlement_.warn_slow(options_.handler_warn_after);
 }
 
 void Runtime::on_signal(int signum) {
     if (state_ == State::kRunning) {
         log().info("received signal {}: finishing {} deliveries in flight (up to {} ms); send it again to exit at once",
-                   signum, in_flight_.size(), options_.shutdown_grace.count());
+                   signum, settlement_.size(), options_.shutdown_grace.count());
         begin_shutdown();
         return;
     }
@@ -696,85 +534,13 @@ void Runtime::on_signal(int signum) {
     std::_Exit(128 + signum);
 }
 
-void Runtime::start_observability() {
-    log().info("broker {}, database {}", redact_url(options_.amqp_url), redact_url(options_.database_url));
-    if (!options_.metrics_address.empty()) {
-        try {
-            http_ = std::make_unique<HttpServer>(
-                loop_, options_.metrics_address,
-                [this](const std::string& method, const std::string& path) { return serve(method, path); });
-            metrics_port_ = http_->port();
-            log().info("metrics and health checks on http://{}:{}/ (/metrics, /healthz, /readyz)",
-                       options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), http_->port());
-        } catch (const Error& e) {
-            // Two workers on one host with the default address: the second
-            // still works, without its own endpoint. A chosen address must work.
-            if (options_.metrics_address != WorkerOptions::kDefaultMetricsAddress) throw;
-            log().warn("{}; running without /metrics (set IDEMQ_METRICS_ADDR)", e.what());
-        }
-    }
-    // Readiness must notice a database outage even when no message flows.
-    database_probe_ = std::make_unique<PeriodicTask>(
-        std::chrono::seconds(2),
-        [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>&) mutable {
-            std::string error;
-            try {
-                if (!connection) connection = open_database(options_.database_url, "idemq readiness probe");
-                pqxx::nontransaction tx(*connection);
-                tx.exec("SELECT 1");
-            } catch (const std::exception& e) {
-                connection.reset();
-                error = first_line(e.what());
-            }
-            loop_.post([this, error] {
-                database_probe_ok_ = error.empty();
-                database_probe_error_ = error;
-            });
-        });
-    if (options_.inbox_prune_interval.count() > 0) {
-        pruner_ = std::make_unique<PeriodicTask>(
-            options_.inbox_prune_interval,
-            [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>& stopping) mutable {
-                try {
-                    if (!connection) connection = open_database(options_.database_url, "idemq inbox pruner");
-                    const std::size_t deleted = prune_inbox(*connection, options_.schema, options_.inbox_retention,
-                                                            1000, milliseconds(20), &stopping);
-                    if (deleted > 0)
-                        log().info("pruned {} inbox rows older than {} s", deleted, options_.inbox_retention.count());
-                } catch (const std::exception& e) {
-                    connection.reset();
-                    log().warn("inbox pruning failed, will try again: {}", first_line(e.what()));
-                }
-            });
-    }
-}
-
+// The runtime's half of /readyz; Health adds its database probe.
 std::string Runtime::not_ready_reason() const {
     if (state_ == State::kStarting) return "starting";
     if (state_ != State::kRunning) return "shutting down";
     if (!broker_) return "not connected to the broker (reconnecting)";
     if (paused_) return "consumption paused: Postgres unreachable";
-    if (!database_probe_ok_) return "Postgres unreachable: " + database_probe_error_;
     return {};
-}
-
-HttpResponse Runtime::serve(const std::string& method, const std::string& path) {
-    if (method != "GET" && method != "HEAD") return {.status = 405, .content_type = "text/plain", .body = "GET only\n"};
-    if (path == "/metrics") {
-        return {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8", .body = telemetry_.render()};
-    }
-    if (path == "/healthz") {
-        // Answered by the loop thread itself: a reply proves the loop turns.
-        return {.status = 200, .content_type = "application/json", .body = R"({"status":"ok"})"};
-    }
-    if (path == "/readyz") {
-        const std::string reason = not_ready_reason();
-        if (reason.empty()) return {.status = 200, .content_type = "application/json", .body = R"({"ready":true})"};
-        return {.status = 503,
-                .content_type = "application/json",
-                .body = nlohmann::json{{"ready", false}, {"reason", reason}}.dump()};
-    }
-    return {.status = 404, .content_type = "text/plain", .body = "not found; try /metrics, /healthz or /readyz\n"};
 }
 
 void Runtime::on_database_reachable(bool reachable) {
@@ -800,7 +566,7 @@ void Runtime::pause_consuming() {
     try {
         for (const auto& [tag, index] : broker_->handler_by_consumer_tag) broker_->consumer->cancel(tag);
         for (const Job& job : pool_->take_pending()) {
-            if (job.generation == generation_) release(job.delivery_tag);
+            if (job.generation == generation_) settlement_.release(job.delivery_tag);
         }
     } catch (const std::exception& e) {
         lose_broker(e);
@@ -829,18 +595,16 @@ void Runtime::resume_consuming() {
 void Runtime::lose_broker(const std::exception& error) {
     if (!broker_ || state_ == State::kClosed) return;
     log().error("lost the broker connection: {}; {} deliveries in flight go back to the queue; reconnecting",
-                first_line(error.what()), in_flight_.size());
+                first_line(error.what()), settlement_.size());
     // Everything tied to the old connection is void: its delivery tags mean
     // nothing on a new channel, so late outcomes are dropped by generation.
     ++generation_;
     consumer_watch_.reset();
     publisher_watch_.reset();
+    settlement_.forget_all();  // first: the failed confirms below then find nothing to release
     auto lost = std::move(broker_);
     lost->publisher->fail_all("the broker connection was lost");
     lost.reset();
-    in_flight_.clear();
-    for (std::size_t h = 0; h < in_flight_per_handler_.size(); ++h)
-        telemetry_.in_flight(h, in_flight_per_handler_[h] = 0);
     (void)pool_->take_pending();
     if (state_ == State::kDraining) {
         finish();
@@ -901,7 +665,7 @@ void Runtime::begin_shutdown() {
             for (const auto& [consumer_tag, index] : broker_->handler_by_consumer_tag)
                 broker_->consumer->cancel(consumer_tag);
             for (const Job& job : pool_->take_pending()) {
-                if (job.generation == generation_) release(job.delivery_tag);
+                if (job.generation == generation_) settlement_.release(job.delivery_tag);
             }
         } catch (const std::exception& e) {
             lose_broker(e);
@@ -910,7 +674,7 @@ void Runtime::begin_shutdown() {
     }
     shutdown_deadline_ = std::chrono::steady_clock::now() + options_.shutdown_grace;
     grace_.start(options_.shutdown_grace, milliseconds(0), [this] {
-        log().warn("shutdown grace period over: {} deliveries still in flight return to the queue", in_flight_.size());
+        log().warn("shutdown grace period over: {} deliveries still in flight return to the queue", settlement_.size());
         grace_over();
         finish();
     });
@@ -918,7 +682,7 @@ void Runtime::begin_shutdown() {
 }
 
 void Runtime::finish_if_drained() {
-    if (state_ == State::kDraining && (in_flight_.empty() || !broker_)) finish();
+    if (state_ == State::kDraining && (settlement_.empty() || !broker_)) finish();
 }
 
 void Runtime::finish() {
@@ -928,10 +692,11 @@ void Runtime::finish() {
     grace_.stop();
     reconnect_timer_.stop();
     signals_.reset();
-    http_.reset();
+    if (health_) health_->stop_serving();
     // libuv must stop polling a socket before its descriptor is closed.
     consumer_watch_.reset();
     publisher_watch_.reset();
+    settlement_.close();
     if (broker_) {
         broker_->publisher->fail_all("the worker is shutting down");
         broker_->consumer->close();

@@ -17,37 +17,16 @@
 
 #include "amqp/broker_session.hpp"
 #include "core/exit_watchdog.hpp"
+#include "core/registered_handler.hpp"
+#include "core/settlement.hpp"
 #include "core/worker_pool.hpp"
 #include "inbox/process_delivery.hpp"
+#include "inbox/retention.hpp"
 #include "loop/event_loop.hpp"
-#include "loop/periodic_task.hpp"
-#include "ops/http_server.hpp"
+#include "ops/health.hpp"
 #include "ops/telemetry.hpp"
 
 namespace idemq::detail {
-
-struct RegisteredHandler {
-    Route route;
-    // For a batch handler, an adapter that hands it single messages (the
-    // per-message path a failed batch falls back to); `batch` is the handler.
-    std::unique_ptr<Handler> handler;
-    BatchHandler* batch = nullptr;
-    BatchOptions batch_options{};
-};
-
-// Runs a BatchHandler on one message at a time.
-class SingleMessageBatch final : public Handler {
-public:
-    explicit SingleMessageBatch(std::unique_ptr<BatchHandler> batch) : batch_(std::move(batch)) {}
-    void handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) override;
-    [[nodiscard]] std::string idempotency_key(const Message& message) const override {
-        return batch_->idempotency_key(message);
-    }
-    [[nodiscard]] BatchHandler& batch() noexcept { return *batch_; }
-
-private:
-    std::unique_ptr<BatchHandler> batch_;
-};
 
 // Fault points for the crash tests only, from IDEMQ_TEST_* variables.
 struct FaultPoints {
@@ -79,17 +58,6 @@ public:
 private:
     enum class State { kStarting, kRunning, kDraining, kClosed };
 
-    // A delivery between receipt and ack, kept on the loop thread so the
-    // original can be republished unchanged.
-    struct InFlight {
-        std::size_t handler_index = 0;
-        std::shared_ptr<const Message> message;
-        OwnedProperties properties;
-        std::chrono::steady_clock::time_point received_at;
-        bool reported_slow = false;
-    };
-
-    void check_database() const;
     [[nodiscard]] std::vector<Route> routes() const;
     void attach(std::unique_ptr<BrokerSession> session);
     void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
@@ -102,18 +70,8 @@ private:
     void drain_publisher() noexcept;
     void on_delivery(Delivery delivery);
     void complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome);
-    void dead_letter(std::uint64_t tag, const Outcome& outcome);
-    void retry_later(std::uint64_t tag, const Outcome& outcome);
-    void delay_again(std::uint64_t tag, std::chrono::milliseconds remaining);
-    void publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key, OwnedProperties properties,
-                          std::string what, std::function<void()> on_confirmed);
-    void ack(std::uint64_t tag);
-    void release(std::uint64_t tag);
     void on_tick();
-    void start_observability();
-    [[nodiscard]] HttpResponse serve(const std::string& method, const std::string& path);
     [[nodiscard]] std::string not_ready_reason() const;
-    void forget(std::unordered_map<std::uint64_t, InFlight>::iterator entry);
     void on_signal(int signum);
     void on_database_reachable(bool reachable);
     void pause_consuming();
@@ -143,6 +101,7 @@ private:
     std::vector<std::chrono::milliseconds> tiers_;
 
     EventLoop loop_;
+    Settlement settlement_;
     std::unique_ptr<BrokerSession> broker_;
     std::unique_ptr<SocketWatcher> consumer_watch_;
     std::unique_ptr<SocketWatcher> publisher_watch_;
@@ -154,17 +113,12 @@ private:
     std::uint64_t generation_ = 1;
     std::uint64_t consume_round_ = 0;
     std::chrono::milliseconds reconnect_backoff_{0};
-    std::unordered_map<std::uint64_t, InFlight> in_flight_;
     State state_ = State::kStarting;
     int database_down_threads_ = 0;
     bool paused_ = false;
-    bool database_probe_ok_ = true;
-    std::string database_probe_error_;
-    std::vector<int> in_flight_per_handler_;
-    std::unique_ptr<HttpServer> http_;
+    std::unique_ptr<Health> health_;
     std::atomic<int> metrics_port_{0};
-    std::unique_ptr<PeriodicTask> database_probe_;
-    std::unique_ptr<PeriodicTask> pruner_;
+    std::unique_ptr<InboxPruner> pruner_;
     std::mt19937_64 random_{std::random_device{}()};
     std::optional<std::chrono::steady_clock::time_point> shutdown_deadline_;
     bool grace_expired_ = false;

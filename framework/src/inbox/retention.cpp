@@ -5,6 +5,9 @@
 
 #include <thread>
 
+#include "common/log.hpp"
+#include "common/text.hpp"
+#include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
@@ -12,10 +15,8 @@ namespace idemq::detail {
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
                         std::size_t batch, std::chrono::milliseconds pause, const std::atomic<bool>* stopping) {
     const std::string quoted = quote_identifier(schema);
-    // Batches of ctids, keys sorted: the received_at index finds candidates,
-    // and no more than `batch` rows are scanned or locked at once.
-    // ctid batches use the received_at index to find candidates and never
-    // scan or lock more than `batch` rows at once.
+    // Batches of ctids: the received_at index finds candidates, and no more
+    // than `batch` rows are scanned or locked at once.
     const std::string inbox_sql = fmt::format(
         "DELETE FROM {0}.inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM {0}.inbox "
         "WHERE received_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",
@@ -38,5 +39,21 @@ std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, s
     tx.commit();
     return deleted;
 }
+
+InboxPruner::InboxPruner(const WorkerOptions& options)
+    : task_(options.inbox_prune_interval,
+            [&options, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>& stopping) mutable {
+                try {
+                    if (!connection) connection = open_database(options.database_url, "idemq inbox pruner");
+                    const std::size_t deleted = prune_inbox(*connection, options.schema, options.inbox_retention, 1000,
+                                                            std::chrono::milliseconds(20), &stopping);
+                    if (deleted > 0) {
+                        log().info("pruned {} inbox rows older than {} s", deleted, options.inbox_retention.count());
+                    }
+                } catch (const std::exception& e) {
+                    connection.reset();
+                    log().warn("inbox pruning failed, will try again: {}", first_line(e.what()));
+                }
+            }) {}
 
 }  // namespace idemq::detail

@@ -1,11 +1,15 @@
 #pragma once
 
+#include <idemq/options.hpp>
+
 #include <pqxx/connection>
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <string_view>
+
+#include "loop/periodic_task.hpp"
 
 namespace idemq::detail {
 
@@ -17,5 +21,16 @@ namespace idemq::detail {
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
                         std::size_t batch, std::chrono::milliseconds pause,
                         const std::atomic<bool>* stopping = nullptr);
+
+// The worker's own pruning (IDEMQ_INBOX_PRUNE_INTERVAL): prune_inbox every
+// interval on a thread of its own, with a connection of its own, until
+// destroyed. Failures are logged and tried again next time.
+class InboxPruner final {
+public:
+    explicit InboxPruner(const WorkerOptions& options);
+
+private:
+    PeriodicTask task_;
+};
 
 }  // namespace idemq::detail

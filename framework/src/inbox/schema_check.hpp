@@ -1,0 +1,12 @@
+#pragma once
+
+#include <string>
+
+namespace idemq::detail {
+
+// Refuses to start a worker against a database without idemq's tables, or
+// with tables older than this binary's SQL needs: throws Error telling the
+// operator to run the migrate command (or that Postgres cannot be reached).
+void check_schema(const std::string& database_url, const std::string& schema);
+
+}  // namespace idemq::detail
