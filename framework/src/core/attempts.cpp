@@ -12,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "core/outage_backoff.hpp"
 #include "core/retry_schedule.hpp"
 #include "core/runtime.hpp"
 
@@ -19,17 +20,6 @@ namespace idemq::detail {
 namespace {
 
 using std::chrono::milliseconds;
-
-// Sleeps up to `duration`; false as soon as `stopping` is set.
-bool sleep_unless_stopping(std::chrono::steady_clock::duration duration, const std::atomic<bool>& stopping) {
-    const auto wake = std::chrono::steady_clock::now() + duration;
-    while (std::chrono::steady_clock::now() < wake) {
-        if (stopping.load()) return false;
-        std::this_thread::sleep_for(
-            std::min<std::chrono::steady_clock::duration>(milliseconds(20), wake - std::chrono::steady_clock::now()));
-    }
-    return !stopping.load();
-}
 
 std::string now_text() { return format_time(std::chrono::system_clock::now()); }
 
@@ -154,12 +144,7 @@ private:
         return std::nullopt;
     }
 
-    // A server that accepts connections but breaks each one must not be
-    // hammered, and must not hold up a shutdown.
-    bool pause_after_loss() {
-        losses_ = std::min(losses_ + 1, 20);
-        return sleep_unless_stopping(milliseconds(100) * losses_, stopping_);
-    }
+    bool pause_after_loss() { return backoff_.wait(); }
 
     // Counts this delivery in the crash-loop table; a delivery whose earlier
     // marked deliveries died `crash_loop_limit` times is dead-lettered. A
@@ -234,7 +219,7 @@ private:
     std::string first_failure_at_;
     std::string key_;
     std::string mark_;  // the fingerprint while this delivery is marked
-    int losses_ = 0;
+    OutageBackoff backoff_{stopping_};
 };
 
 }  // namespace

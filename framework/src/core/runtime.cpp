@@ -16,6 +16,8 @@
 #include "amqp/topology.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "core/batch_runner.hpp"
+#include "core/intake.hpp"
 #include "core/retry_schedule.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/retention.hpp"
@@ -30,8 +32,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kTickInterval{250};
 constexpr milliseconds kReconnectFirst{200};
 constexpr milliseconds kReconnectMax{30'000};
-// A delayed message this close to its time is handled rather than sent round again.
-constexpr milliseconds kEarlySlack{50};
 
 std::string env_or_empty(const char* name) {
     const char* value = std::getenv(name);
@@ -247,114 +247,14 @@ void Runtime::post_outcome(const Job& job, Outcome outcome) {
     });
 }
 
-// Handler thread: several deliveries of one batch handler in one
-// transaction. A failure other than a database outage splits the batch, so
-// one bad message cannot hold back the others and follows its own retry or
-// dead-letter path.
+// Handler thread.
 void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    RegisteredHandler& registered = handlers_[jobs.front().handler_index];
-    const std::string& name = registered.route.handler;
-    std::vector<BatchItem> items;
-    std::vector<std::size_t> members;  // jobs in the batch transaction, by position in `items`
-    std::vector<std::size_t> alone;    // jobs handled one by one afterwards
-    std::unordered_set<std::string> keys;
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        auto key_or_outcome = resolve_key(*registered.handler, *jobs[i].message);
-        auto* key = std::get_if<std::string>(&key_or_outcome);
-        // A key seen twice in one batch: the second waits until the first
-        // committed (then it is a duplicate) or failed.
-        if (key == nullptr || !keys.insert(*key).second) {
-            alone.push_back(i);
-            continue;
-        }
-        items.push_back({.message = jobs[i].message.get(), .key = std::move(*key)});
-        members.push_back(i);
-    }
-    // A failing batch is split in halves and each half tried again, down to
-    // single messages, which take the per-message path (retries, DLQ).
-    std::vector<std::pair<std::size_t, std::size_t>> ranges;
-    if (!items.empty()) ranges.emplace_back(0, items.size());
-    while (!ranges.empty()) {
-        const auto [begin, end] = ranges.back();
-        ranges.pop_back();
-        if (end - begin == 1) {
-            alone.push_back(members[begin]);
-            continue;
-        }
-        const std::vector<BatchItem> part(items.begin() + static_cast<std::ptrdiff_t>(begin),
-                                          items.begin() + static_cast<std::ptrdiff_t>(end));
-        const auto started = std::chrono::steady_clock::now();
-        std::vector<Outcome> outcomes;
-        bool failed = false;
-        // A batch that keeps breaking its connection while Postgres stays
-        // reachable holds a message that does, and is split.
-        session.forget_losses();
-        for (int lost = 0;;) {
-            pqxx::connection* connection = session.get(stopping);
-            if (connection != nullptr && session.losses_while_reachable() >= kConnectionKillLimit) {
-                log().info("handler={}: a batch of {} broke its Postgres connection {} times; splitting it", name,
-                           part.size(), session.losses_while_reachable());
-                session.forget_losses();
-                failed = true;
-                break;
-            }
-            if (connection == nullptr) {
-                // Shutting down during an outage: give back everything not settled.
-                for (std::size_t k = begin; k < end; ++k) alone.push_back(members[k]);
-                for (const auto& [b, e] : ranges) {
-                    for (std::size_t k = b; k < e; ++k) alone.push_back(members[k]);
-                }
-                for (const std::size_t k : alone) post_outcome(jobs[k], {.kind = OutcomeKind::kRelease});
-                return;
-            }
-            try {
-                outcomes = process_batch(*connection, *registered.batch, name, part);
-                break;
-            } catch (const pqxx::in_doubt_error&) {
-                // The inbox settles it: the batch runs again and finds what committed.
-                telemetry_.in_doubt(jobs.front().handler_index);
-                session.discard();
-            } catch (const pqxx::broken_connection&) {
-                session.discard();
-            } catch (const std::exception& e) {
-                if (connection->is_open()) {
-                    log().info("handler={}: a batch of {} failed ({}: {}); splitting it", name, part.size(),
-                               exception_type_name(e), first_line(e.what()));
-                    failed = true;
-                    break;
-                }
-                session.discard();
-            } catch (...) {
-                failed = true;
-                break;
-            }
-            lost = std::min(lost + 1, 20);
-            std::this_thread::sleep_for(milliseconds(100) * lost);
-        }
-        if (failed) {
-            const std::size_t middle = begin + (end - begin) / 2;
-            ranges.emplace_back(middle, end);
-            ranges.emplace_back(begin, middle);
-            continue;
-        }
-        telemetry_.batch_committed(jobs.front().handler_index, part.size());
-        const double share = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() /
-                             static_cast<double>(part.size());
-        for (std::size_t k = begin; k < end; ++k) {
-            const Job& job = jobs[members[k]];
-            Outcome& outcome = outcomes[k - begin];
-            if (outcome.kind == OutcomeKind::kProcessed) telemetry_.processed(job.handler_index, share);
-            if (outcome.kind == OutcomeKind::kDeadLetter) {
-                const std::string now = format_time(std::chrono::system_clock::now());
-                outcome.attempt = job.message->attempt();
-                outcome.first_failure_at = now;
-                outcome.last_failure_at = now;
-            }
-            post_outcome(job, std::move(outcome));
-        }
-    }
-    std::sort(alone.begin(), alone.end());
-    for (const std::size_t i : alone) run_job(jobs[i], session, stopping);
+    detail::run_batch(jobs, {.registered = handlers_[jobs.front().handler_index],
+                             .telemetry = telemetry_,
+                             .session = session,
+                             .stopping = stopping,
+                             .post = [this](const Job& job, Outcome outcome) { post_outcome(job, std::move(outcome)); },
+                             .run_alone = [&](Job& job) { run_job(job, session, stopping); }});
 }
 
 void Runtime::drain_consumer() noexcept {
@@ -387,48 +287,6 @@ void Runtime::drain_publisher() noexcept {
     }
 }
 
-namespace {
-
-// A not-before this much beyond a route's longest delayed retry was not
-// written by idemq (or by a clock far off): it is handled now.
-constexpr milliseconds kNotBeforeSlack{60'000};
-
-// The Message a delivery stands for. Everything that reads its properties
-// comes first, so when it throws the body is still in the delivery.
-std::shared_ptr<const Message> message_of(Delivery& delivery, const Route& route) {
-    const OwnedProperties& props = delivery.properties;
-    // A crafted attempt count is kept within what the route can reach: a
-    // huge one means the last attempt, a negative one the first.
-    const std::int64_t max_attempts = std::max(1, route.retry.max_attempts());
-    const int attempt =
-        static_cast<int>(std::clamp<std::int64_t>(props.int_header(header::kAttempt).value_or(1), 1, max_attempts));
-    Headers headers = props.headers_as_text();
-    // A retried message comes back from a delay tier through the default
-    // exchange; the handler still sees where it was first published. On a
-    // message published to a real exchange these headers are someone
-    // else's claim and are not believed.
-    const bool via_default_exchange = delivery.exchange.empty();
-    const auto original = [&](std::string_view name, const std::string& fallback) {
-        const auto it = headers.find(name);
-        return via_default_exchange && it != headers.end() ? it->second : fallback;
-    };
-    std::string exchange = original(header::kOriginalExchange, delivery.exchange);
-    std::string routing_key = original(header::kOriginalRoutingKey, delivery.routing_key);
-    Message::Fields fields{.body = {},
-                           .message_id = props.message_id(),
-                           .correlation_id = props.correlation_id(),
-                           .content_type = props.content_type(),
-                           .headers = std::move(headers),
-                           .exchange = std::move(exchange),
-                           .routing_key = std::move(routing_key),
-                           .redelivered = delivery.redelivered,
-                           .attempt = attempt};
-    fields.body = std::move(delivery.body);
-    return std::make_shared<const Message>(std::move(fields));
-}
-
-}  // namespace
-
 void Runtime::on_delivery(Delivery delivery) {
     const auto handler = broker_->handler_by_consumer_tag.find(delivery.consumer_tag);
     if (handler == broker_->handler_by_consumer_tag.end()) {
@@ -443,55 +301,20 @@ void Runtime::on_delivery(Delivery delivery) {
     }
     const RegisteredHandler& registered = handlers_[handler->second];
     const std::uint64_t tag = delivery.delivery_tag;
-    // Nothing in a message's content may escape from here: that would look
-    // like a lost connection and bring the message straight back. What cannot
-    // become a Message is a failure of that message.
-    std::shared_ptr<const Message> message;
-    std::optional<std::int64_t> not_before;
-    std::optional<Failure> malformed;
-    try {
-        message = message_of(delivery, registered.route);
-        not_before = delivery.properties.int_header(header::kNotBefore);
-    } catch (const std::exception& e) {
-        malformed = Failure{.reason = std::string(reason::kMalformedMessage),
-                            .error = fmt::format("the delivery cannot be read as a message: {}", e.what()),
-                            .error_type = exception_type_name(e)};
-        message = std::make_shared<const Message>(Message::Fields{.body = std::move(delivery.body),
-                                                                  .exchange = delivery.exchange,
-                                                                  .routing_key = delivery.routing_key,
-                                                                  .redelivered = delivery.redelivered});
-    }
+    Admission admission = admit_delivery(delivery, registered.route, tiers_, options_.max_body_bytes, now_ms());
+    std::shared_ptr<const Message> message = std::move(admission.message);
     settlement_.admit(tag, handler->second, message, std::move(delivery.properties));
-    const auto refuse = [&](Failure failure) {
+    if (admission.refusal) {
         const std::string now = format_time(std::chrono::system_clock::now());
         settlement_.dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
-                                      .failure = std::move(failure),
+                                      .failure = std::move(*admission.refusal),
                                       .attempt = message->attempt(),
                                       .first_failure_at = now,
                                       .last_failure_at = now});
-    };
-    if (malformed) {
-        refuse(std::move(*malformed));
         return;
     }
-    // A delayed retry that came back early goes round again, but never for
-    // longer than the route's own longest delay: a farther not-before was
-    // not written by idemq.
-    const RetryPolicy& retry = registered.route.retry;
-    const milliseconds longest = retry.delayed_retries > 0 ? retry.delayed_cap : milliseconds(0);
-    const std::int64_t now = now_ms();
-    if (not_before && !tiers_.empty() && longest.count() > 0 && *not_before > now) {
-        const milliseconds remaining(*not_before - now);
-        if (remaining > kEarlySlack && remaining <= longest + kNotBeforeSlack) {
-            settlement_.delay_again(tag, remaining);
-            return;
-        }
-    }
-    if (message->body().size() > options_.max_body_bytes) {
-        refuse({.reason = std::string(reason::kTooLarge),
-                .error = fmt::format("body is {} bytes; IDEMQ_MAX_BODY_BYTES allows {}", message->body().size(),
-                                     options_.max_body_bytes),
-                .error_type = "idemq"});
+    if (admission.delay_again) {
+        settlement_.delay_again(tag, *admission.delay_again);
         return;
     }
     // A redelivered message may follow a crash: it goes alone, through the

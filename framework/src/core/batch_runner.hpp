@@ -1,0 +1,33 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "core/registered_handler.hpp"
+#include "core/worker_pool.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/process_delivery.hpp"
+#include "ops/telemetry.hpp"
+
+namespace idemq::detail {
+
+// What a batch needs from the worker running it.
+struct BatchRun {
+    RegisteredHandler& registered;
+    Telemetry& telemetry;
+    DatabaseSession& session;
+    const std::atomic<bool>& stopping;
+    std::function<void(const Job&, Outcome)> post;  // hands one delivery's outcome to the loop
+    std::function<void(Job&)> run_alone;            // the per-message path: attempts, retries, DLQ
+};
+
+// Handler thread: several deliveries of one batch handler in one
+// transaction. A failure other than a database outage splits the batch in
+// halves, down to single messages, which take the per-message path: one bad
+// message cannot hold back the others, and follows its own retry or
+// dead-letter path. A database outage is waited out; a batch that keeps
+// breaking its connection while Postgres stays reachable is split too.
+void run_batch(std::vector<Job>& jobs, const BatchRun& run);
+
+}  // namespace idemq::detail
