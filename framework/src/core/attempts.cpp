@@ -1,6 +1,8 @@
 // One delivery on a handler thread: the crash-loop mark, the key, each
 // attempt in its own transaction, immediate retries, and the decision what
 // follows. Database outages are waited out here, never charged.
+#include "core/attempts.hpp"
+
 #include <idemq/errors.hpp>
 
 #include <fmt/format.h>
@@ -14,7 +16,6 @@
 #include "common/text.hpp"
 #include "core/outage_backoff.hpp"
 #include "core/retry_schedule.hpp"
-#include "core/runtime.hpp"
 
 namespace idemq::detail {
 namespace {
@@ -50,7 +51,7 @@ public:
         if (message_->redelivered()) {
             if (auto stop = set_mark()) return leave(std::move(*stop));
         }
-        abort_if(faults_.abort_in_key, "IDEMQ_TEST_ABORT_IN_KEY", 0);
+        faults_.at(FaultPoint::kInKey, *message_);
         auto key_or_outcome = resolve_key(*registered_.handler, *message_);
         if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) return leave(std::move(*outcome));
         key_ = std::get<std::string>(std::move(key_or_outcome));
@@ -94,15 +95,6 @@ public:
     }
 
 private:
-    // A fault point of the crash tests.
-    void abort_if(const std::string& message_id, std::string_view variable, int only_attempt) const {
-        if (message_id.empty() || message_->message_id() != message_id) return;
-        if (only_attempt != 0 && message_->attempt() != only_attempt) return;
-        log().critical("{}: aborting on attempt {} of {}", variable, message_->attempt(), message_id);
-        log().flush();
-        std::abort();
-    }
-
     static std::mt19937_64& random() {
         thread_local std::mt19937_64 generator{std::random_device{}()};
         return generator;
@@ -126,7 +118,7 @@ private:
                                        .error_type = "idemq"},
                            .attempt = message_->attempt()};
         }
-        abort_if(faults_.abort_in_handler, "IDEMQ_TEST_ABORT_IN_HANDLER", faults_.abort_on_attempt);
+        faults_.at(FaultPoint::kInHandler, *message_);
         Outcome outcome = process_delivery(*connection, *registered_.handler, name_, *message_, key_,
                                            policy_.unknown_errors_are_permanent, mark_);
         outcome.attempt = message_->attempt();
@@ -224,9 +216,30 @@ private:
 
 }  // namespace
 
-Outcome Runtime::handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    DeliveryAttempts attempts(handlers_[job.handler_index], options_, faults_, telemetry_, job, session, stopping);
-    return attempts.run();
+Outcome handle_delivery(const Job& job, const AttemptContext& context) {
+    const MessageTags tags = tags_for(context.registered.route.handler, *job.message);
+    const auto started = std::chrono::steady_clock::now();
+    Outcome outcome;
+    try {
+        outcome = DeliveryAttempts(context.registered, context.options, context.faults, context.telemetry, job,
+                                   context.session, context.stopping)
+                      .run();
+    } catch (const std::exception& e) {
+        // Not a message failure (the schema vanished, say): give it back and
+        // let the operator see why.
+        log_message(spdlog::level::err, tags, "{}; the delivery goes back to the queue", e.what());
+        outcome = {.kind = OutcomeKind::kRelease};
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    } catch (...) {
+        log_message(spdlog::level::err, tags, "a non-standard exception escaped; the delivery goes back to the queue");
+        outcome = {.kind = OutcomeKind::kRelease};
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    if (outcome.kind == OutcomeKind::kProcessed) {
+        context.telemetry.processed(job.handler_index,
+                                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+    return outcome;
 }
 
 }  // namespace idemq::detail

@@ -16,6 +16,7 @@
 #include "amqp/topology.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "core/attempts.hpp"
 #include "core/batch_runner.hpp"
 #include "core/intake.hpp"
 #include "core/retry_schedule.hpp"
@@ -32,11 +33,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kTickInterval{250};
 constexpr milliseconds kReconnectFirst{200};
 constexpr milliseconds kReconnectMax{30'000};
-
-std::string env_or_empty(const char* name) {
-    const char* value = std::getenv(name);
-    return value != nullptr ? value : "";
-}
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -65,10 +61,7 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
     : options_(options),
       handlers_(handlers),
       telemetry_(telemetry),
-      faults_{.crash_after_commit = env_or_empty("IDEMQ_TEST_CRASH_AFTER_COMMIT"),
-              .abort_in_handler = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER"),
-              .abort_on_attempt = std::atoi(env_or_empty("IDEMQ_TEST_ABORT_ON_ATTEMPT").c_str()),
-              .abort_in_key = env_or_empty("IDEMQ_TEST_ABORT_IN_KEY")},
+      faults_(FaultPoints::from_environment()),
       settlement_(handlers_, tiers_, telemetry_, [this] { finish_if_drained(); }),
       tick_(loop_),
       grace_(loop_),
@@ -210,38 +203,17 @@ void Runtime::attach(std::unique_ptr<BrokerSession> session) {
 
 // Handler thread.
 void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    const MessageTags tags = tags_for(handlers_[job.handler_index].route.handler, *job.message);
-    const auto started = std::chrono::steady_clock::now();
-    Outcome outcome;
-    try {
-        outcome = handle_with_retries(job, session, stopping);
-    } catch (const std::exception& e) {
-        // Not a message failure (the schema vanished, say): give it back and
-        // let the operator see why.
-        log_message(spdlog::level::err, tags, "{}; the delivery goes back to the queue", e.what());
-        outcome = {.kind = OutcomeKind::kRelease};
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-    } catch (...) {
-        log_message(spdlog::level::err, tags, "a non-standard exception escaped; the delivery goes back to the queue");
-        outcome = {.kind = OutcomeKind::kRelease};
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
-    if (outcome.kind == OutcomeKind::kProcessed) {
-        telemetry_.processed(job.handler_index,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    }
-    post_outcome(job, std::move(outcome));
+    post_outcome(job, handle_delivery(job, {.registered = handlers_[job.handler_index],
+                                            .options = options_,
+                                            .faults = faults_,
+                                            .telemetry = telemetry_,
+                                            .session = session,
+                                            .stopping = stopping}));
 }
 
 // Handler thread.
 void Runtime::post_outcome(const Job& job, Outcome outcome) {
-    if (outcome.kind == OutcomeKind::kProcessed && !faults_.crash_after_commit.empty() &&
-        job.message->message_id() == faults_.crash_after_commit) {
-        log().critical("IDEMQ_TEST_CRASH_AFTER_COMMIT: killing the process after COMMIT of {}",
-                       faults_.crash_after_commit);
-        log().flush();
-        std::raise(SIGKILL);
-    }
+    if (outcome.kind == OutcomeKind::kProcessed) faults_.at(FaultPoint::kAfterCommit, *job.message);
     loop_.post([this, tag = job.delivery_tag, generation = job.generation, outcome = std::move(outcome)]() mutable {
         complete(tag, generation, std::move(outcome));
     });

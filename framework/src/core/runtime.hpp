@@ -17,6 +17,7 @@
 
 #include "amqp/broker_session.hpp"
 #include "core/exit_watchdog.hpp"
+#include "core/fault_points.hpp"
 #include "core/registered_handler.hpp"
 #include "core/settlement.hpp"
 #include "core/worker_pool.hpp"
@@ -27,14 +28,6 @@
 #include "ops/telemetry.hpp"
 
 namespace idemq::detail {
-
-// Fault points for the crash tests only, from IDEMQ_TEST_* variables.
-struct FaultPoints {
-    std::string crash_after_commit;  // message id: SIGKILL after its COMMIT
-    std::string abort_in_handler;    // message id: abort() while handling it
-    int abort_on_attempt = 0;        // with abort_in_handler: only on this attempt (0: every attempt)
-    std::string abort_in_key;        // message id: abort() where its key is computed
-};
 
 // One run of a worker: the event loop with its broker session (consume and
 // publish connections), the handler threads, and every delivery between
@@ -63,7 +56,6 @@ private:
     void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
     void run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping);
     void post_outcome(const Job& job, Outcome outcome);
-    [[nodiscard]] Outcome handle_with_retries(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
 
     // Loop thread.
     void drain_consumer() noexcept;

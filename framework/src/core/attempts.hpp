@@ -1,0 +1,34 @@
+#pragma once
+
+#include <idemq/options.hpp>
+
+#include <atomic>
+
+#include "core/fault_points.hpp"
+#include "core/registered_handler.hpp"
+#include "core/worker_pool.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/process_delivery.hpp"
+#include "ops/telemetry.hpp"
+
+namespace idemq::detail {
+
+// What the attempts of one delivery need from the worker.
+struct AttemptContext {
+    const RegisteredHandler& registered;
+    const WorkerOptions& options;
+    const FaultPoints& faults;
+    Telemetry& telemetry;
+    DatabaseSession& session;
+    const std::atomic<bool>& stopping;
+};
+
+// Handler thread: one delivery from its key to its outcome. The crash-loop
+// guard marks a redelivered delivery before any user code runs on it; each
+// attempt runs in its own transaction (inbox/process_delivery); failures are
+// retried at once as the route says, then handed on as a delayed retry or a
+// dead letter; a lost Postgres connection is waited out and never charged;
+// a stop gives the delivery back. Never throws.
+[[nodiscard]] Outcome handle_delivery(const Job& job, const AttemptContext& context);
+
+}  // namespace idemq::detail
