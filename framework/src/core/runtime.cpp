@@ -31,8 +31,6 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kTickInterval{250};
-constexpr milliseconds kReconnectFirst{200};
-constexpr milliseconds kReconnectMax{30'000};
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -65,7 +63,13 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
       settlement_(handlers_, tiers_, telemetry_, [this] { finish_if_drained(); }),
       tick_(loop_),
       grace_(loop_),
-      reconnect_timer_(loop_) {
+      link_(loop_, options_, routes(), tiers_,
+            {.delivery = [this](Delivery delivery) { on_delivery(std::move(delivery)); },
+             .attached = [this](BrokerSession& session, std::uint64_t generation,
+                                bool reconnected) { on_attached(session, generation, reconnected); },
+             .lost = [this](const std::exception& error) { lose_broker(error); },
+             .wanted = [this] { return state_ == State::kRunning; },
+             .idle = [this] { finish_if_drained(); }}) {
     milliseconds longest{0};
     for (const auto& registered : handlers_) {
         if (registered.route.retry.delayed_retries > 0) longest = std::max(longest, registered.route.retry.delayed_cap);
@@ -76,7 +80,7 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
 Runtime::~Runtime() {
     pruner_.reset();
     health_.reset();
-    if (connector_.joinable()) connector_.join();
+    link_.join();
     if (pool_) pool_->stop();
 }
 
@@ -113,7 +117,7 @@ void Runtime::run() {
         });
     // A broker that cannot be reached at start is a configuration problem
     // more often than an outage: fail fast and let the supervisor retry.
-    attach(open_broker_session(options_, routes(), tiers_, generation_));
+    link_.connect();
     tick_.start(kTickInterval, kTickInterval, [this] { on_tick(); });
     if (options_.handle_signals) {
         signals_ = std::make_unique<SignalWatcher>(loop_, std::vector<int>{SIGINT, SIGTERM},
@@ -131,7 +135,7 @@ void Runtime::run() {
                    registered.route.retry.max_attempts());
     }
     loop_.run();
-    if (connector_.joinable()) connector_.join();
+    link_.join();
     stop_handlers();
 }
 
@@ -187,18 +191,12 @@ void Runtime::grace_over() {
     });
 }
 
-void Runtime::attach(std::unique_ptr<BrokerSession> session) {
-    broker_ = std::move(session);
-    settlement_.attach(*broker_, generation_);
-    consumer_watch_ = std::make_unique<SocketWatcher>(loop_, broker_->consumer->fd(), [this] { drain_consumer(); });
-    publisher_watch_ =
-        std::make_unique<SocketWatcher>(loop_, broker_->publisher_connection->fd(), [this] { drain_publisher(); });
-    // Deliveries that arrived while basic.consume was answered wait in
-    // rabbitmq-c's queue, not on the socket: the socket watcher won't see them.
-    loop_.post([this] {
-        drain_consumer();
-        drain_publisher();
-    });
+void Runtime::on_attached(BrokerSession& session, std::uint64_t generation, bool reconnected) {
+    settlement_.attach(session, generation);
+    if (!reconnected) return;
+    telemetry_.reconnected("broker");
+    log().info("reconnected to the broker; consuming again");
+    if (paused_) pause_consuming();
 }
 
 // Handler thread.
@@ -229,45 +227,16 @@ void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const 
                              .run_alone = [&](Job& job) { run_job(job, session, stopping); }});
 }
 
-void Runtime::drain_consumer() noexcept {
-    try {
-        while (broker_ && state_ != State::kClosed) {
-            auto event = broker_->consumer->poll_event();
-            if (!event) return;
-            if (auto* delivery = std::get_if<Delivery>(&*event)) {
-                on_delivery(std::move(*delivery));
-            } else if (auto* cancelled = std::get_if<ConsumerCancelled>(&*event); cancelled && cancelled->by_broker) {
-                throw BrokerError(
-                    fmt::format("the broker cancelled consumer '{}' (was its queue deleted?)", cancelled->consumer_tag),
-                    false);
-            }
-        }
-    } catch (const std::exception& e) {
-        lose_broker(e);
-    }
-}
-
-void Runtime::drain_publisher() noexcept {
-    try {
-        while (broker_ && state_ != State::kClosed) {
-            auto event = broker_->publisher_connection->poll_event();
-            if (!event) return;
-            broker_->publisher->on_event(*event);
-        }
-    } catch (const std::exception& e) {
-        lose_broker(e);
-    }
-}
-
 void Runtime::on_delivery(Delivery delivery) {
-    const auto handler = broker_->handler_by_consumer_tag.find(delivery.consumer_tag);
-    if (handler == broker_->handler_by_consumer_tag.end()) {
-        broker_->consumer->reject(delivery.delivery_tag, true);
+    BrokerSession& broker = *link_.session();
+    const auto handler = broker.handler_by_consumer_tag.find(delivery.consumer_tag);
+    if (handler == broker.handler_by_consumer_tag.end()) {
+        broker.consumer->reject(delivery.delivery_tag, true);
         return;
     }
     telemetry_.received(handler->second);
     if (state_ != State::kRunning || paused_) {
-        broker_->consumer->reject(delivery.delivery_tag, true);
+        broker.consumer->reject(delivery.delivery_tag, true);
         telemetry_.released(handler->second);
         return;
     }
@@ -293,7 +262,7 @@ void Runtime::on_delivery(Delivery delivery) {
     // crash-loop guard, never inside a batch.
     const bool batchable = registered.batch != nullptr && !message->redelivered();
     pool_->submit(Job{.delivery_tag = tag,
-                      .generation = generation_,
+                      .generation = link_.generation(),
                       .handler_index = handler->second,
                       .message = std::move(message),
                       .batch_max = batchable ? registered.batch_options.max_messages : 0,
@@ -303,7 +272,7 @@ void Runtime::on_delivery(Delivery delivery) {
 void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome) {
     // A delivery of a lost connection: the broker has requeued it already and
     // the inbox absorbs the copy if this one committed.
-    if (state_ == State::kClosed || generation != generation_ || !broker_) return;
+    if (state_ == State::kClosed || generation != link_.generation() || link_.session() == nullptr) return;
     try {
         settlement_.settle(tag, outcome);
     } catch (const std::exception& e) {
@@ -312,8 +281,7 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outc
 }
 
 void Runtime::on_tick() {
-    drain_consumer();
-    drain_publisher();
+    link_.drain();
     settlement_.warn_slow(options_.handler_warn_after);
 }
 
@@ -333,7 +301,7 @@ void Runtime::on_signal(int signum) {
 std::string Runtime::not_ready_reason() const {
     if (state_ == State::kStarting) return "starting";
     if (state_ != State::kRunning) return "shutting down";
-    if (!broker_) return "not connected to the broker (reconnecting)";
+    if (link_.session() == nullptr) return "not connected to the broker (reconnecting)";
     if (paused_) return "consumption paused: Postgres unreachable";
     return {};
 }
@@ -357,11 +325,11 @@ void Runtime::pause_consuming() {
     telemetry_.paused(true);
     telemetry_.pause_started();
     log().warn("Postgres unreachable: pausing consumption until it is back");
-    if (!broker_ || state_ != State::kRunning) return;
+    if (link_.session() == nullptr || state_ != State::kRunning) return;
     try {
-        for (const auto& [tag, index] : broker_->handler_by_consumer_tag) broker_->consumer->cancel(tag);
+        link_.cancel_consumers();
         for (const Job& job : pool_->take_pending()) {
-            if (job.generation == generation_) settlement_.release(job.delivery_tag);
+            if (job.generation == link_.generation()) settlement_.release(job.delivery_tag);
         }
     } catch (const std::exception& e) {
         lose_broker(e);
@@ -372,79 +340,28 @@ void Runtime::resume_consuming() {
     paused_ = false;
     telemetry_.paused(false);
     log().info("Postgres reachable again: resuming consumption");
-    if (!broker_ || state_ != State::kRunning) return;
+    if (link_.session() == nullptr || state_ != State::kRunning) return;
     try {
-        ++consume_round_;
-        std::map<std::string, std::size_t> tags;
-        for (std::size_t i = 0; i < handlers_.size(); ++i) {
-            const std::string tag = consumer_tag(i, generation_, consume_round_);
-            broker_->consumer->consume_async(handlers_[i].route.queue, tag);
-            tags.emplace(tag, i);
-        }
-        broker_->handler_by_consumer_tag = std::move(tags);
+        link_.start_consumers();
     } catch (const std::exception& e) {
         lose_broker(e);
     }
 }
 
 void Runtime::lose_broker(const std::exception& error) {
-    if (!broker_ || state_ == State::kClosed) return;
+    if (link_.session() == nullptr || state_ == State::kClosed) return;
     log().error("lost the broker connection: {}; {} deliveries in flight go back to the queue; reconnecting",
                 first_line(error.what()), settlement_.size());
     // Everything tied to the old connection is void: its delivery tags mean
     // nothing on a new channel, so late outcomes are dropped by generation.
-    ++generation_;
-    consumer_watch_.reset();
-    publisher_watch_.reset();
-    settlement_.forget_all();  // first: the failed confirms below then find nothing to release
-    auto lost = std::move(broker_);
-    lost->publisher->fail_all("the broker connection was lost");
-    lost.reset();
+    settlement_.forget_all();  // first: the confirms failed next then find nothing to release
+    link_.drop("the broker connection was lost");
     (void)pool_->take_pending();
     if (state_ == State::kDraining) {
         finish();
         return;
     }
-    schedule_reconnect();
-}
-
-void Runtime::schedule_reconnect() {
-    reconnect_backoff_ =
-        reconnect_backoff_.count() == 0 ? kReconnectFirst : std::min(reconnect_backoff_ * 2, kReconnectMax);
-    const milliseconds delay(std::uniform_int_distribution<std::int64_t>(reconnect_backoff_.count() / 2,
-                                                                         reconnect_backoff_.count())(random_));
-    reconnect_timer_.start(delay, milliseconds(0), [this] { start_connector(); });
-}
-
-// Connecting blocks, so it happens on a thread of its own; the finished
-// session is handed to the loop, which alone uses it from then on.
-void Runtime::start_connector() {
-    if (connector_.joinable()) connector_.join();
-    connector_ = std::thread([this, routes = routes(), generation = generation_] {
-        try {
-            auto session = open_broker_session(options_, routes, tiers_, generation);
-            loop_.post([this, session = std::shared_ptr<BrokerSession>(session.release()), generation]() mutable {
-                if (state_ != State::kRunning || generation != generation_) {
-                    finish_if_drained();
-                    return;
-                }
-                attach(std::make_unique<BrokerSession>(std::move(*session)));
-                reconnect_backoff_ = milliseconds(0);
-                telemetry_.reconnected("broker");
-                log().info("reconnected to the broker; consuming again");
-                if (paused_) pause_consuming();
-            });
-        } catch (const std::exception& e) {
-            loop_.post([this, why = first_line(e.what())] {
-                if (state_ != State::kRunning) {
-                    finish_if_drained();
-                    return;
-                }
-                log().warn("cannot reconnect to the broker yet: {}", why);
-                schedule_reconnect();
-            });
-        }
-    });
+    link_.reconnect_later();
 }
 
 void Runtime::begin_shutdown() {
@@ -454,13 +371,12 @@ void Runtime::begin_shutdown() {
         return;
     }
     state_ = State::kDraining;
-    reconnect_timer_.stop();
-    if (broker_) {
+    link_.stop_reconnecting();
+    if (link_.session() != nullptr) {
         try {
-            for (const auto& [consumer_tag, index] : broker_->handler_by_consumer_tag)
-                broker_->consumer->cancel(consumer_tag);
+            link_.cancel_consumers();
             for (const Job& job : pool_->take_pending()) {
-                if (job.generation == generation_) settlement_.release(job.delivery_tag);
+                if (job.generation == link_.generation()) settlement_.release(job.delivery_tag);
             }
         } catch (const std::exception& e) {
             lose_broker(e);
@@ -477,7 +393,7 @@ void Runtime::begin_shutdown() {
 }
 
 void Runtime::finish_if_drained() {
-    if (state_ == State::kDraining && (settlement_.empty() || !broker_)) finish();
+    if (state_ == State::kDraining && (settlement_.empty() || link_.session() == nullptr)) finish();
 }
 
 void Runtime::finish() {
@@ -485,18 +401,10 @@ void Runtime::finish() {
     state_ = State::kClosed;
     tick_.stop();
     grace_.stop();
-    reconnect_timer_.stop();
     signals_.reset();
     if (health_) health_->stop_serving();
-    // libuv must stop polling a socket before its descriptor is closed.
-    consumer_watch_.reset();
-    publisher_watch_.reset();
-    settlement_.close();
-    if (broker_) {
-        broker_->publisher->fail_all("the worker is shutting down");
-        broker_->consumer->close();
-        broker_->publisher_connection->close();
-    }
+    settlement_.close();  // first: the confirms failed next then ack nothing
+    link_.close();
     loop_.stop();
 }
 

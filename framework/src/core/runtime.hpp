@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "amqp/broker_link.hpp"
 #include "amqp/broker_session.hpp"
 #include "core/exit_watchdog.hpp"
 #include "core/fault_points.hpp"
@@ -52,14 +53,12 @@ private:
     enum class State { kStarting, kRunning, kDraining, kClosed };
 
     [[nodiscard]] std::vector<Route> routes() const;
-    void attach(std::unique_ptr<BrokerSession> session);
+    void on_attached(BrokerSession& session, std::uint64_t generation, bool reconnected);
     void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
     void run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping);
     void post_outcome(const Job& job, Outcome outcome);
 
     // Loop thread.
-    void drain_consumer() noexcept;
-    void drain_publisher() noexcept;
     void on_delivery(Delivery delivery);
     void complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome);
     void on_tick();
@@ -69,8 +68,6 @@ private:
     void pause_consuming();
     void resume_consuming();
     void lose_broker(const std::exception& error);
-    void schedule_reconnect();
-    void start_connector();
     void begin_shutdown();
     void finish_if_drained();
     void finish();
@@ -94,24 +91,16 @@ private:
 
     EventLoop loop_;
     Settlement settlement_;
-    std::unique_ptr<BrokerSession> broker_;
-    std::unique_ptr<SocketWatcher> consumer_watch_;
-    std::unique_ptr<SocketWatcher> publisher_watch_;
     std::unique_ptr<SignalWatcher> signals_;
     Timer tick_;
     Timer grace_;
-    Timer reconnect_timer_;
-    std::thread connector_;
-    std::uint64_t generation_ = 1;
-    std::uint64_t consume_round_ = 0;
-    std::chrono::milliseconds reconnect_backoff_{0};
+    BrokerLink link_;
     State state_ = State::kStarting;
     int database_down_threads_ = 0;
     bool paused_ = false;
     std::unique_ptr<Health> health_;
     std::atomic<int> metrics_port_{0};
     std::unique_ptr<InboxPruner> pruner_;
-    std::mt19937_64 random_{std::random_device{}()};
     std::optional<std::chrono::steady_clock::time_point> shutdown_deadline_;
     bool grace_expired_ = false;
     // Armed when the grace is over and the worker owns the process
