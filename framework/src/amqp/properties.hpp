@@ -29,6 +29,27 @@ inline constexpr std::size_t kDefaultFrameMax = 131072;
 [[nodiscard]] std::size_t republish_budget(int frame_max) noexcept;
 inline constexpr std::size_t kDefaultRepublishBudget = kDefaultFrameMax - 8 - 1024;
 
+// The properties that are byte strings, by name: the export format and the
+// encoded size go through them all.
+struct BytesProperty {
+    const char* name;
+    amqp_flags_t flag;
+    amqp_bytes_t amqp_basic_properties_t::*field;
+};
+
+inline constexpr BytesProperty kBytesProperties[] = {
+    {"content_type", AMQP_BASIC_CONTENT_TYPE_FLAG, &amqp_basic_properties_t::content_type},
+    {"content_encoding", AMQP_BASIC_CONTENT_ENCODING_FLAG, &amqp_basic_properties_t::content_encoding},
+    {"correlation_id", AMQP_BASIC_CORRELATION_ID_FLAG, &amqp_basic_properties_t::correlation_id},
+    {"reply_to", AMQP_BASIC_REPLY_TO_FLAG, &amqp_basic_properties_t::reply_to},
+    {"expiration", AMQP_BASIC_EXPIRATION_FLAG, &amqp_basic_properties_t::expiration},
+    {"message_id", AMQP_BASIC_MESSAGE_ID_FLAG, &amqp_basic_properties_t::message_id},
+    {"type", AMQP_BASIC_TYPE_FLAG, &amqp_basic_properties_t::type},
+    {"user_id", AMQP_BASIC_USER_ID_FLAG, &amqp_basic_properties_t::user_id},
+    {"app_id", AMQP_BASIC_APP_ID_FLAG, &amqp_basic_properties_t::app_id},
+    {"cluster_id", AMQP_BASIC_CLUSTER_ID_FLAG, &amqp_basic_properties_t::cluster_id},
+};
+
 // A deep copy of AMQP basic properties in a pool of its own, so it outlives
 // the connection's frame buffers and can be republished unchanged.
 class OwnedProperties final {
