@@ -100,9 +100,9 @@ AmqpConnection connect(const std::string& name) {
 }
 
 double publish_all(const std::string& queue, const std::vector<Message>& messages, bool stamp = false) {
-    auto connection = connect("idemq-bench publisher");
-    connection.declare_queue(queue);
-    idemq::detail::ConfirmedPublisher publisher(connection);
+    idemq::detail::BlockingPublisher publisher(
+        {.url = base_amqp, .connection_name = "idemq-bench publisher", .heartbeat = std::chrono::seconds(0)});
+    publisher.connection().declare_queue(queue);
     const auto start = Clock::now();
     for (const auto& m : messages) {
         idemq::detail::HeaderList headers;
@@ -112,14 +112,8 @@ double publish_all(const std::string& queue, const std::vector<Message>& message
                           [](std::optional<std::string> error) {
                               if (error) throw std::runtime_error("publish failed: " + *error);
                           });
-        while (auto event = connection.poll_event()) publisher.on_event(*event);
-        while (publisher.outstanding() > 1000) {
-            if (auto event = connection.wait_event(std::chrono::seconds(10))) publisher.on_event(*event);
-        }
     }
-    while (publisher.outstanding() > 0) {
-        if (auto event = connection.wait_event(std::chrono::seconds(10))) publisher.on_event(*event);
-    }
+    publisher.wait_all();
     return seconds_since(start);
 }
 
@@ -306,9 +300,9 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
     });
     if (rate > 0) {
         // Paced publishing from here, in slices, each stamped with its send time.
-        auto connection = connect("idemq-bench paced publisher");
-        connection.declare_queue(queue);
-        idemq::detail::ConfirmedPublisher publisher(connection);
+        idemq::detail::BlockingPublisher publisher(
+            {.url = base_amqp, .connection_name = "idemq-bench paced publisher", .heartbeat = std::chrono::seconds(0)});
+        publisher.connection().declare_queue(queue);
         const auto begin = Clock::now();
         for (std::size_t i = 0; i < messages.size(); ++i) {
             std::this_thread::sleep_until(
@@ -319,11 +313,8 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
                     messages[i].id, "", "application/json",
                     {{"x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count())}}),
                 messages[i].body, [](std::optional<std::string>) {});
-            while (auto event = connection.poll_event()) publisher.on_event(*event);
         }
-        while (publisher.outstanding() > 0) {
-            if (auto event = connection.wait_event(std::chrono::seconds(10))) publisher.on_event(*event);
-        }
+        publisher.wait_all();
     }
     while (!error) {
         const auto stats = worker.stats();

@@ -346,8 +346,7 @@ TEST_CASE("a publish whose headers cannot fit in a frame fails alone and the con
     test::Vhost vhost;
     test::Broker broker(vhost.url());
     broker.declare_queue("target");
-    idemq::detail::AmqpConnection connection({.url = vhost.url(), .connection_name = "idemq test oversized publish"});
-    idemq::detail::ConfirmedPublisher publisher(connection);
+    idemq::detail::BlockingPublisher publisher({.url = vhost.url(), .connection_name = "idemq test oversized publish"});
     TableBuilder t;
     auto too_big = t.properties("too-big", {{"pad", t.text(std::string(200'000, 'p'))}});
     std::optional<std::string> first_error;
@@ -364,11 +363,7 @@ TEST_CASE("a publish whose headers cannot fit in a frame fails alone and the con
     bool second_confirmed = false;
     publisher.publish("", "target", t.properties("fits", {{"small", t.text("s")}}), std::string("body"),
                       [&](std::optional<std::string> error) { second_confirmed = !error; });
-    while (publisher.outstanding() > 0) {
-        auto event = connection.wait_event(std::chrono::seconds(30));
-        REQUIRE_MESSAGE(event.has_value(), "no publisher confirm within 30 s");
-        publisher.on_event(*event);
-    }
+    publisher.wait_all();
     CHECK(second_confirmed);
     CHECK(test::eventually([&] { return broker.ready("target") == 1; }));
 }

@@ -130,8 +130,7 @@ Broker::Broker(const std::string& url)
 
 void Broker::publish(const std::string& exchange, const std::string& routing_key,
                      const std::vector<Outgoing>& messages) {
-    idemq::detail::AmqpConnection connection({.url = url_, .connection_name = "idemq test publisher"});
-    idemq::detail::ConfirmedPublisher publisher(connection);
+    idemq::detail::BlockingPublisher publisher({.url = url_, .connection_name = "idemq test publisher"});
     std::vector<std::string> failures;
     for (const auto& message : messages) {
         idemq::detail::HeaderList headers;
@@ -143,11 +142,7 @@ void Broker::publish(const std::string& exchange, const std::string& routing_key
                               if (error) failures.push_back(*error);
                           });
     }
-    while (publisher.outstanding() > 0) {
-        auto event = connection.wait_event(std::chrono::seconds(30));
-        REQUIRE_MESSAGE(event.has_value(), "no publisher confirm within 30 s");
-        publisher.on_event(*event);
-    }
+    publisher.wait_all();
     REQUIRE_MESSAGE(failures.empty(), "publish failed: " << (failures.empty() ? "" : failures.front()));
 }
 

@@ -79,17 +79,9 @@ int publish(const PublishOptions& options) {
     const std::string body = read_body(options);
     const std::string prefix = options.id_prefix.empty() ? random_prefix() : options.id_prefix;
 
-    idemq::detail::AmqpConnection connection({.url = options.amqp_url, .connection_name = "idemqctl publish"});
-    idemq::detail::ConfirmedPublisher publisher(connection);
+    idemq::detail::BlockingPublisher publisher({.url = options.amqp_url, .connection_name = "idemqctl publish"});
     int confirmed = 0;
     std::vector<std::string> failures;
-    const auto wait_for_confirms = [&](std::size_t at_most_outstanding) {
-        while (publisher.outstanding() > at_most_outstanding) {
-            auto event = connection.wait_event(std::chrono::seconds(30));
-            if (!event) throw idemq::BrokerError("no publisher confirm from the broker within 30 s", true);
-            publisher.on_event(*event);
-        }
-    };
     for (int i = 1; i <= options.count; ++i) {
         std::string id;
         if (options.message_id) {
@@ -108,11 +100,10 @@ int publish(const PublishOptions& options) {
                     ++confirmed;
                 }
             });
-        // Bounded window of unconfirmed publishes: memory stays flat for any --count.
-        wait_for_confirms(1000);
     }
-    wait_for_confirms(0);
-    connection.close();
+    // The publisher keeps at most 1000 unconfirmed: memory stays flat for any --count.
+    publisher.wait_all();
+    publisher.connection().close();
     for (const auto& failure : failures) fmt::print(stderr, "idemqctl: not published: {}\n", failure);
     fmt::print("published {} message(s) to exchange '{}' with routing key '{}', confirmed by the broker\n", confirmed,
                options.exchange, options.routing_key);

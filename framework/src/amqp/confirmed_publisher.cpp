@@ -99,4 +99,25 @@ void ConfirmedPublisher::fail_all(const std::string& why) {
     for (auto& done : callbacks) done(why);
 }
 
+BlockingPublisher::BlockingPublisher(const AmqpConnection::Settings& settings, std::size_t window)
+    : connection_(settings), publisher_(connection_), window_(window) {}
+
+void BlockingPublisher::publish(std::string exchange, std::string routing_key, OwnedProperties properties,
+                                std::string body, ConfirmedPublisher::Callback done) {
+    publisher_.publish(std::move(exchange), std::move(routing_key), std::move(properties),
+                       SharedBody::own(std::move(body)), std::move(done));
+    while (auto event = connection_.poll_event()) publisher_.on_event(*event);
+    wait_until(window_);
+}
+
+void BlockingPublisher::wait_until(std::size_t outstanding, std::chrono::milliseconds silence) {
+    while (publisher_.outstanding() > outstanding) {
+        auto event = connection_.wait_event(silence);
+        if (!event) {
+            throw BrokerError(fmt::format("no publisher confirm from the broker within {} ms", silence.count()), true);
+        }
+        publisher_.on_event(*event);
+    }
+}
+
 }  // namespace idemq::detail

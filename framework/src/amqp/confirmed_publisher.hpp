@@ -80,4 +80,30 @@ private:
     bool blocked_ = false;
 };
 
+// Confirmed publishes for code that may block (the tools, the tests, the
+// benchmark; never the worker's loop): a connection of its own with a
+// ConfirmedPublisher on it, and the wait for the broker's confirms.
+class BlockingPublisher final {
+public:
+    // At most `window` publishes are left unconfirmed at once.
+    explicit BlockingPublisher(const AmqpConnection::Settings& settings, std::size_t window = 1000);
+
+    // Publishes, takes in the confirms that have arrived, and waits while
+    // more than `window` are outstanding. `done` is called once per publish.
+    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
+                 ConfirmedPublisher::Callback done);
+    // Waits until at most `outstanding` publishes are unconfirmed. Throws
+    // BrokerError when the broker sends nothing for `silence`.
+    void wait_until(std::size_t outstanding, std::chrono::milliseconds silence = std::chrono::seconds(30));
+    void wait_all() { wait_until(0); }
+
+    [[nodiscard]] AmqpConnection& connection() noexcept { return connection_; }
+    [[nodiscard]] std::size_t outstanding() const noexcept { return publisher_.outstanding(); }
+
+private:
+    AmqpConnection connection_;
+    ConfirmedPublisher publisher_;
+    std::size_t window_;
+};
+
 }  // namespace idemq::detail

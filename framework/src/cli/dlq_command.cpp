@@ -30,34 +30,11 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Confirmed publishes with a bounded window of unconfirmed ones.
-class Republisher {
-public:
-    explicit Republisher(const std::string& url)
-        : connection_(
-              {.url = url, .connection_name = "idemq dlq tool publisher", .heartbeat = std::chrono::seconds(0)}),
-          publisher_(connection_) {}
-
-    void publish(std::string exchange, std::string routing_key, OwnedProperties properties, std::string body,
-                 ConfirmedPublisher::Callback done) {
-        publisher_.publish(std::move(exchange), std::move(routing_key), std::move(properties),
-                           SharedBody::own(std::move(body)), std::move(done));
-        while (auto event = connection_.poll_event()) publisher_.on_event(*event);
-        wait_until(kWindow);
-    }
-    void wait_until(std::size_t outstanding) {
-        while (publisher_.outstanding() > outstanding) {
-            auto event = connection_.wait_event(std::chrono::seconds(30));
-            if (!event) throw BrokerError("no publisher confirm from the broker within 30 s", true);
-            publisher_.on_event(*event);
-        }
-    }
-
-private:
-    static constexpr std::size_t kWindow = 500;
-    AmqpConnection connection_;
-    ConfirmedPublisher publisher_;
-};
+// The tools' publisher connection; at most kWindow publishes unconfirmed at once.
+AmqpConnection::Settings publisher_settings(const std::string& url) {
+    return {.url = url, .connection_name = "idemq dlq tool publisher", .heartbeat = std::chrono::seconds(0)};
+}
+constexpr std::size_t kWindow = 500;
 
 // The properties of a replayed or imported copy: every x-idemq-* header of
 // its failed life dropped (so the attempt count starts again), the replay
@@ -269,8 +246,8 @@ int DlqCommand::replay() {
     require_selection();
     const std::string queue = dead_letter_queue();
     QueueReader reader(amqp_url_, queue);
-    std::optional<Republisher> publisher;
-    if (!dry_run_) publisher.emplace(amqp_url_);
+    std::optional<BlockingPublisher> publisher;
+    if (!dry_run_) publisher.emplace(publisher_settings(amqp_url_), kWindow);
     Pace pace(rate_);
     std::uint64_t matched = 0;
     std::uint64_t replayed = 0;
@@ -309,7 +286,7 @@ int DlqCommand::replay() {
                            });
         pace.step();
     }
-    if (publisher) publisher->wait_until(0);
+    if (publisher) publisher->wait_all();
     const std::uint64_t left = reader.total() - replayed;
     if (dry_run_) {
         fmt::print("dry run: {} message(s) would be replayed; {} in {} unchanged\n", matched, reader.total(), queue);
@@ -366,7 +343,7 @@ int DlqCommand::export_messages() {
 int DlqCommand::import_messages() {
     std::ifstream in(in_file_);
     if (!in) throw ConfigError(fmt::format("cannot read '{}'", in_file_));
-    Republisher publisher(amqp_url_);
+    BlockingPublisher publisher(publisher_settings(amqp_url_), kWindow);
     std::uint64_t published = 0;
     std::uint64_t failed = 0;
     std::string line;
@@ -406,7 +383,7 @@ int DlqCommand::import_messages() {
                               }
                           });
     }
-    publisher.wait_until(0);
+    publisher.wait_all();
     fmt::print("imported {} message(s) from {}{}\n", published, in_file_,
                failed > 0 ? fmt::format(" ({} failed)", failed) : "");
     return failed == 0 ? 0 : 1;
