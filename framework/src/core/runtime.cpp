@@ -327,12 +327,18 @@ void Runtime::pause_consuming() {
     log().warn("Postgres unreachable: pausing consumption until it is back");
     if (link_.session() == nullptr || state_ != State::kRunning) return;
     try {
-        link_.cancel_consumers();
-        for (const Job& job : pool_->take_pending()) {
-            if (job.generation == link_.generation()) settlement_.release(job.delivery_tag);
-        }
+        stop_intake();
     } catch (const std::exception& e) {
         lose_broker(e);
+    }
+}
+
+// No more deliveries from the broker, and those no handler thread has
+// started go back to the queue. Throws BrokerError.
+void Runtime::stop_intake() {
+    link_.cancel_consumers();
+    for (const Job& job : pool_->take_pending()) {
+        if (job.generation == link_.generation()) settlement_.release(job.delivery_tag);
     }
 }
 
@@ -374,10 +380,7 @@ void Runtime::begin_shutdown() {
     link_.stop_reconnecting();
     if (link_.session() != nullptr) {
         try {
-            link_.cancel_consumers();
-            for (const Job& job : pool_->take_pending()) {
-                if (job.generation == link_.generation()) settlement_.release(job.delivery_tag);
-            }
+            stop_intake();
         } catch (const std::exception& e) {
             lose_broker(e);
             return;

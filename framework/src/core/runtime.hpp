@@ -66,6 +66,7 @@ private:
     void on_signal(int signum);
     void on_database_reachable(bool reachable);
     void pause_consuming();
+    void stop_intake();
     void resume_consuming();
     void lose_broker(const std::exception& error);
     void begin_shutdown();
