@@ -1,29 +1,22 @@
 #include "core/runtime.hpp"
 
 #include <idemq/errors.hpp>
-#include <idemq/migration.hpp>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <pqxx/nontransaction>
 
-#include <unistd.h>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
-#include <unordered_set>
 
-#include "amqp/topology.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "core/attempts.hpp"
 #include "core/batch_runner.hpp"
 #include "core/intake.hpp"
 #include "core/retry_schedule.hpp"
+#include "core/startup_signals.hpp"
 #include "inbox/database_session.hpp"
-#include "inbox/retention.hpp"
 #include "inbox/schema_check.hpp"
-#include "inbox/store_sql.hpp"
 
 namespace idemq::detail {
 namespace {
@@ -34,23 +27,6 @@ constexpr milliseconds kTickInterval{250};
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// Until the loop's signal watcher takes over, SIGINT or SIGTERM ends a
-// worker that is still connecting (which may take seconds while a service is
-// slow): nothing has been handled yet, so there is nothing to finish, and
-// deliveries already prefetched go back when the sockets close.
-void exit_on_signal_while_starting() {
-    struct sigaction action {};
-    action.sa_handler = [](int) {
-        static constexpr char kLine[] =
-            "{\"level\":\"info\",\"msg\":\"stop requested while starting: nothing was consumed yet; exiting\"}\n";
-        (void)!write(STDERR_FILENO, kLine, sizeof kLine - 1);
-        _exit(0);
-    };
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, nullptr);
-    sigaction(SIGTERM, &action, nullptr);
 }
 
 }  // namespace
