@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "amqp/connection.hpp"
+#include "amqp/idemq_headers.hpp"
 #include "amqp/queue_reader.hpp"
 #include "amqp/topology.hpp"
 #include "cli/dlq_filter.hpp"
@@ -90,11 +91,13 @@ int TraceCommand::run() {
         for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
             ++places;
             const auto view = idemq::detail::view_of(delivery);
-            const auto attempt = delivery.properties.int_header("x-idemq-attempt").value_or(0);
-            const auto due = delivery.properties.int_header("x-idemq-not-before").value_or(0);
+            const auto attempt = delivery.properties.int_header(idemq::detail::header::kAttempt).value_or(0);
+            const auto due = delivery.properties.int_header(idemq::detail::header::kNotBefore).value_or(0);
             fmt::print("retry: waiting in {} for attempt {} of queue '{}' (due at Unix ms {}; last error: {})\n", queue,
                        attempt, delivery.routing_key, due,
-                       view.headers.count("x-idemq-last-error") ? view.headers.at("x-idemq-last-error") : "-");
+                       view.headers.count(idemq::detail::header::kLastError)
+                           ? view.headers.find(idemq::detail::header::kLastError)->second
+                           : "-");
         }
     }
 

@@ -2,7 +2,7 @@
 
 #include <idemq/context.hpp>
 #include <idemq/message.hpp>
-#include <idemq/retry_policy.hpp>
+#include <idemq/route.hpp>
 
 #include <pqxx/types>
 
@@ -10,19 +10,6 @@
 #include <vector>
 
 namespace idemq {
-
-/// Where a handler's messages come from. Every name is declared idempotently
-/// at start: a durable `exchange` of `exchange_type`, a durable `queue` bound
-/// to it with each of `routing_keys`, and the durable dead-letter queue
-/// `<queue>.dlq`.
-struct Route {
-    std::string handler{};   ///< Handler name: scopes idempotency keys in the inbox. Required.
-    std::string queue{};     ///< Defaults to the handler name.
-    std::string exchange{};  ///< Empty: consume `queue` only, bind nothing.
-    std::string exchange_type = "topic";
-    std::vector<std::string> routing_keys{};
-    RetryPolicy retry{};  ///< What happens when `handle` throws.
-};
 
 /// User code that applies one message's business effect. Subclass it and
 /// register it with `Worker::add_handler`; the worker owns it from then on.

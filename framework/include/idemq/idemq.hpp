@@ -9,4 +9,6 @@
 #include <idemq/message.hpp>
 #include <idemq/migration.hpp>
 #include <idemq/options.hpp>
+#include <idemq/route.hpp>
+#include <idemq/stats.hpp>
 #include <idemq/worker.hpp>

@@ -1,12 +1,15 @@
 #pragma once
 
-// The hostile-message suite: idemq's adversarial corpus, run against *your*
-// handler through a real worker, your RabbitMQ and your Postgres. Link
-// `idemq::testing` (a separate library: production binaries do not carry it).
-// See docs/testing.md.
+// For users' own handler tests. Link `idemq::testing` (a separate library:
+// production binaries do not carry it). See docs/testing.md.
+//  - FakeContext and make_message(): call a handler directly in a unit test;
+//  - run_hostile_suite(): idemq's adversarial corpus, run against your
+//    handler through a real worker, your RabbitMQ and your Postgres.
 
 #include <idemq/batch_handler.hpp>
+#include <idemq/context.hpp>
 #include <idemq/handler.hpp>
+#include <idemq/logger.hpp>
 #include <idemq/message.hpp>
 #include <idemq/options.hpp>
 
@@ -14,11 +17,68 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace idemq::testing {
+
+/// A Logger that keeps every line, for assertions in handler tests.
+class CapturingLogger final : public Logger {
+public:
+    struct Line {
+        LogLevel level;
+        std::string text;
+    };
+    [[nodiscard]] bool enabled(LogLevel) const noexcept override { return true; }
+    void write(LogLevel level, std::string_view text) override { lines.push_back({level, std::string(text)}); }
+
+    std::vector<Line> lines;
+};
+
+/// The Context a handler gets, for calling `handle()` directly in a unit
+/// test: the ids and attempt come from the message (the key is its message
+/// id unless set), the trace context from its `traceparent` / `tracestate`
+/// headers, and log lines are kept in `logger`. Not thread-safe.
+class FakeContext final : public Context {
+public:
+    explicit FakeContext(const Message& message, std::string handler_name = "test",
+                         std::optional<std::string> idempotency_key = std::nullopt)
+        : message_(message),
+          handler_name_(std::move(handler_name)),
+          key_(idempotency_key ? std::move(*idempotency_key) : std::string(message.message_id())) {}
+
+    [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_name_; }
+    [[nodiscard]] std::string_view message_id() const noexcept override { return message_.message_id(); }
+    [[nodiscard]] std::string_view correlation_id() const noexcept override {
+        return message_.correlation_id().empty() ? message_.message_id() : message_.correlation_id();
+    }
+    [[nodiscard]] std::string_view idempotency_key() const noexcept override { return key_; }
+    [[nodiscard]] int attempt() const noexcept override { return message_.attempt(); }
+    [[nodiscard]] std::string_view trace_parent() const noexcept override {
+        return message_.header("traceparent").value_or("");
+    }
+    [[nodiscard]] std::string_view trace_state() const noexcept override {
+        return message_.header("tracestate").value_or("");
+    }
+    [[nodiscard]] Logger& log() noexcept override { return logger; }
+
+    CapturingLogger logger;
+
+private:
+    const Message& message_;
+    std::string handler_name_;
+    std::string key_;
+};
+
+/// A message as a handler would see its delivery: `fields` with a message id
+/// ("test-1") and content type ("application/json") filled in when empty.
+[[nodiscard]] inline Message make_message(Message::Fields fields) {
+    if (fields.message_id.empty()) fields.message_id = "test-1";
+    if (fields.content_type.empty()) fields.content_type = "application/json";
+    return Message(std::move(fields));
+}
 
 /// A valid message for the handler under test, made fresh for `unique`: a
 /// token no other message of the run has. Use it for whatever your handler

@@ -2,17 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "amqp/idemq_headers.hpp"
 #include "common/log.hpp"
 
 namespace idemq::detail {
-namespace {
-
-// Ties a basic.return to its publish: a return carries the message but not
-// its confirm sequence number.
-constexpr std::string_view kSequenceHeader = "x-idemq-publish-seq";
-
-}  // namespace
-
 ConfirmedPublisher::ConfirmedPublisher(AmqpConnection& connection) : connection_(connection) {
     connection_.enable_publisher_confirms();
 }
@@ -30,7 +23,7 @@ void ConfirmedPublisher::publish(std::string exchange, std::string routing_key, 
 void ConfirmedPublisher::send(Held held) {
     const std::uint64_t sequence = next_sequence_++;
     const OwnedProperties tagged =
-        held.properties.with_headers({{std::string(kSequenceHeader), static_cast<std::int64_t>(sequence)}});
+        held.properties.with_headers({{std::string(header::kPublishSequence), static_cast<std::int64_t>(sequence)}});
     const auto it = pending_.emplace(sequence, Pending{std::move(held.done), std::nullopt}).first;
     try {
         connection_.publish(held.exchange, held.routing_key, true, tagged, held.body.bytes);
@@ -48,7 +41,7 @@ void ConfirmedPublisher::on_event(AmqpEvent& event) {
     if (auto* confirm = std::get_if<Confirm>(&event)) {
         settle(confirm->sequence, confirm->multiple, confirm->ack);
     } else if (auto* returned = std::get_if<Returned>(&event)) {
-        const auto sequence = returned->properties.int_header(kSequenceHeader);
+        const auto sequence = returned->properties.int_header(header::kPublishSequence);
         if (!sequence) return;
         const auto it = pending_.find(static_cast<std::uint64_t>(*sequence));
         if (it == pending_.end()) return;

@@ -46,17 +46,17 @@ std::string format_time(std::chrono::system_clock::time_point time) {
 
 HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& context) {
     return {
-        {"x-idemq-reason", bounded(failure.reason)},
-        {"x-idemq-error", bounded(failure.error)},
-        {"x-idemq-error-type", bounded(failure.error_type)},
-        {"x-idemq-handler", bounded(context.handler)},
+        {std::string(header::kReason), bounded(failure.reason)},
+        {std::string(header::kError), bounded(failure.error)},
+        {std::string(header::kErrorType), bounded(failure.error_type)},
+        {std::string(header::kHandler), bounded(context.handler)},
         {std::string(header::kOriginalExchange), bounded(context.original_exchange)},
         {std::string(header::kOriginalRoutingKey), bounded(context.original_routing_key)},
-        {"x-idemq-attempts", static_cast<std::int64_t>(context.attempt)},
+        {std::string(header::kAttempts), static_cast<std::int64_t>(context.attempt)},
         {std::string(header::kFirstFailureAt), bounded(context.first_failure_at)},
         {std::string(header::kLastFailureAt), bounded(context.last_failure_at)},
-        {"x-idemq-failed-at", bounded(context.last_failure_at)},
-        {"x-idemq-failed-by", bounded(process_identity())},
+        {std::string(header::kFailedAt), bounded(context.last_failure_at)},
+        {std::string(header::kFailedBy), bounded(process_identity())},
     };
 }
 

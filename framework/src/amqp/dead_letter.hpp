@@ -1,5 +1,6 @@
 #pragma once
 
+#include "amqp/idemq_headers.hpp"
 #include "amqp/properties.hpp"
 
 #include <chrono>
@@ -48,25 +49,6 @@ struct DeadLetterContext {
     std::string_view first_failure_at;  // RFC 3339
     std::string_view last_failure_at;   // RFC 3339
 };
-
-// Headers that carry a message's retry state between attempts.
-namespace header {
-inline constexpr std::string_view kAttempt = "x-idemq-attempt";
-inline constexpr std::string_view kNotBefore = "x-idemq-not-before";  // Unix time in ms
-inline constexpr std::string_view kFirstFailureAt = "x-idemq-first-failure-at";
-inline constexpr std::string_view kLastFailureAt = "x-idemq-last-failure-at";
-inline constexpr std::string_view kLastError = "x-idemq-last-error";
-inline constexpr std::string_view kLastErrorType = "x-idemq-last-error-type";
-inline constexpr std::string_view kOriginalExchange = "x-idemq-original-exchange";
-inline constexpr std::string_view kOriginalRoutingKey = "x-idemq-original-routing-key";
-// Properties a republished copy cannot carry as they were.
-inline constexpr std::string_view kOriginalExpiration = "x-idemq-original-expiration";
-inline constexpr std::string_view kOriginalUserId = "x-idemq-original-user-id";
-// The original's CC routing header, as text: the copy must reach one queue only.
-inline constexpr std::string_view kOriginalCc = "x-idemq-original-cc";
-// Names of the original's headers left off a copy so that it fits in a frame.
-inline constexpr std::string_view kDroppedHeaders = "x-idemq-dropped-headers";
-}  // namespace header
 
 // The headers of a message sent to wait in a delay tier before attempt `next_attempt`.
 [[nodiscard]] HeaderList retry_headers(const Failure& failure, const DeadLetterContext& context, int next_attempt,

@@ -41,9 +41,9 @@ constexpr std::size_t kWindow = 500;
 // recorded; like every copy idemq publishes, without routing headers and
 // bounded to fit in a frame.
 OwnedProperties replay_properties(const OwnedProperties& properties, std::int64_t previous_replays) {
-    return properties.with_headers({}, "x-idemq-")
-        .for_republish({{"x-idemq-replayed-at", format_time(std::chrono::system_clock::now())},
-                        {"x-idemq-replay-count", previous_replays + 1}});
+    return properties.with_headers({}, header::kPrefix)
+        .for_republish({{std::string(header::kReplayedAt), format_time(std::chrono::system_clock::now())},
+                        {std::string(header::kReplayCount), previous_replays + 1}});
 }
 
 // Paces a loop to `rate` iterations per second (0: no limit).
@@ -372,7 +372,7 @@ int DlqCommand::import_messages() {
         } catch (const Error& e) {
             throw ConfigError(fmt::format("{}:{}: not a record written by dlq export: {}", in_file_, number, e.what()));
         }
-        const std::int64_t previous = properties->int_header("x-idemq-replay-count").value_or(0);
+        const std::int64_t previous = properties->int_header(header::kReplayCount).value_or(0);
         publisher.publish(std::move(exchange), std::move(routing_key), replay_properties(*properties, previous),
                           std::move(body), [&, number](std::optional<std::string> error) {
                               if (error) {

@@ -29,15 +29,15 @@ DeadLetterView view_of(const Delivery& delivery) {
     view.headers = delivery.properties.headers_as_text();
     view.message_id = delivery.properties.message_id();
     view.correlation_id = delivery.properties.correlation_id();
-    view.reason = text(view.headers, "x-idemq-reason");
-    view.error_type = text(view.headers, "x-idemq-error-type");
-    view.error = text(view.headers, "x-idemq-error");
-    view.handler = text(view.headers, "x-idemq-handler");
-    view.failed_at = text(view.headers, "x-idemq-failed-at");
+    view.reason = text(view.headers, header::kReason);
+    view.error_type = text(view.headers, header::kErrorType);
+    view.error = text(view.headers, header::kError);
+    view.handler = text(view.headers, header::kHandler);
+    view.failed_at = text(view.headers, header::kFailedAt);
     view.original_exchange = text(view.headers, header::kOriginalExchange);
     view.original_routing_key = text(view.headers, header::kOriginalRoutingKey);
-    view.attempts = number(view.headers, "x-idemq-attempts");
-    view.replay_count = number(view.headers, "x-idemq-replay-count");
+    view.attempts = number(view.headers, header::kAttempts);
+    view.replay_count = number(view.headers, header::kReplayCount);
     view.size = delivery.body.size();
     return view;
 }

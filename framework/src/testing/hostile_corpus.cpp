@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "amqp/idemq_headers.hpp"
 #include "testing/table_builder.hpp"
 
 namespace idemq::detail {
@@ -181,12 +182,12 @@ std::vector<HostileCase> build_cases() {
                 std::chrono::duration_cast<std::chrono::milliseconds>(
                     (std::chrono::system_clock::now() + std::chrono::hours(240)).time_since_epoch())
                     .count();
-            p.header("x-idemq-attempt", i64(std::numeric_limits<std::int64_t>::max()))
-                .header("x-idemq-not-before", i64(ten_days_ahead_ms))
-                .header("x-idemq-original-exchange", t.text("spoofed"))
-                .header("x-idemq-original-routing-key", t.text("spoofed"))
-                .header("x-idemq-reason", t.text("spoofed"))
-                .header("x-idemq-replay-count", t.text("many"))
+            p.header(std::string(header::kAttempt), i64(std::numeric_limits<std::int64_t>::max()))
+                .header(std::string(header::kNotBefore), i64(ten_days_ahead_ms))
+                .header(std::string(header::kOriginalExchange), t.text("spoofed"))
+                .header(std::string(header::kOriginalRoutingKey), t.text("spoofed"))
+                .header(std::string(header::kReason), t.text("spoofed"))
+                .header(std::string(header::kReplayCount), t.text("many"))
                 .header("x-death", t.text("spoofed"));
             return p.with_body(in.example.body);
         });

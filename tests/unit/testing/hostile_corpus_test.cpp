@@ -51,3 +51,21 @@ TEST_CASE("hostile cases change only what they name") {
     CHECK(routed.at("CC") == R"(["q"])");
     CHECK(routed.at("BCC") == R"(["q"])");
 }
+
+TEST_CASE("make_message and FakeContext give a handler what a worker would, without one") {
+    const auto message =
+        idemq::testing::make_message({.body = "world", .headers = {{"traceparent", "00-abc-def-01"}}, .attempt = 2});
+    idemq::testing::FakeContext ctx(message, "greeter");
+    CHECK(ctx.handler_name() == "greeter");
+    CHECK(ctx.message_id() == "test-1");
+    CHECK(ctx.correlation_id() == "test-1");
+    CHECK(ctx.idempotency_key() == "test-1");
+    CHECK(ctx.attempt() == 2);
+    CHECK(ctx.trace_parent() == "00-abc-def-01");
+    CHECK(ctx.trace_state().empty());
+    CHECK(message.content_type() == "application/json");
+    ctx.log().info("hello {} on attempt {}", message.body(), ctx.attempt());
+    REQUIRE(ctx.logger.lines.size() == 1);
+    CHECK(ctx.logger.lines[0].text == "hello world on attempt 2");
+    CHECK(idemq::testing::FakeContext(message, "h", "custom-key").idempotency_key() == "custom-key");
+}
