@@ -45,9 +45,7 @@ void ConfirmedPublisher::on_event(AmqpEvent& event) {
         if (!sequence) return;
         const auto it = pending_.find(static_cast<std::uint64_t>(*sequence));
         if (it == pending_.end()) return;
-        it->second.returned =
-            fmt::format("the broker could not route it to '{}' via exchange '{}': {} {}", returned->routing_key,
-                        returned->exchange, returned->reply_code, returned->reply_text);
+        it->second.returned = describe(*returned);
     } else if (auto* flow = std::get_if<FlowBlocked>(&event)) {
         blocked_ = flow->blocked;
         if (blocked_) {

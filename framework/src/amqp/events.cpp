@@ -121,4 +121,9 @@ std::optional<AmqpEvent> ContentAssembler::on_method(const amqp_method_t& method
     }
 }
 
+std::string describe(const Returned& returned) {
+    return fmt::format("the broker could not route it to '{}' via exchange '{}': {} {}", returned.routing_key,
+                       returned.exchange, returned.reply_code, returned.reply_text);
+}
+
 }  // namespace idemq::detail

@@ -31,6 +31,9 @@ struct Returned {
     std::string body;
 };
 
+// Why a returned publish did not arrive, for the publisher's error.
+[[nodiscard]] std::string describe(const Returned& returned);
+
 // A publisher confirm (basic.ack or basic.nack from the broker).
 struct Confirm {
     std::uint64_t sequence = 0;

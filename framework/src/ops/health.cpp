@@ -14,8 +14,6 @@ namespace idemq::detail {
 Health::Health(EventLoop& loop, const WorkerOptions& options, Telemetry& telemetry, NotReady not_ready)
     : loop_(loop), options_(options), telemetry_(telemetry), not_ready_(std::move(not_ready)) {}
 
-Health::~Health() { probe_.reset(); }
-
 void Health::start() {
     if (!options_.metrics_address.empty()) {
         try {

@@ -24,7 +24,6 @@ public:
     using NotReady = std::function<std::string()>;
 
     Health(EventLoop& loop, const WorkerOptions& options, Telemetry& telemetry, NotReady not_ready);
-    ~Health();
     Health(const Health&) = delete;
     Health& operator=(const Health&) = delete;
 

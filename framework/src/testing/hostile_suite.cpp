@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <exception>
 #include <numeric>
 #include <random>
@@ -23,6 +22,7 @@
 #include "cli/dlq_filter.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"
+#include "testing/worker_thread.hpp"
 
 namespace idemq::testing {
 
@@ -77,47 +77,6 @@ std::uint64_t settled(const WorkerStats& stats) {
                            [](std::uint64_t sum, const auto& entry) { return sum + entry.second; });
 }
 
-// A worker consuming on a thread of its own, stopped when this goes away.
-class WorkerThread final {
-public:
-    WorkerThread(WorkerOptions options, const Route& route, const Registration& add) : worker_(std::move(options)) {
-        add(worker_, route);
-        thread_ = std::thread([this] {
-            try {
-                worker_.run();
-            } catch (...) {
-                error_ = std::current_exception();
-                failed_ = true;
-            }
-        });
-    }
-    ~WorkerThread() {
-        try {
-            stop();
-        } catch (...) {  // NOLINT(bugprone-empty-catch): run()'s error was reported if anyone asked for it
-        }
-    }
-    WorkerThread(const WorkerThread&) = delete;
-    WorkerThread& operator=(const WorkerThread&) = delete;
-
-    [[nodiscard]] WorkerStats stats() const { return worker_.stats(); }
-    // True once run() has thrown; stop() rethrows it.
-    [[nodiscard]] bool failed() const noexcept { return failed_; }
-    // Stops gracefully; rethrows what run() threw.
-    void stop() {
-        if (!thread_.joinable()) return;
-        worker_.request_stop();
-        thread_.join();
-        if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-    }
-
-private:
-    Worker worker_;
-    std::thread thread_;
-    std::exception_ptr error_;  // written by the worker thread before failed_, read after join
-    std::atomic<bool> failed_{false};
-};
-
 // A case the broker did not take: nothing of it reached the worker.
 class CaseNotSent final : public std::runtime_error {
 public:
@@ -153,7 +112,6 @@ class Suite final {
 public:
     Suite(const SuiteOptions& options, Route route, const Registration& add, const ExampleFactory& example)
         : options_(options), route_(std::move(route)), add_(add), example_(example) {
-        options_.worker.handle_signals = false;
         options_.worker.metrics_address.clear();
         options_.worker.validate();
         if (options_.fast_retries) {
@@ -197,7 +155,7 @@ public:
         const auto dlq_counts = broker.inspect_queue(dlq_);
         dead_letters_before_ = dlq_counts ? dlq_counts->messages : 0;
 
-        WorkerThread worker(options_.worker, route_, add_);
+        detail::WorkerThread worker(options_.worker, [this](Worker& w) { add_(w, route_); });
         const bool consuming = wait_for(
             [&] {
                 if (worker.failed()) return true;
@@ -252,7 +210,7 @@ private:
     }
 
     // Publishes `message` and waits until the worker has settled one more delivery.
-    Settlement deliver(detail::RawPublisher& publisher, const WorkerThread& worker, const WireMessage& message,
+    Settlement deliver(detail::RawPublisher& publisher, const detail::WorkerThread& worker, const WireMessage& message,
                        const std::string& case_name) {
         const WorkerStats before = worker.stats();
         std::optional<std::string> refused;
@@ -277,7 +235,8 @@ private:
 
     // False when the suite cannot go on: a delivery did not settle, so the
     // counters no longer tell the cases apart.
-    bool run_case(detail::RawPublisher& publisher, const WorkerThread& worker, const detail::HostileCase& hostile) {
+    bool run_case(detail::RawPublisher& publisher, const detail::WorkerThread& worker,
+                  const detail::HostileCase& hostile) {
         const std::string unique = fmt::format("hostile-{}-{}", nonce_, ++sequence_);
         const auto in = input(unique);
         CaseResult result{.name = hostile.name, .what = hostile.what};
@@ -346,7 +305,7 @@ private:
 
     // Everything published was settled once, and nothing more arrived: no
     // copy multiplied, nothing was left in the queue.
-    void check_totals(detail::AmqpConnection& broker, const WorkerThread& worker) {
+    void check_totals(detail::AmqpConnection& broker, const detail::WorkerThread& worker) {
         // A copy that multiplied would arrive a moment after its case settled.
         std::this_thread::sleep_for(500ms);
         const std::uint64_t total = settled(worker.stats());

@@ -35,8 +35,7 @@ std::optional<std::string> RawPublisher::publish(const std::string& exchange, co
             continue;
         }
         if (const auto* back = std::get_if<Returned>(&*event)) {
-            returned = fmt::format("the broker could not route it to '{}' via exchange '{}': {} {}", back->routing_key,
-                                   back->exchange, back->reply_code, back->reply_text);
+            returned = describe(*back);
         } else if (const auto* confirm = std::get_if<Confirm>(&*event)) {
             if (!confirm->ack) return "the broker refused it (basic.nack)";
             return returned;
