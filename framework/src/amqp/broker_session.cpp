@@ -4,7 +4,6 @@
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/topology.hpp"
-#include "core/retry_schedule.hpp"
 
 namespace idemq::detail {
 

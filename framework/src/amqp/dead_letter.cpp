@@ -1,14 +1,9 @@
 #include "amqp/dead_letter.hpp"
 
-#include <cxxabi.h>
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <array>
-#include <cstdlib>
-#include <memory>
-#include <typeinfo>
 
 namespace idemq::detail {
 
@@ -21,14 +16,6 @@ std::string bounded(std::string_view text, std::size_t max_bytes) {
     return std::string(text.substr(0, cut)) + std::string(kEllipsis.substr(0, max_bytes - cut));
 }
 
-std::string exception_type_name(const std::exception& error) {
-    const char* mangled = typeid(error).name();
-    int status = 0;
-    std::unique_ptr<char, decltype(&std::free)> demangled(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
-                                                          &std::free);
-    return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
-}
-
 const std::string& process_identity() {
     static const std::string identity = [] {
         std::array<char, 256> host{};
@@ -36,12 +23,6 @@ const std::string& process_identity() {
         return fmt::format("{}/{}", host.data(), getpid());
     }();
     return identity;
-}
-
-std::string format_time(std::chrono::system_clock::time_point time) {
-    const auto seconds = std::chrono::floor<std::chrono::seconds>(time);
-    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
-    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", seconds, millis);
 }
 
 HeaderList dead_letter_headers(const Failure& failure, const DeadLetterContext& context) {

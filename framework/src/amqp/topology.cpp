@@ -15,6 +15,8 @@ constexpr std::size_t kMaxQueueName = 255 - 4;
 
 std::string dead_letter_queue_name(std::string_view queue) { return std::string(queue) + ".dlq"; }
 
+std::string tier_name(std::chrono::milliseconds tier) { return fmt::format("idemq.delay.{}ms", tier.count()); }
+
 Route normalized(Route route) {
     if (route.handler.empty()) throw ConfigError("a handler's Route.handler (its name) must not be empty");
     if (route.queue.empty()) route.queue = route.handler;

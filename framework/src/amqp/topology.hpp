@@ -2,6 +2,7 @@
 
 #include <idemq/handler.hpp>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -9,7 +10,12 @@
 
 namespace idemq::detail {
 
+// Name of a route's dead-letter queue: "<queue>.dlq".
 [[nodiscard]] std::string dead_letter_queue_name(std::string_view queue);
+
+// Name of a delay tier's exchange and queue, e.g. "idemq.delay.4000ms"
+// (core/retry_schedule says which tiers there are).
+[[nodiscard]] std::string tier_name(std::chrono::milliseconds tier);
 
 // Fills in defaults (queue = handler name) and throws ConfigError for a route
 // that cannot work.

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "amqp/dead_letter.hpp"
+#include "common/text.hpp"
 
 namespace idemq::detail {
 namespace {

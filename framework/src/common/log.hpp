@@ -1,6 +1,7 @@
 #pragma once
 
 #include <idemq/logger.hpp>
+#include <idemq/message.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,17 @@ struct MessageTags {
     std::string_view message_id;
     std::string_view correlation_id;
 };
+
+// The message's correlation id, or its message id when it has none: what
+// Context, the logs and the metrics report.
+[[nodiscard]] inline std::string_view effective_correlation_id(const Message& message) noexcept {
+    return message.correlation_id().empty() ? message.message_id() : message.correlation_id();
+}
+
+// What the logs of one delivery are tagged with.
+[[nodiscard]] inline MessageTags tags_for(std::string_view handler, const Message& message) {
+    return {handler, message.message_id(), effective_correlation_id(message)};
+}
 
 // Logs a line about one message: in JSON as the fields handler, message_id
 // and correlation_id; in text as a "handler=… message_id=… correlation_id=…:"

@@ -1,5 +1,6 @@
 #include "common/text.hpp"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 namespace idemq::detail {
@@ -68,6 +69,12 @@ std::string printable(std::string_view bytes) {
         }
     }
     return out;
+}
+
+std::string format_time(std::chrono::system_clock::time_point time) {
+    const auto seconds = std::chrono::floor<std::chrono::seconds>(time);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time - seconds).count();
+    return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z", seconds, millis);
 }
 
 }  // namespace idemq::detail

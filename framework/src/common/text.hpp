@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -20,5 +21,8 @@ namespace idemq::detail {
 [[nodiscard]] inline std::string first_line(std::string_view text) {
     return std::string(text.substr(0, text.find('\n')));
 }
+
+// RFC 3339 UTC with milliseconds, as idemq writes times into headers and logs.
+[[nodiscard]] std::string format_time(std::chrono::system_clock::time_point time);
 
 }  // namespace idemq::detail

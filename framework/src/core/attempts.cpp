@@ -22,12 +22,10 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string now_text() { return format_time(std::chrono::system_clock::now()); }
-
 class DeliveryAttempts final {
 public:
     DeliveryAttempts(const RegisteredHandler& registered, const WorkerOptions& options, const FaultPoints& faults,
-                     Telemetry& telemetry, const Job& job, DatabaseSession& session, const std::atomic<bool>& stopping)
+                     Telemetry& telemetry, const Job& job, DatabaseSession& session, const std::stop_token& stop)
         : registered_(registered),
           name_(registered.route.handler),
           policy_(registered.route.retry),
@@ -38,13 +36,12 @@ public:
           message_(job.message),
           tags_(tags_for(name_, *message_)),
           session_(session),
-          stopping_(stopping),
-          fingerprint_(delivery_fingerprint(*message_)),
-          first_failure_at_(message_->header(header::kFirstFailureAt).value_or("")) {
+          stop_(stop),
+          fingerprint_(delivery_fingerprint(*message_)) {
         session_.forget_losses();
     }
 
-    Outcome run() {
+    Verdict run() {
         // Only a delivery the broker flags as redelivered can follow a crash:
         // the guard costs one short transaction on those alone, before any
         // code of the user's (its key function included) runs on it.
@@ -52,39 +49,43 @@ public:
             if (auto stop = set_mark()) return leave(std::move(*stop));
         }
         faults_.at(FaultPoint::kInKey, *message_);
-        auto key_or_outcome = resolve_key(*registered_.handler, *message_);
-        if (auto* outcome = std::get_if<Outcome>(&key_or_outcome)) return leave(std::move(*outcome));
-        key_ = std::get<std::string>(std::move(key_or_outcome));
+        auto key_or_failure = resolve_key(*registered_.handler, *message_);
+        if (auto* failure = std::get_if<Failure>(&key_or_failure)) {
+            return leave(Verdict::dead_letter(std::move(*failure), stamp()));
+        }
+        key_ = std::get<std::string>(std::move(key_or_failure));
 
         for (;;) {
-            std::optional<Outcome> outcome = attempt();
-            if (!outcome) continue;  // the connection broke; run the attempt again
-            if (outcome->kind == OutcomeKind::kProcessed || outcome->kind == OutcomeKind::kDuplicate) {
-                return *outcome;  // the mark was cleared in the same transaction
+            std::optional<AttemptResult> result = attempt();
+            if (!result) return leave(Verdict::release());
+            switch (result->end) {
+                // The mark was cleared in the same transaction.
+                case AttemptResult::End::kCommitted: return Verdict::ack();
+                case AttemptResult::End::kDuplicate: return Verdict::duplicate();
+                case AttemptResult::End::kRefused:
+                    return leave(Verdict::dead_letter(std::move(result->failure), stamp()));
+                case AttemptResult::End::kFailed:
+                case AttemptResult::End::kDatabaseLost: break;
             }
-            if (outcome->kind != OutcomeKind::kFailed) return leave(std::move(*outcome));
             // After the shutdown grace the worker cancels running statements:
             // a failure then is the stop's doing, and charges nothing.
-            if (stopping_.load()) return leave({.kind = OutcomeKind::kRelease});
+            if (stop_.stop_requested()) return leave(Verdict::release());
 
+            Failure failure = std::move(result->failure);
             const RetryDecision decision = decide_retry(policy_, message_->attempt(), random());
             if (decision.kind == RetryDecision::Kind::kDeadLetter) {
-                outcome->kind = OutcomeKind::kDeadLetter;
-                outcome->failure.reason = std::string(reason::kRetriesExhausted);
-                return leave(std::move(*outcome));
+                failure.reason = std::string(reason::kRetriesExhausted);
+                return leave(Verdict::dead_letter(std::move(failure), stamp()));
             }
             if (decision.kind == RetryDecision::Kind::kDelayed) {
-                outcome->kind = OutcomeKind::kRetryLater;
-                outcome->next_attempt = message_->attempt() + 1;
-                outcome->retry_delay = decision.delay;
-                return leave(std::move(*outcome));
+                return leave(Verdict::retry_later(std::move(failure), stamp(), decision.delay));
             }
-            stamp(*outcome);
+            (void)stamp();
             log_message(spdlog::level::info, tags_, "attempt {} of {} failed ({}: {}); retrying in {} ms",
-                        message_->attempt(), policy_.max_attempts(), outcome->failure.error_type,
-                        first_line(outcome->failure.error), decision.delay.count());
+                        message_->attempt(), policy_.max_attempts(), failure.error_type, first_line(failure.error),
+                        decision.delay.count());
             telemetry_.immediate_retry(handler_index_);
-            if (!sleep_unless_stopping(decision.delay, stopping_)) return leave({.kind = OutcomeKind::kRelease});
+            if (!sleep_unless_stopped(decision.delay, stop_)) return leave(Verdict::release());
             message_ = std::make_shared<const Message>(message_->with_attempt(message_->attempt() + 1));
             // The next attempt may be what kills the process: it runs marked,
             // and the mark stays until the delivery is settled.
@@ -100,70 +101,69 @@ private:
         return generator;
     }
 
-    // One attempt: nullopt when the connection broke and the attempt must run
-    // again on a new one (no attempt is charged for that).
-    std::optional<Outcome> attempt() {
-        pqxx::connection* connection = session_.get(stopping_);
-        if (connection == nullptr) return Outcome{.kind = OutcomeKind::kRelease};
-        if (session_.losses_while_reachable() >= kConnectionKillLimit) {
-            session_.forget_losses();
-            return Outcome{.kind = OutcomeKind::kFailed,
-                           .failure = {.reason = {},
-                                       .error = fmt::format("the Postgres connection broke {} times while handling "
-                                                            "this message although Postgres stayed reachable (a "
-                                                            "handler idle in its transaction longer than "
-                                                            "IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS, or a statement "
-                                                            "that ends the backend)",
-                                                            kConnectionKillLimit),
-                                       .error_type = "idemq"},
-                           .attempt = message_->attempt()};
+    // One attempt, run again on a new connection as long as the database
+    // fails rather than the message (no attempt is charged for that):
+    // nullopt when the worker stops first.
+    std::optional<AttemptResult> attempt() {
+        for (;;) {
+            pqxx::connection* connection = session_.get(stop_);
+            if (connection == nullptr) return std::nullopt;
+            if (session_.losses_while_reachable() >= kConnectionKillLimit) {
+                session_.forget_losses();
+                return AttemptResult{
+                    .end = AttemptResult::End::kFailed,
+                    .failure = {.reason = {},
+                                .error = fmt::format("the Postgres connection broke {} times while handling "
+                                                     "this message although Postgres stayed reachable (a "
+                                                     "handler idle in its transaction longer than "
+                                                     "IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS, or a statement "
+                                                     "that ends the backend)",
+                                                     kConnectionKillLimit),
+                                .error_type = "idemq"}};
+            }
+            faults_.at(FaultPoint::kInHandler, *message_);
+            AttemptResult result = process_delivery(*connection, *registered_.handler, name_, *message_, key_,
+                                                    policy_.unknown_errors_are_permanent, mark_);
+            if (result.end != AttemptResult::End::kDatabaseLost) {
+                session_.forget_losses();
+                return result;
+            }
+            // Running again is safe even after an in-doubt COMMIT: the claim
+            // then finds the key and the delivery is a duplicate.
+            session_.discard();
+            if (result.in_doubt) telemetry_.in_doubt(handler_index_);
+            log_message(spdlog::level::warn, tags_, "Postgres connection lost{} ({}); reconnecting to run it again",
+                        result.in_doubt ? " during COMMIT" : "", first_line(result.failure.error));
+            if (!backoff_.wait()) return std::nullopt;
         }
-        faults_.at(FaultPoint::kInHandler, *message_);
-        Outcome outcome = process_delivery(*connection, *registered_.handler, name_, *message_, key_,
-                                           policy_.unknown_errors_are_permanent, mark_);
-        outcome.attempt = message_->attempt();
-        if (outcome.kind != OutcomeKind::kRetryHere) {
-            session_.forget_losses();
-            return outcome;
-        }
-        // Running again is safe even after an in-doubt COMMIT: the claim then
-        // finds the key and the delivery is a duplicate.
-        session_.discard();
-        if (outcome.in_doubt) telemetry_.in_doubt(handler_index_);
-        log_message(spdlog::level::warn, tags_, "Postgres connection lost{} ({}); reconnecting to run it again",
-                    outcome.in_doubt ? " during COMMIT" : "", first_line(outcome.failure.error));
-        if (!pause_after_loss()) return Outcome{.kind = OutcomeKind::kRelease};
-        return std::nullopt;
     }
-
-    bool pause_after_loss() { return backoff_.wait(); }
 
     // Counts this delivery in the crash-loop table; a delivery whose earlier
     // marked deliveries died `crash_loop_limit` times is dead-lettered. A
     // release when stopping during an outage; nullopt to go on.
-    std::optional<Outcome> set_mark() {
+    std::optional<Verdict> set_mark() {
         for (;;) {
-            pqxx::connection* connection = session_.get(stopping_);
-            if (connection == nullptr) return Outcome{.kind = OutcomeKind::kRelease};
+            pqxx::connection* connection = session_.get(stop_);
+            if (connection == nullptr) return Verdict::release();
             try {
                 const int deliveries = mark_handling_started(*connection, name_, *message_, fingerprint_);
                 mark_ = fingerprint_;
                 // This delivery is counted too: the others died unfinished.
                 const int deaths = deliveries - 1;
                 if (deaths < options_.crash_loop_limit) return std::nullopt;
-                return Outcome{.kind = OutcomeKind::kDeadLetter,
-                               .failure = {.reason = std::string(reason::kCrashLoop),
-                                           .error = fmt::format("the process handling it died {} times before it "
-                                                                "could finish (IDEMQ_CRASH_LOOP_LIMIT={})",
-                                                                deaths, options_.crash_loop_limit),
-                                           .error_type = "idemq"}};
+                return Verdict::dead_letter({.reason = std::string(reason::kCrashLoop),
+                                             .error = fmt::format("the process handling it died {} times before it "
+                                                                  "could finish (IDEMQ_CRASH_LOOP_LIMIT={})",
+                                                                  deaths, options_.crash_loop_limit),
+                                             .error_type = "idemq"},
+                                            stamp());
             } catch (const pqxx::in_doubt_error&) {
                 // Marked or not: marking again counts at most one death too many.
                 session_.discard();
             } catch (const pqxx::broken_connection&) {
                 session_.discard();
             }
-            if (!pause_after_loss()) return Outcome{.kind = OutcomeKind::kRelease};
+            if (!backoff_.wait()) return Verdict::release();
         }
     }
 
@@ -181,19 +181,18 @@ private:
         }
     }
 
-    void stamp(Outcome& outcome) {
-        const std::string now = now_text();
-        if (first_failure_at_.empty()) first_failure_at_ = now;
-        outcome.first_failure_at = first_failure_at_;
-        outcome.last_failure_at = now;
+    // The current attempt failed now; an immediate retry keeps the first
+    // failure's time for the attempts after it.
+    FailureStamp stamp() {
+        FailureStamp failed = stamp_failure(*message_, first_failure_at_);
+        first_failure_at_ = failed.first_failure_at;
+        return failed;
     }
 
-    // The outcome of a delivery that leaves this thread without committing.
-    Outcome leave(Outcome outcome) {
+    // The verdict on a delivery that leaves this thread without committing.
+    Verdict leave(Verdict verdict) {
         clear_mark();
-        outcome.attempt = message_->attempt();
-        if (outcome.kind != OutcomeKind::kRelease) stamp(outcome);
-        return outcome;
+        return verdict;
     }
 
     const RegisteredHandler& registered_;
@@ -206,40 +205,38 @@ private:
     std::shared_ptr<const Message> message_;
     MessageTags tags_;
     DatabaseSession& session_;
-    const std::atomic<bool>& stopping_;
+    std::stop_token stop_;
     const std::string fingerprint_;
-    std::string first_failure_at_;
+    std::string first_failure_at_;  // of an earlier attempt of this delivery
     std::string key_;
     std::string mark_;  // the fingerprint while this delivery is marked
-    OutageBackoff backoff_{stopping_};
+    OutageBackoff backoff_{stop_};
 };
 
 }  // namespace
 
-Outcome handle_delivery(const Job& job, const AttemptContext& context) {
+Verdict handle_delivery(const Job& job, const AttemptContext& context) {
     const MessageTags tags = tags_for(context.registered.route.handler, *job.message);
     const auto started = std::chrono::steady_clock::now();
-    Outcome outcome;
+    Verdict verdict = Verdict::release();
     try {
-        outcome = DeliveryAttempts(context.registered, context.options, context.faults, context.telemetry, job,
-                                   context.session, context.stopping)
+        verdict = DeliveryAttempts(context.registered, context.options, context.faults, context.telemetry, job,
+                                   context.session, context.stop)
                       .run();
     } catch (const std::exception& e) {
         // Not a message failure (the schema vanished, say): give it back and
         // let the operator see why.
         log_message(spdlog::level::err, tags, "{}; the delivery goes back to the queue", e.what());
-        outcome = {.kind = OutcomeKind::kRelease};
         std::this_thread::sleep_for(std::chrono::seconds(1));
     } catch (...) {
         log_message(spdlog::level::err, tags, "a non-standard exception escaped; the delivery goes back to the queue");
-        outcome = {.kind = OutcomeKind::kRelease};
         std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    if (outcome.kind == OutcomeKind::kProcessed) {
+    if (verdict.kind() == Verdict::Kind::kAck) {
         context.telemetry.processed(job.handler_index,
                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
-    return outcome;
+    return verdict;
 }
 
 }  // namespace idemq::detail

@@ -2,11 +2,12 @@
 
 #include <idemq/options.hpp>
 
-#include <atomic>
+#include <stop_token>
 
 #include "core/fault_points.hpp"
+#include "core/handler_pool.hpp"
 #include "core/registered_handler.hpp"
-#include "core/worker_pool.hpp"
+#include "core/verdict.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/process_delivery.hpp"
 #include "ops/telemetry.hpp"
@@ -20,15 +21,15 @@ struct AttemptContext {
     const FaultPoints& faults;
     Telemetry& telemetry;
     DatabaseSession& session;
-    const std::atomic<bool>& stopping;
+    const std::stop_token& stop;
 };
 
-// Handler thread: one delivery from its key to its outcome. The crash-loop
+// Handler thread: one delivery from its key to its verdict. The crash-loop
 // guard marks a redelivered delivery before any user code runs on it; each
 // attempt runs in its own transaction (inbox/process_delivery); failures are
 // retried at once as the route says, then handed on as a delayed retry or a
 // dead letter; a lost Postgres connection is waited out and never charged;
 // a stop gives the delivery back. Never throws.
-[[nodiscard]] Outcome handle_delivery(const Job& job, const AttemptContext& context);
+[[nodiscard]] Verdict handle_delivery(const Job& job, const AttemptContext& context);
 
 }  // namespace idemq::detail

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "amqp/dead_letter.hpp"
+#include "common/failure.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "core/outage_backoff.hpp"
@@ -15,15 +15,15 @@ namespace idemq::detail {
 void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
     RegisteredHandler& registered = run.registered;
     DatabaseSession& session = run.session;
-    const std::atomic<bool>& stopping = run.stopping;
+    const std::stop_token& stop = run.stop;
     const std::string& name = registered.route.handler;
     std::vector<BatchItem> items;
     std::vector<std::size_t> members;  // jobs in the batch transaction, by position in `items`
     std::vector<std::size_t> alone;    // jobs handled one by one afterwards
     std::unordered_set<std::string> keys;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
-        auto key_or_outcome = resolve_key(*registered.handler, *jobs[i].message);
-        auto* key = std::get_if<std::string>(&key_or_outcome);
+        auto key_or_failure = resolve_key(*registered.handler, *jobs[i].message);
+        auto* key = std::get_if<std::string>(&key_or_failure);
         // A key seen twice in one batch: the second waits until the first
         // committed (then it is a duplicate) or failed.
         if (key == nullptr || !keys.insert(*key).second) {
@@ -43,7 +43,7 @@ void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
         for (const auto& [b, e] : ranges) {
             for (std::size_t k = b; k < e; ++k) alone.push_back(members[k]);
         }
-        for (const std::size_t k : alone) run.post(jobs[k], {.kind = OutcomeKind::kRelease});
+        for (const std::size_t k : alone) run.post(jobs[k], Verdict::release());
     };
     if (!items.empty()) ranges.emplace_back(0, items.size());
     while (!ranges.empty()) {
@@ -56,14 +56,14 @@ void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
         const std::vector<BatchItem> part(items.begin() + static_cast<std::ptrdiff_t>(begin),
                                           items.begin() + static_cast<std::ptrdiff_t>(end));
         const auto started = std::chrono::steady_clock::now();
-        std::vector<Outcome> outcomes;
+        std::vector<AttemptResult> results;
         bool failed = false;
         // A batch that keeps breaking its connection while Postgres stays
         // reachable holds a message that does, and is split.
         session.forget_losses();
-        OutageBackoff backoff(stopping);
+        OutageBackoff backoff(stop);
         for (;;) {
-            pqxx::connection* connection = session.get(stopping);
+            pqxx::connection* connection = session.get(stop);
             if (connection != nullptr && session.losses_while_reachable() >= kConnectionKillLimit) {
                 log().info("handler={}: a batch of {} broke its Postgres connection {} times; splitting it", name,
                            part.size(), session.losses_while_reachable());
@@ -73,7 +73,7 @@ void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
             }
             if (connection == nullptr) return give_back(begin, end);
             try {
-                outcomes = process_batch(*connection, *registered.batch, name, part);
+                results = process_batch(*connection, *registered.batch, name, part);
                 break;
             } catch (const pqxx::in_doubt_error&) {
                 // The inbox settles it: the batch runs again and finds what committed.
@@ -105,16 +105,21 @@ void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
         const double share = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() /
                              static_cast<double>(part.size());
         for (std::size_t k = begin; k < end; ++k) {
-            const Job& job = jobs[members[k]];
-            Outcome& outcome = outcomes[k - begin];
-            if (outcome.kind == OutcomeKind::kProcessed) run.telemetry.processed(job.handler_index, share);
-            if (outcome.kind == OutcomeKind::kDeadLetter) {
-                const std::string now = format_time(std::chrono::system_clock::now());
-                outcome.attempt = job.message->attempt();
-                outcome.first_failure_at = now;
-                outcome.last_failure_at = now;
+            Job& job = jobs[members[k]];
+            AttemptResult& result = results[k - begin];
+            switch (result.end) {
+                case AttemptResult::End::kCommitted:
+                    run.telemetry.processed(job.handler_index, share);
+                    run.post(job, Verdict::ack());
+                    break;
+                case AttemptResult::End::kDuplicate: run.post(job, Verdict::duplicate()); break;
+                case AttemptResult::End::kRefused:
+                    run.post(job, Verdict::dead_letter(std::move(result.failure), stamp_failure(*job.message)));
+                    break;
+                // process_batch throws for these instead.
+                case AttemptResult::End::kFailed:
+                case AttemptResult::End::kDatabaseLost: run.run_alone(job); break;
             }
-            run.post(job, std::move(outcome));
         }
     }
     std::sort(alone.begin(), alone.end());

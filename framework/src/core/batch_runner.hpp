@@ -1,11 +1,12 @@
 #pragma once
 
-#include <atomic>
 #include <functional>
+#include <stop_token>
 #include <vector>
 
+#include "core/handler_pool.hpp"
 #include "core/registered_handler.hpp"
-#include "core/worker_pool.hpp"
+#include "core/verdict.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/process_delivery.hpp"
 #include "ops/telemetry.hpp"
@@ -17,8 +18,8 @@ struct BatchRun {
     RegisteredHandler& registered;
     Telemetry& telemetry;
     DatabaseSession& session;
-    const std::atomic<bool>& stopping;
-    std::function<void(const Job&, Outcome)> post;  // hands one delivery's outcome to the loop
+    const std::stop_token& stop;
+    std::function<void(const Job&, Verdict)> post;  // hands one delivery's verdict to the loop
     std::function<void(Job&)> run_alone;            // the per-message path: attempts, retries, DLQ
 };
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "amqp/idemq_headers.hpp"
+
 namespace idemq::detail {
 namespace {
 

@@ -10,8 +10,8 @@
 #include <optional>
 #include <vector>
 
-#include "amqp/dead_letter.hpp"
 #include "amqp/events.hpp"
+#include "common/failure.hpp"
 
 namespace idemq::detail {
 

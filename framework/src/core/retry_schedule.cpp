@@ -53,8 +53,6 @@ milliseconds next_hop(milliseconds remaining, const std::vector<milliseconds>& t
     return hop;
 }
 
-std::string tier_name(milliseconds tier) { return fmt::format("idemq.delay.{}ms", tier.count()); }
-
 }  // namespace idemq::detail
 
 namespace idemq {

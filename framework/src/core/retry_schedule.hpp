@@ -36,7 +36,5 @@ inline constexpr milliseconds kShortestTier{250};
 [[nodiscard]] std::vector<milliseconds> delay_tiers(milliseconds longest);
 // The tier to wait in next: the longest not exceeding `remaining` (at least the shortest).
 [[nodiscard]] milliseconds next_hop(milliseconds remaining, const std::vector<milliseconds>& tiers);
-// Name of a tier's exchange and queue, e.g. "idemq.delay.4000ms".
-[[nodiscard]] std::string tier_name(milliseconds tier);
 
 }  // namespace idemq::detail

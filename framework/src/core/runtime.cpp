@@ -57,7 +57,7 @@ Runtime::~Runtime() {
     pruner_.reset();
     health_.reset();
     link_.join();
-    if (pool_) pool_->stop();
+    if (pool_) pool_->join();
 }
 
 void Runtime::request_stop() {
@@ -75,7 +75,7 @@ void Runtime::run() {
     check_schema(options_.database_url, options_.schema);
     std::string names;
     for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
-    pool_ = std::make_unique<WorkerPool>(
+    pool_ = std::make_unique<HandlerPool>(
         options_.concurrency,
         [this, names](int index) {
             return DatabaseSession({.url = options_.database_url,
@@ -85,11 +85,9 @@ void Runtime::run() {
                                     .on_unreachable = [this] { loop_.post([this] { on_database_reachable(false); }); },
                                     .on_reachable = [this] { loop_.post([this] { on_database_reachable(true); }); }});
         },
-        [this](Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-            run_job(job, session, stopping);
-        },
-        [this](std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping) {
-            run_batch(jobs, session, stopping);
+        [this](Job& job, DatabaseSession& session, const std::stop_token& stop) { run_job(job, session, stop); },
+        [this](std::vector<Job>& jobs, DatabaseSession& session, const std::stop_token& stop) {
+            run_batch(jobs, session, stop);
         });
     // A broker that cannot be reached at start is a configuration problem
     // more often than an outage: fail fast and let the supervisor retry.
@@ -119,7 +117,7 @@ void Runtime::stop_handlers() {
     pool_->request_stop();
     if (!grace_expired_) {
         if (!shutdown_deadline_) {
-            pool_->stop();
+            pool_->join();
             return;
         }
         // The loop may stop before the grace with handlers still running (the
@@ -176,31 +174,31 @@ void Runtime::on_attached(BrokerSession& session, std::uint64_t generation, bool
 }
 
 // Handler thread.
-void Runtime::run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping) {
-    post_outcome(job, handle_delivery(job, {.registered = handlers_[job.handler_index],
+void Runtime::run_job(Job& job, DatabaseSession& session, const std::stop_token& stop) {
+    post_verdict(job, handle_delivery(job, {.registered = handlers_[job.handler_index],
                                             .options = options_,
                                             .faults = faults_,
                                             .telemetry = telemetry_,
                                             .session = session,
-                                            .stopping = stopping}));
+                                            .stop = stop}));
 }
 
 // Handler thread.
-void Runtime::post_outcome(const Job& job, Outcome outcome) {
-    if (outcome.kind == OutcomeKind::kProcessed) faults_.at(FaultPoint::kAfterCommit, *job.message);
-    loop_.post([this, tag = job.delivery_tag, generation = job.generation, outcome = std::move(outcome)]() mutable {
-        complete(tag, generation, std::move(outcome));
+void Runtime::post_verdict(const Job& job, Verdict verdict) {
+    if (verdict.kind() == Verdict::Kind::kAck) faults_.at(FaultPoint::kAfterCommit, *job.message);
+    loop_.post([this, tag = job.delivery_tag, generation = job.generation, verdict = std::move(verdict)] {
+        complete(tag, generation, verdict);
     });
 }
 
 // Handler thread.
-void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping) {
+void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::stop_token& stop) {
     detail::run_batch(jobs, {.registered = handlers_[jobs.front().handler_index],
                              .telemetry = telemetry_,
                              .session = session,
-                             .stopping = stopping,
-                             .post = [this](const Job& job, Outcome outcome) { post_outcome(job, std::move(outcome)); },
-                             .run_alone = [&](Job& job) { run_job(job, session, stopping); }});
+                             .stop = stop,
+                             .post = [this](const Job& job, Verdict verdict) { post_verdict(job, std::move(verdict)); },
+                             .run_alone = [&](Job& job) { run_job(job, session, stop); }});
 }
 
 void Runtime::on_delivery(Delivery delivery) {
@@ -222,12 +220,7 @@ void Runtime::on_delivery(Delivery delivery) {
     std::shared_ptr<const Message> message = std::move(admission.message);
     settlement_.admit(tag, handler->second, message, std::move(delivery.properties));
     if (admission.refusal) {
-        const std::string now = format_time(std::chrono::system_clock::now());
-        settlement_.dead_letter(tag, {.kind = OutcomeKind::kDeadLetter,
-                                      .failure = std::move(*admission.refusal),
-                                      .attempt = message->attempt(),
-                                      .first_failure_at = now,
-                                      .last_failure_at = now});
+        settlement_.settle(tag, Verdict::dead_letter(std::move(*admission.refusal), stamp_failure(*message)));
         return;
     }
     if (admission.delay_again) {
@@ -245,12 +238,12 @@ void Runtime::on_delivery(Delivery delivery) {
                       .batch_linger = registered.batch_options.linger});
 }
 
-void Runtime::complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome) {
+void Runtime::complete(std::uint64_t tag, std::uint64_t generation, const Verdict& verdict) {
     // A delivery of a lost connection: the broker has requeued it already and
     // the inbox absorbs the copy if this one committed.
     if (state_ == State::kClosed || generation != link_.generation() || link_.session() == nullptr) return;
     try {
-        settlement_.settle(tag, outcome);
+        settlement_.settle(tag, verdict);
     } catch (const std::exception& e) {
         lose_broker(e);
     }
@@ -335,7 +328,7 @@ void Runtime::lose_broker(const std::exception& error) {
     log().error("lost the broker connection: {}; {} deliveries in flight go back to the queue; reconnecting",
                 first_line(error.what()), settlement_.size());
     // Everything tied to the old connection is void: its delivery tags mean
-    // nothing on a new channel, so late outcomes are dropped by generation.
+    // nothing on a new channel, so late verdicts are dropped by generation.
     settlement_.forget_all();  // first: the confirms failed next then find nothing to release
     link_.drop("the broker connection was lost");
     (void)pool_->take_pending();

@@ -19,10 +19,10 @@
 #include "amqp/broker_session.hpp"
 #include "core/exit_watchdog.hpp"
 #include "core/fault_points.hpp"
+#include "core/handler_pool.hpp"
 #include "core/registered_handler.hpp"
 #include "core/settlement.hpp"
-#include "core/worker_pool.hpp"
-#include "inbox/process_delivery.hpp"
+#include "core/verdict.hpp"
 #include "inbox/retention.hpp"
 #include "loop/event_loop.hpp"
 #include "ops/health.hpp"
@@ -54,13 +54,13 @@ private:
 
     [[nodiscard]] std::vector<Route> routes() const;
     void on_attached(BrokerSession& session, std::uint64_t generation, bool reconnected);
-    void run_job(Job& job, DatabaseSession& session, const std::atomic<bool>& stopping);
-    void run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::atomic<bool>& stopping);
-    void post_outcome(const Job& job, Outcome outcome);
+    void run_job(Job& job, DatabaseSession& session, const std::stop_token& stop);
+    void run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::stop_token& stop);
+    void post_verdict(const Job& job, Verdict verdict);
 
     // Loop thread.
     void on_delivery(Delivery delivery);
-    void complete(std::uint64_t tag, std::uint64_t generation, Outcome outcome);
+    void complete(std::uint64_t tag, std::uint64_t generation, const Verdict& verdict);
     void on_tick();
     [[nodiscard]] std::string not_ready_reason() const;
     void on_signal(int signum);
@@ -109,7 +109,7 @@ private:
     std::unique_ptr<ExitWatchdog> exit_watchdog_;
     // Declared last: destroyed first, so handler threads are joined before
     // anything they post to goes away.
-    std::unique_ptr<WorkerPool> pool_;
+    std::unique_ptr<HandlerPool> pool_;
 };
 
 }  // namespace idemq::detail

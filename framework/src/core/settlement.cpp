@@ -17,7 +17,7 @@ Settlement::Settlement(const std::vector<RegisteredHandler>& handlers,
       on_settled_(std::move(on_settled)),
       per_handler_(handlers.size(), 0) {}
 
-void Settlement::attach(BrokerSession& broker, std::uint64_t generation) noexcept {
+void Settlement::attach(SettlementChannel& broker, std::uint64_t generation) noexcept {
     broker_ = &broker;
     generation_ = generation;
 }
@@ -37,23 +37,21 @@ void Settlement::admit(std::uint64_t tag, std::size_t handler_index, std::shared
     telemetry_.in_flight(handler_index, ++per_handler_[handler_index]);
 }
 
-void Settlement::settle(std::uint64_t tag, const Outcome& outcome) {
+void Settlement::settle(std::uint64_t tag, const Verdict& verdict) {
     const auto it = in_flight_.find(tag);
     if (it == in_flight_.end() || broker_ == nullptr) return;
     const std::size_t handler = it->second.handler_index;
-    switch (outcome.kind) {
-        case OutcomeKind::kProcessed: ack(tag); break;
-        case OutcomeKind::kDuplicate:
+    switch (verdict.kind()) {
+        case Verdict::Kind::kAck: ack(tag); break;
+        case Verdict::Kind::kDuplicate:
             telemetry_.duplicate(handler);
             log_message(spdlog::level::info, tags_for(handlers_[handler].route.handler, *it->second.message),
                         "duplicate delivery acked without running the handler");
             ack(tag);
             break;
-        case OutcomeKind::kDeadLetter: dead_letter(tag, outcome); break;
-        case OutcomeKind::kRetryLater: retry_later(tag, outcome); break;
-        case OutcomeKind::kFailed:
-        case OutcomeKind::kRetryHere:
-        case OutcomeKind::kRelease: release(tag); break;
+        case Verdict::Kind::kDeadLetter: dead_letter(tag, verdict); break;
+        case Verdict::Kind::kRetryLater: retry_later(tag, verdict); break;
+        case Verdict::Kind::kRelease: release(tag); break;
     }
 }
 
@@ -62,62 +60,64 @@ void Settlement::publish_then_ack(std::uint64_t tag, std::string exchange, std::
     const Entry& entry = in_flight_.at(tag);
     // The copy shares the delivery's body: held once, however it travels.
     SharedBody body{entry.message, entry.message->body()};
-    broker_->publisher->publish(std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
-                                [this, tag, generation = generation_, what = std::move(what),
-                                 on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
-                                    // A confirm of a lost or closed connection: the broker has the original back.
-                                    if (broker_ == nullptr || generation != generation_) return;
-                                    if (error) {
-                                        log().error("could not {} delivery {}: {}; it goes back to the queue", what,
-                                                    tag, *error);
-                                        release(tag);
-                                        return;
-                                    }
-                                    on_confirmed();
-                                    ack(tag);
-                                });
+    broker_->publish(std::move(exchange), std::move(routing_key), std::move(properties), std::move(body),
+                     [this, tag, generation = generation_, what = std::move(what),
+                      on_confirmed = std::move(on_confirmed)](std::optional<std::string> error) {
+                         // A confirm of a lost or closed connection: the broker has the original back.
+                         if (broker_ == nullptr || generation != generation_) return;
+                         if (error) {
+                             log().error("could not {} delivery {}: {}; it goes back to the queue", what, tag, *error);
+                             release(tag);
+                             return;
+                         }
+                         on_confirmed();
+                         ack(tag);
+                     });
 }
 
-void Settlement::dead_letter(std::uint64_t tag, const Outcome& outcome) {
+void Settlement::dead_letter(std::uint64_t tag, const Verdict& verdict) {
     const Entry& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
     const Message& message = *entry.message;
-    const Failure& failure = outcome.failure;
+    const Failure& failure = verdict.failure();
+    const FailureStamp& stamp = verdict.stamp();
     const bool unexpected = failure.reason == reason::kKeyConflict || failure.reason == reason::kCrashLoop;
     log_message(unexpected ? spdlog::level::err : spdlog::level::warn, tags_for(route.handler, message),
                 "dead-lettering to '{}' after {} attempt(s): {}: {}", dead_letter_queue_name(route.queue),
-                outcome.attempt, failure.reason, first_line(failure.error));
+                stamp.attempt, failure.reason, first_line(failure.error));
     OwnedProperties properties =
         entry.properties.for_republish(dead_letter_headers(failure, {.handler = route.handler,
                                                                      .original_exchange = message.exchange(),
                                                                      .original_routing_key = message.routing_key(),
-                                                                     .attempt = outcome.attempt,
-                                                                     .first_failure_at = outcome.first_failure_at,
-                                                                     .last_failure_at = outcome.last_failure_at}),
-                                       republish_budget(broker_->publisher_connection->frame_max()));
+                                                                     .attempt = stamp.attempt,
+                                                                     .first_failure_at = stamp.first_failure_at,
+                                                                     .last_failure_at = stamp.last_failure_at}),
+                                       republish_budget(broker_->frame_max()));
     publish_then_ack(
         tag, "", dead_letter_queue_name(route.queue), std::move(properties), "dead-letter",
         [this, handler = entry.handler_index, why = failure.reason] { telemetry_.dead_lettered(handler, why); });
 }
 
-void Settlement::retry_later(std::uint64_t tag, const Outcome& outcome) {
+void Settlement::retry_later(std::uint64_t tag, const Verdict& verdict) {
     const Entry& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
     const Message& message = *entry.message;
+    const Failure& failure = verdict.failure();
+    const FailureStamp& stamp = verdict.stamp();
     log_message(spdlog::level::info, tags_for(route.handler, message),
-                "attempt {} of {} failed ({}: {}); retrying in {} ms", outcome.attempt, route.retry.max_attempts(),
-                outcome.failure.error_type, first_line(outcome.failure.error), outcome.retry_delay.count());
+                "attempt {} of {} failed ({}: {}); retrying in {} ms", stamp.attempt, route.retry.max_attempts(),
+                failure.error_type, first_line(failure.error), verdict.retry_delay().count());
     OwnedProperties properties = entry.properties.for_republish(
-        retry_headers(outcome.failure,
+        retry_headers(failure,
                       {.handler = route.handler,
                        .original_exchange = message.exchange(),
                        .original_routing_key = message.routing_key(),
-                       .attempt = outcome.attempt,
-                       .first_failure_at = outcome.first_failure_at,
-                       .last_failure_at = outcome.last_failure_at},
-                      outcome.next_attempt, std::chrono::system_clock::now() + outcome.retry_delay),
-        republish_budget(broker_->publisher_connection->frame_max()));
-    publish_then_ack(tag, tier_name(next_hop(outcome.retry_delay, tiers_)), route.queue, std::move(properties),
+                       .attempt = stamp.attempt,
+                       .first_failure_at = stamp.first_failure_at,
+                       .last_failure_at = stamp.last_failure_at},
+                      stamp.attempt + 1, std::chrono::system_clock::now() + verdict.retry_delay()),
+        republish_budget(broker_->frame_max()));
+    publish_then_ack(tag, tier_name(next_hop(verdict.retry_delay(), tiers_)), route.queue, std::move(properties),
                      "schedule a retry of",
                      [this, handler = entry.handler_index] { telemetry_.delayed_retry(handler); });
 }
@@ -125,8 +125,7 @@ void Settlement::retry_later(std::uint64_t tag, const Outcome& outcome) {
 void Settlement::delay_again(std::uint64_t tag, std::chrono::milliseconds remaining) {
     const Entry& entry = in_flight_.at(tag);
     const Route& route = handlers_[entry.handler_index].route;
-    OwnedProperties properties =
-        entry.properties.for_republish({}, republish_budget(broker_->publisher_connection->frame_max()));
+    OwnedProperties properties = entry.properties.for_republish({}, republish_budget(broker_->frame_max()));
     publish_then_ack(tag, tier_name(next_hop(remaining, tiers_)), route.queue, std::move(properties),
                      "send on a delayed retry of", [] {});
 }
@@ -138,7 +137,7 @@ void Settlement::forget(Table::iterator entry) {
 }
 
 void Settlement::ack(std::uint64_t tag) {
-    broker_->consumer->ack(tag);
+    broker_->ack(tag);
     const auto entry = in_flight_.find(tag);
     if (entry != in_flight_.end()) {
         telemetry_.settled(
@@ -150,7 +149,7 @@ void Settlement::ack(std::uint64_t tag) {
 }
 
 void Settlement::release(std::uint64_t tag) {
-    broker_->consumer->reject(tag, true);
+    broker_->reject(tag, true);
     const auto entry = in_flight_.find(tag);
     if (entry != in_flight_.end()) {
         telemetry_.released(entry->second.handler_index);

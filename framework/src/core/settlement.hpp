@@ -12,7 +12,7 @@
 #include "amqp/broker_session.hpp"
 #include "amqp/properties.hpp"
 #include "core/registered_handler.hpp"
-#include "inbox/process_delivery.hpp"
+#include "core/verdict.hpp"
 #include "ops/telemetry.hpp"
 
 namespace idemq::detail {
@@ -29,9 +29,9 @@ public:
                Telemetry& telemetry, std::function<void()> on_settled);
 
     // The connection deliveries arrive on from now, and its generation.
-    void attach(BrokerSession& broker, std::uint64_t generation) noexcept;
+    void attach(SettlementChannel& broker, std::uint64_t generation) noexcept;
     // The connection is gone: the broker requeues what it had delivered, so
-    // every entry is void; late confirms and outcomes find nothing.
+    // every entry is void; late confirms and verdicts find nothing.
     void forget_all() noexcept;
     // The worker is closing: pending confirms are failed, nothing more is acked.
     void close() noexcept { broker_ = nullptr; }
@@ -39,10 +39,8 @@ public:
     // Records a delivery that arrived on the attached connection.
     void admit(std::uint64_t tag, std::size_t handler_index, std::shared_ptr<const Message> message,
                OwnedProperties properties);
-    // Ends the delivery as `outcome` says. An unknown tag is ignored.
-    void settle(std::uint64_t tag, const Outcome& outcome);
-    // Publishes the delivery to the DLQ with `outcome.failure`, then acks it.
-    void dead_letter(std::uint64_t tag, const Outcome& outcome);
+    // Ends the delivery as `verdict` says. An unknown tag is ignored.
+    void settle(std::uint64_t tag, const Verdict& verdict);
     // Sends a delayed retry that came back early round its delay tiers again.
     void delay_again(std::uint64_t tag, std::chrono::milliseconds remaining);
     // Gives the delivery back to the queue untouched.
@@ -63,7 +61,8 @@ private:
     };
     using Table = std::unordered_map<std::uint64_t, Entry>;
 
-    void retry_later(std::uint64_t tag, const Outcome& outcome);
+    void dead_letter(std::uint64_t tag, const Verdict& verdict);
+    void retry_later(std::uint64_t tag, const Verdict& verdict);
     void publish_then_ack(std::uint64_t tag, std::string exchange, std::string routing_key, OwnedProperties properties,
                           std::string what, std::function<void()> on_confirmed);
     void ack(std::uint64_t tag);
@@ -73,7 +72,7 @@ private:
     const std::vector<std::chrono::milliseconds>& tiers_;
     Telemetry& telemetry_;
     std::function<void()> on_settled_;
-    BrokerSession* broker_ = nullptr;
+    SettlementChannel* broker_ = nullptr;
     std::uint64_t generation_ = 0;
     Table in_flight_;
     std::vector<int> per_handler_;

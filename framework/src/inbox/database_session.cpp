@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
 #include "inbox/store_sql.hpp"
 
@@ -14,7 +15,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5'000};
-constexpr std::chrono::milliseconds kStopCheck{50};
 
 }  // namespace
 
@@ -80,7 +80,7 @@ DatabaseSession::DatabaseSession(Settings settings) : settings_(std::move(settin
 
 DatabaseSession::~DatabaseSession() { discard(); }
 
-pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
+pqxx::connection* DatabaseSession::get(const std::stop_token& stop) {
     if (connection_) return connection_.get();
     thread_local std::mt19937_64 random{std::random_device{}()};
     std::chrono::milliseconds backoff = kFirstBackoff;
@@ -117,10 +117,7 @@ pqxx::connection* DatabaseSession::get(const std::atomic<bool>& stopping) {
         // Jitter keeps a fleet of workers from reconnecting in lockstep.
         const auto sleep = std::chrono::milliseconds(
             std::uniform_int_distribution<std::int64_t>(backoff.count() / 2, backoff.count())(random));
-        for (auto slept = std::chrono::milliseconds(0); slept < sleep; slept += kStopCheck) {
-            if (stopping.load()) return nullptr;
-            std::this_thread::sleep_for(std::min(kStopCheck, sleep - slept));
-        }
+        if (!sleep_unless_stopped(sleep, stop)) return nullptr;
         backoff = std::min(backoff * 2, kMaxBackoff);
     }
 }

@@ -2,11 +2,11 @@
 
 #include <pqxx/connection>
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 
 namespace idemq::detail {
@@ -51,8 +51,8 @@ public:
     [[nodiscard]] std::shared_ptr<StatementCanceller> canceller() const { return canceller_; }
 
     // The live connection, connecting first when needed. Waits out an outage
-    // unless `stopping` becomes true; then returns nullptr.
-    [[nodiscard]] pqxx::connection* get(const std::atomic<bool>& stopping);
+    // unless a stop is requested; then returns nullptr.
+    [[nodiscard]] pqxx::connection* get(const std::stop_token& stop);
 
     // The connection if there is one now, without connecting.
     [[nodiscard]] pqxx::connection* current() noexcept { return connection_.get(); }

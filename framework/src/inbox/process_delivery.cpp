@@ -61,27 +61,32 @@ private:
     TaggedLogger logger_;
 };
 
-Outcome dead_letter(std::string_view why, std::string error, std::string error_type = "idemq") {
-    return {.kind = OutcomeKind::kDeadLetter,
-            .failure = {.reason = std::string(why), .error = std::move(error), .error_type = std::move(error_type)}};
+using End = AttemptResult::End;
+
+Failure idemq_failure(std::string_view why, std::string error) {
+    return {.reason = std::string(why), .error = std::move(error), .error_type = "idemq"};
 }
 
-Outcome from_exception(OutcomeKind kind, const std::exception& e) {
-    return {.kind = kind, .failure = {.reason = {}, .error = e.what(), .error_type = exception_type_name(e)}};
+AttemptResult refused(Failure failure) { return {.end = End::kRefused, .failure = std::move(failure)}; }
+
+AttemptResult ended(End end, const std::exception& e, std::string_view why = {}) {
+    return {.end = end,
+            .failure = failure_from(e, why),
+            .in_doubt = dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr};
 }
 
 // No two different keys share a fingerprint row: the key, the ids and the
 // marks travel as binary parameters, never as C strings a NUL would cut.
 pqxx::binarystring bytes(std::string_view value) { return pqxx::binarystring(value.data(), value.size()); }
 
-Outcome key_conflict(std::string_view key) {
-    return dead_letter(reason::kKeyConflict, "idempotency key '" + printable(key) +
-                                                 "' was first used with a different body; the first message's "
-                                                 "effect stands");
+AttemptResult key_conflict(std::string_view key) {
+    return refused(idemq_failure(reason::kKeyConflict, "idempotency key '" + printable(key) +
+                                                           "' was first used with a different body; the first "
+                                                           "message's effect stands"));
 }
 
-Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                         const Message& message, const std::string& key, const std::string& mark_to_clear) {
+AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                               const Message& message, const std::string& key, const std::string& mark_to_clear) {
     const std::string fingerprint = sha256_hex(message.body());
     const std::string name(handler_name);
     InboxTransaction tx(connection);
@@ -97,19 +102,13 @@ Outcome claim_and_handle(pqxx::connection& connection, Handler& handler, std::st
         const pqxx::result stored = tx.exec_prepared(kFingerprintStatement, name, bytes(key));
         if (stored.empty() && tries < 3) continue;
         tx.commit();
-        if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.kind = OutcomeKind::kDuplicate};
+        if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.end = End::kDuplicate};
         return key_conflict(key);
     }
     DeliveryContext context(handler_name, message, key);
     handler.handle(message, tx, context);
-    try {
-        tx.commit();
-    } catch (const pqxx::in_doubt_error& e) {
-        Outcome outcome = from_exception(OutcomeKind::kRetryHere, e);
-        outcome.in_doubt = true;
-        return outcome;
-    }
-    return {.kind = OutcomeKind::kProcessed};
+    tx.commit();
+    return {.end = End::kCommitted};
 }
 
 }  // namespace
@@ -126,8 +125,8 @@ bool is_transient(const std::exception& e) {
     return false;
 }
 
-std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& handler, std::string_view handler_name,
-                                   const std::vector<BatchItem>& items) {
+std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHandler& handler,
+                                         std::string_view handler_name, const std::vector<BatchItem>& items) {
     std::vector<std::string> keys, fingerprints, message_ids, correlation_ids;
     for (const auto& item : items) {
         keys.push_back(to_hex(item.key));
@@ -142,7 +141,7 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
                                             text_array(message_ids), text_array(correlation_ids))) {
         claimed.insert(row[0].as<std::string>());
     }
-    std::vector<Outcome> outcomes(items.size(), Outcome{.kind = OutcomeKind::kProcessed});
+    std::vector<AttemptResult> outcomes(items.size(), AttemptResult{.end = End::kCommitted});
     std::vector<Message> fresh;
     std::vector<std::string> seen;
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -165,7 +164,7 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
             // and its halves claim again (a key conflict would be a lie).
             if (it == stored.end()) throw TransientError("an inbox row was pruned while its key was claimed");
             outcomes[i] =
-                it->second == fingerprints[i] ? Outcome{.kind = OutcomeKind::kDuplicate} : key_conflict(items[i].key);
+                it->second == fingerprints[i] ? AttemptResult{.end = End::kDuplicate} : key_conflict(items[i].key);
         }
     }
     if (!fresh.empty()) {
@@ -176,25 +175,28 @@ std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& h
     return outcomes;
 }
 
-std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message) {
+std::variant<std::string, Failure> resolve_key(const Handler& handler, const Message& message) {
     std::string key;
     try {
         key = handler.idempotency_key(message);
     } catch (const PermanentError& e) {
-        return dead_letter(reason::kBadKey, e.what(), exception_type_name(e));
+        return failure_from(e, reason::kBadKey);
     } catch (const std::exception& e) {
-        return dead_letter(reason::kBadKey, std::string("the idempotency key function threw: ") + e.what(),
-                           exception_type_name(e));
+        Failure failure = failure_from(e, reason::kBadKey);
+        failure.error = "the idempotency key function threw: " + failure.error;
+        return failure;
     } catch (...) {
-        return dead_letter(reason::kBadKey, "the idempotency key function threw a non-standard exception", "unknown");
+        return Failure{.reason = std::string(reason::kBadKey),
+                       .error = "the idempotency key function threw a non-standard exception",
+                       .error_type = "unknown"};
     }
     if (key.empty()) {
-        return dead_letter(reason::kMissingKey, "the message has no idempotency key (no message-id property)");
+        return idemq_failure(reason::kMissingKey, "the message has no idempotency key (no message-id property)");
     }
     if (key.size() > kMaxKeyBytes) {
-        return dead_letter(reason::kBadKey, "the idempotency key is " + std::to_string(key.size()) +
-                                                " bytes long; at most " + std::to_string(kMaxKeyBytes) +
-                                                " are accepted");
+        return idemq_failure(reason::kBadKey, "the idempotency key is " + std::to_string(key.size()) +
+                                                  " bytes long; at most " + std::to_string(kMaxKeyBytes) +
+                                                  " are accepted");
     }
     return key;
 }
@@ -220,41 +222,38 @@ void clear_handling_started(pqxx::connection& connection, std::string_view handl
     tx.commit();
 }
 
-Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                         const Message& message, const std::string& key, bool unknown_errors_are_permanent,
-                         const std::string& mark_to_clear) {
+AttemptResult process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                               const Message& message, const std::string& key, bool unknown_errors_are_permanent,
+                               const std::string& mark_to_clear) {
     // The order of these handlers is the failure classification: see
     // docs/guarantees.md.
     try {
         return claim_and_handle(connection, handler, handler_name, message, key, mark_to_clear);
     } catch (const PermanentError& e) {
-        return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
+        return ended(End::kRefused, e, reason::kPermanentError);
     } catch (const pqxx::in_doubt_error& e) {
-        Outcome outcome = from_exception(OutcomeKind::kRetryHere, e);
-        outcome.in_doubt = true;
-        return outcome;
+        return ended(End::kDatabaseLost, e);
     } catch (const pqxx::broken_connection& e) {
-        return from_exception(OutcomeKind::kRetryHere, e);
+        return ended(End::kDatabaseLost, e);
     } catch (const std::exception& e) {
         // A statement that failed because the server went away (terminated
         // backend, shutdown) is the database's failure, not the message's.
-        if (!connection.is_open()) return from_exception(OutcomeKind::kRetryHere, e);
+        if (!connection.is_open()) return ended(End::kDatabaseLost, e);
         // Postgres refusing the message's data (invalid UTF-8 in a text
         // column, a value out of range) refuses it on every attempt.
         // So does libpqxx refusing to quote or escape it (bytes that are not
         // valid in the connection's encoding), before Postgres sees it.
         if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr ||
             dynamic_cast<const pqxx::argument_error*>(&e) != nullptr) {
-            return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
+            return ended(End::kRefused, e, reason::kPermanentError);
         }
-        if (is_transient(e) || !unknown_errors_are_permanent) return from_exception(OutcomeKind::kFailed, e);
-        return dead_letter(reason::kPermanentError, e.what(), exception_type_name(e));
+        if (is_transient(e) || !unknown_errors_are_permanent) return ended(End::kFailed, e);
+        return ended(End::kRefused, e, reason::kPermanentError);
     } catch (...) {
-        Outcome outcome{.kind = unknown_errors_are_permanent ? OutcomeKind::kDeadLetter : OutcomeKind::kFailed};
-        outcome.failure = {.reason = std::string(reason::kPermanentError),
-                           .error = "a non-standard exception",
-                           .error_type = "unknown"};
-        return outcome;
+        return {.end = unknown_errors_are_permanent ? End::kRefused : End::kFailed,
+                .failure = {.reason = std::string(reason::kPermanentError),
+                            .error = "a non-standard exception",
+                            .error_type = "unknown"}};
     }
 }
 

@@ -5,62 +5,46 @@
 
 #include <pqxx/connection>
 
-#include <chrono>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include "amqp/dead_letter.hpp"
+#include "common/failure.hpp"
 #include "common/log.hpp"
 
 namespace idemq::detail {
 
-enum class OutcomeKind {
-    kProcessed,   // handler ran, COMMIT succeeded: ack
-    kDuplicate,   // key already in the inbox with the same body: ack
-    kDeadLetter,  // cannot succeed: publish to the DLQ, then ack
-    kFailed,      // the handler failed transiently: retry as the policy says
-    kRetryHere,   // the database failed, not the message: reconnect and run again
-    kRetryLater,  // publish to a delay tier for attempt `next_attempt`, then ack
-    kRelease,     // give the delivery back to the broker untouched (shutting down)
+// How one attempt in the database ended (docs/guarantees.md classifies the
+// failures). What follows from it — retry, wait, dead-letter — is decided by
+// core/attempts, not here.
+struct AttemptResult {
+    enum class End {
+        kCommitted,     // the handler ran and COMMIT succeeded
+        kDuplicate,     // the key was already in the inbox with the same body
+        kRefused,       // the message cannot succeed (failure.reason says why)
+        kFailed,        // the handler failed, maybe transiently: the retry policy decides
+        kDatabaseLost,  // the database failed, not the message: run the attempt again
+    };
+    End end = End::kCommitted;
+    Failure failure{};      // kRefused, kFailed, kDatabaseLost
+    bool in_doubt = false;  // kDatabaseLost after a COMMIT with unknown outcome
 };
 
-struct Outcome {
-    OutcomeKind kind = OutcomeKind::kRelease;
-    Failure failure{};                         // for everything but kProcessed and kDuplicate
-    bool in_doubt = false;                     // kRetryHere after a COMMIT with unknown outcome
-    int attempt = 1;                           // the attempt that ran last
-    int next_attempt = 0;                      // kRetryLater
-    std::chrono::milliseconds retry_delay{0};  // kRetryLater
-    std::string first_failure_at{};            // RFC 3339, once an attempt failed
-    std::string last_failure_at{};
-};
-
-// The message's correlation id, or its message id when it has none: what
-// Context, the logs and the metrics report.
-[[nodiscard]] inline std::string_view effective_correlation_id(const Message& message) noexcept {
-    return message.correlation_id().empty() ? message.message_id() : message.correlation_id();
-}
-
-// What the logs of one delivery are tagged with.
-[[nodiscard]] inline MessageTags tags_for(std::string_view handler, const Message& message) {
-    return {handler, message.message_id(), effective_correlation_id(message)};
-}
-
-// The message's idempotency key, or the dead-letter outcome when it has none
-// that idemq can use.
-[[nodiscard]] std::variant<std::string, Outcome> resolve_key(const Handler& handler, const Message& message);
+// The message's idempotency key, or why it has none that idemq can use (the
+// message is dead-lettered then).
+[[nodiscard]] std::variant<std::string, Failure> resolve_key(const Handler& handler, const Message& message);
 
 // The life of one delivery in the database: BEGIN; claim the idempotency key
 // in the inbox; run the handler in the same transaction when the key is new;
 // COMMIT, which is real or fails (a handler that swallowed a failed statement
-// gets a kFailed, never kProcessed). With a non-empty `mark_to_clear` (a
+// gets a kFailed, never kCommitted). With a non-empty `mark_to_clear` (a
 // delivery fingerprint), the crash-loop mark is removed in the same
 // transaction. Runs on a handler thread. Never throws: every failure is an
-// Outcome (the classification is in docs/guarantees.md).
-[[nodiscard]] Outcome process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                                       const Message& message, const std::string& key,
-                                       bool unknown_errors_are_permanent, const std::string& mark_to_clear);
+// AttemptResult (the classification is in docs/guarantees.md).
+[[nodiscard]] AttemptResult process_delivery(pqxx::connection& connection, Handler& handler,
+                                             std::string_view handler_name, const Message& message,
+                                             const std::string& key, bool unknown_errors_are_permanent,
+                                             const std::string& mark_to_clear);
 
 // What the crash-loop guard knows a message by: the SHA-256 (raw bytes) of its
 // message id and body, the same on every delivery of it and known before the
@@ -84,11 +68,12 @@ struct BatchItem {
 };
 
 // A batch in one transaction: one multi-row claim, the handler for every new
-// message, one COMMIT. Returns per item kProcessed, kDuplicate or a
-// kDeadLetter for a key conflict. Throws what libpqxx or the handler throw;
+// message, one COMMIT. Returns per item kCommitted, kDuplicate or a
+// kRefused for a key conflict. Throws what libpqxx or the handler throw;
 // nothing has committed then. Items must have distinct keys.
-[[nodiscard]] std::vector<Outcome> process_batch(pqxx::connection& connection, BatchHandler& handler,
-                                                 std::string_view handler_name, const std::vector<BatchItem>& items);
+[[nodiscard]] std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHandler& handler,
+                                                       std::string_view handler_name,
+                                                       const std::vector<BatchItem>& items);
 
 // A connection that breaks this often during one attempt (or one batch) while
 // Postgres stays reachable was broken by the message: a handler idling in its

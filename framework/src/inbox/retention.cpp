@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"
@@ -13,7 +14,7 @@
 namespace idemq::detail {
 
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
-                        std::size_t batch, std::chrono::milliseconds pause, const std::atomic<bool>* stopping) {
+                        std::size_t batch, std::chrono::milliseconds pause, const std::stop_token& stop) {
     const std::string quoted = quote_identifier(schema);
     // Batches of ctids: the received_at index finds candidates, and no more
     // than `batch` rows are scanned or locked at once.
@@ -31,8 +32,7 @@ std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, s
         tx.commit();
         deleted += static_cast<std::size_t>(result.affected_rows());
         if (static_cast<std::size_t>(result.affected_rows()) < batch) break;
-        if (stopping != nullptr && stopping->load()) return deleted;
-        std::this_thread::sleep_for(pause);
+        if (!sleep_unless_stopped(pause, stop)) return deleted;
     }
     pqxx::work tx(connection);
     tx.exec_params(marks_sql, static_cast<double>(older_than.count()));
@@ -42,11 +42,11 @@ std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, s
 
 InboxPruner::InboxPruner(const WorkerOptions& options)
     : task_(options.inbox_prune_interval,
-            [&options, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>& stopping) mutable {
+            [&options, connection = std::shared_ptr<pqxx::connection>()](const std::stop_token& stop) mutable {
                 try {
                     if (!connection) connection = open_database(options.database_url, "idemq inbox pruner");
                     const std::size_t deleted = prune_inbox(*connection, options.schema, options.inbox_retention, 1000,
-                                                            std::chrono::milliseconds(20), &stopping);
+                                                            std::chrono::milliseconds(20), stop);
                     if (deleted > 0) {
                         log().info("pruned {} inbox rows older than {} s", deleted, options.inbox_retention.count());
                     }

@@ -32,7 +32,7 @@ void Health::start() {
     }
     probe_ = std::make_unique<PeriodicTask>(
         std::chrono::seconds(2),
-        [this, connection = std::shared_ptr<pqxx::connection>()](const std::atomic<bool>&) mutable {
+        [this, connection = std::shared_ptr<pqxx::connection>()](const std::stop_token&) mutable {
             std::string error;
             try {
                 if (!connection) connection = open_database(options_.database_url, "idemq readiness probe");

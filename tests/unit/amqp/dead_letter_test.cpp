@@ -5,6 +5,7 @@
 #include <map>
 
 #include "amqp/dead_letter.hpp"
+#include "common/text.hpp"
 
 using namespace idemq::detail;
 

@@ -8,6 +8,7 @@
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
+#include "amqp/topology.hpp"
 #include "core/retry_schedule.hpp"
 #include "inbox/process_delivery.hpp"
 

@@ -1,8 +1,8 @@
-#include "core/worker_pool.hpp"
+#include "core/handler_pool.hpp"
 
 namespace idemq::detail {
 
-WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch)
+HandlerPool::HandlerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch)
     : process_(std::move(process)), process_batch_(std::move(process_batch)) {
     threads_.reserve(static_cast<std::size_t>(threads));
     for (int i = 0; i < threads; ++i) {
@@ -12,8 +12,8 @@ WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process 
             std::lock_guard lock(mutex_);
             ++running_;
         }
-        threads_.emplace_back([this, session = std::move(session)]() mutable {
-            run_thread(std::move(session));
+        threads_.emplace_back([this, stop = stop_.get_token(), session = std::move(session)]() mutable {
+            run_thread(stop, session);
             std::lock_guard lock(mutex_);
             --running_;
             exited_.notify_all();
@@ -21,9 +21,12 @@ WorkerPool::WorkerPool(int threads, const SessionFactory& make_session, Process 
     }
 }
 
-WorkerPool::~WorkerPool() { stop(); }
+void HandlerPool::join() {
+    request_stop();
+    threads_.clear();  // std::jthread joins
+}
 
-void WorkerPool::submit(Job job) {
+void HandlerPool::submit(Job job) {
     {
         std::lock_guard lock(mutex_);
         jobs_.push_back(std::move(job));
@@ -31,23 +34,24 @@ void WorkerPool::submit(Job job) {
     wake_.notify_one();
 }
 
-std::vector<Job> WorkerPool::take_pending() {
+std::vector<Job> HandlerPool::take_pending() {
     std::lock_guard lock(mutex_);
     std::vector<Job> pending(std::make_move_iterator(jobs_.begin()), std::make_move_iterator(jobs_.end()));
     jobs_.clear();
     return pending;
 }
 
-void WorkerPool::request_stop() {
+void HandlerPool::request_stop() {
     {
         std::lock_guard lock(mutex_);
-        stopping_ = true;
         jobs_.clear();
     }
-    wake_.notify_all();
+    // Wakes every wait on the token: the queue, a batch's linger, the
+    // backoff of a database outage.
+    stop_.request_stop();
 }
 
-std::size_t WorkerPool::cancel_statements() {
+std::size_t HandlerPool::cancel_statements() {
     std::size_t sent = 0;
     for (const auto& canceller : cancellers_) {
         if (canceller->cancel()) ++sent;
@@ -55,33 +59,24 @@ std::size_t WorkerPool::cancel_statements() {
     return sent;
 }
 
-bool WorkerPool::join_for(std::chrono::milliseconds timeout) {
+bool HandlerPool::join_for(std::chrono::milliseconds timeout) {
     {
         std::unique_lock lock(mutex_);
         if (!exited_.wait_for(lock, timeout, [this] { return running_ == 0; })) return false;
     }
-    for (auto& thread : threads_) {
-        if (thread.joinable()) thread.join();
-    }
+    threads_.clear();  // joins threads that have returned already
     return true;
 }
 
-void WorkerPool::stop() {
-    request_stop();
-    for (auto& thread : threads_) {
-        if (thread.joinable()) thread.join();
-    }
-}
-
-std::vector<Job> WorkerPool::gather(Job first, std::unique_lock<std::mutex>& lock) {
+std::vector<Job> HandlerPool::gather(Job first, std::unique_lock<std::mutex>& lock, const std::stop_token& stop) {
     std::vector<Job> batch;
     const std::size_t handler = first.handler_index;
     const std::size_t max = first.batch_max;
     const auto deadline = std::chrono::steady_clock::now() + first.batch_linger;
     batch.push_back(std::move(first));
-    while (batch.size() < max && !stopping_.load()) {
+    while (batch.size() < max && !stop.stop_requested()) {
         if (jobs_.empty()) {
-            if (!wake_.wait_until(lock, deadline, [this] { return stopping_.load() || !jobs_.empty(); })) break;
+            if (!wake_.wait_until(lock, stop, deadline, [this] { return !jobs_.empty(); })) break;
             continue;
         }
         if (jobs_.front().handler_index != handler || jobs_.front().batch_max <= 1) {
@@ -95,27 +90,26 @@ std::vector<Job> WorkerPool::gather(Job first, std::unique_lock<std::mutex>& loc
     return batch;
 }
 
-void WorkerPool::run_thread(DatabaseSession session) {
+void HandlerPool::run_thread(const std::stop_token& stop, DatabaseSession& session) {
     for (;;) {
         std::vector<Job> batch;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return stopping_.load() || !jobs_.empty(); });
-            if (stopping_.load()) return;
+            wake_.wait(lock, stop, [this] { return !jobs_.empty(); });
+            if (stop.stop_requested()) return;
             Job job = std::move(jobs_.front());
             jobs_.pop_front();
-            if (job.batch_max > 1) {
-                batch = gather(std::move(job), lock);
-            } else {
+            if (job.batch_max <= 1) {
                 lock.unlock();
-                process_(job, session, stopping_);
+                process_(job, session, stop);
                 continue;
             }
+            batch = gather(std::move(job), lock, stop);
         }
         if (batch.size() == 1) {
-            process_(batch.front(), session, stopping_);
+            process_(batch.front(), session, stop);
         } else {
-            process_batch_(batch, session, stopping_);
+            process_batch_(batch, session, stop);
         }
     }
 }

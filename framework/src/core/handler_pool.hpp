@@ -2,7 +2,6 @@
 
 #include <idemq/message.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -10,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -29,20 +29,21 @@ struct Job {
     std::chrono::milliseconds batch_linger{0};
 };
 
-// Handler threads, each with its own DatabaseSession. Jobs wait in a FIFO
-// queue; broker prefetch bounds its length. Not libuv's thread pool: that one
-// is global and shared with file and DNS work.
-class WorkerPool final {
+// The threads handlers run on, each with its own DatabaseSession. Jobs wait
+// in a FIFO queue; broker prefetch bounds its length. A batch handler's jobs
+// at the front of the queue are gathered into one batch. Not libuv's thread
+// pool: that one is global and shared with file and DNS work.
+class HandlerPool final {
 public:
-    // Runs on a handler thread. `stopping` tells a long wait to give up.
-    using Process = std::function<void(Job&, DatabaseSession&, const std::atomic<bool>& stopping)>;
-    using ProcessBatch = std::function<void(std::vector<Job>&, DatabaseSession&, const std::atomic<bool>& stopping)>;
+    // Runs on a handler thread. `stop` tells a long wait to give up.
+    using Process = std::function<void(Job&, DatabaseSession&, const std::stop_token& stop)>;
+    using ProcessBatch = std::function<void(std::vector<Job>&, DatabaseSession&, const std::stop_token& stop)>;
     using SessionFactory = std::function<DatabaseSession(int thread_index)>;
 
-    WorkerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch);
-    ~WorkerPool();
-    WorkerPool(const WorkerPool&) = delete;
-    WorkerPool& operator=(const WorkerPool&) = delete;
+    HandlerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch);
+    ~HandlerPool() { join(); }
+    HandlerPool(const HandlerPool&) = delete;
+    HandlerPool& operator=(const HandlerPool&) = delete;
 
     // Thread-safe.
     void submit(Job job);
@@ -58,24 +59,25 @@ public:
     // then joins them. False when some are still running.
     [[nodiscard]] bool join_for(std::chrono::milliseconds timeout);
     // request_stop(), then joins, however long the handlers take. Idempotent.
-    void stop();
+    void join();
 
 private:
-    void run_thread(DatabaseSession session);
+    void run_thread(const std::stop_token& stop, DatabaseSession& session);
     // With the lock held: `first` plus the batchable jobs of its handler at
     // the front of the queue, waiting up to its linger for more.
-    std::vector<Job> gather(Job first, std::unique_lock<std::mutex>& lock);
+    std::vector<Job> gather(Job first, std::unique_lock<std::mutex>& lock, const std::stop_token& stop);
 
     Process process_;
     ProcessBatch process_batch_;
     std::mutex mutex_;
-    std::condition_variable wake_;
+    std::condition_variable_any wake_;
     std::deque<Job> jobs_;
-    std::atomic<bool> stopping_{false};
     std::condition_variable exited_;
     int running_ = 0;  // threads not yet returned, under mutex_
     std::vector<std::shared_ptr<StatementCanceller>> cancellers_;
-    std::vector<std::thread> threads_;
+    // One source for every thread: a stop reaches them all at once.
+    std::stop_source stop_;
+    std::vector<std::jthread> threads_;  // last: they use everything above
 };
 
 }  // namespace idemq::detail
