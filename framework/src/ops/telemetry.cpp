@@ -2,9 +2,11 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <sstream>
+#include <string_view>
 
-#include "amqp/dead_letter.hpp"
+#include "common/failure.hpp"
 
 namespace idemq::detail {
 namespace {
@@ -77,6 +79,11 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
                        .Name("idemq_reconnects_total")
                        .Help("Reconnections, by component (broker, database)")
                        .Register(*registry_);
+    database_pauses_ = &BuildCounter()
+                            .Name("idemq_database_pauses_total")
+                            .Help("Times consumption paused because Postgres was unreachable")
+                            .Register(*registry_)
+                            .Add({});
     paused_ = &BuildGauge()
                    .Name("idemq_consumer_paused")
                    .Help("1 while consumption is paused because Postgres is unreachable")
@@ -108,56 +115,28 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
     reconnects_->Add({{"component", "database"}});
 }
 
-void Telemetry::received(std::size_t h) {
-    handlers_[h].received->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.received;
-}
+void Telemetry::received(std::size_t h) { handlers_[h].received->Increment(); }
 
 void Telemetry::processed(std::size_t h, double handler_seconds) {
     handlers_[h].processed->Increment();
     handlers_[h].handler_duration->Observe(handler_seconds);
-    std::lock_guard lock(mutex_);
-    ++stats_.processed;
 }
 
-void Telemetry::duplicate(std::size_t h) {
-    handlers_[h].duplicates->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.duplicates;
-}
+void Telemetry::duplicate(std::size_t h) { handlers_[h].duplicates->Increment(); }
 
-void Telemetry::immediate_retry(std::size_t h) {
-    handlers_[h].immediate_retries->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.immediate_retries;
-}
+void Telemetry::immediate_retry(std::size_t h) { handlers_[h].immediate_retries->Increment(); }
 
-void Telemetry::delayed_retry(std::size_t h) {
-    handlers_[h].delayed_retries->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.delayed_retries;
-}
+void Telemetry::delayed_retry(std::size_t h) { handlers_[h].delayed_retries->Increment(); }
 
 void Telemetry::dead_lettered(std::size_t h, const std::string& why) {
     dead_lettered_->Add({{"handler", names_[h]}, {"reason", why}}).Increment();
     if (why == reason::kKeyConflict) handlers_[h].key_conflicts->Increment();
     if (why == reason::kCrashLoop) handlers_[h].crash_loops->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.dead_lettered[why];
 }
 
-void Telemetry::in_doubt(std::size_t h) {
-    handlers_[h].in_doubt->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.in_doubt;
-}
+void Telemetry::in_doubt(std::size_t h) { handlers_[h].in_doubt->Increment(); }
 
-void Telemetry::released(std::size_t h) {
-    handlers_[h].released->Increment();
-    std::lock_guard lock(mutex_);
-    ++stats_.released;
-}
+void Telemetry::released(std::size_t h) { handlers_[h].released->Increment(); }
 
 void Telemetry::settled(std::size_t h, double end_to_end_seconds) {
     handlers_[h].end_to_end->Observe(end_to_end_seconds);
@@ -167,22 +146,12 @@ void Telemetry::in_flight(std::size_t h, double count) { handlers_[h].in_flight-
 
 void Telemetry::paused(bool paused) { paused_->Set(paused ? 1 : 0); }
 
-void Telemetry::pause_started() {
-    std::lock_guard lock(mutex_);
-    ++stats_.database_pauses;
-}
+void Telemetry::pause_started() { database_pauses_->Increment(); }
 
-void Telemetry::reconnected(const std::string& component) {
-    reconnects_->Add({{"component", component}}).Increment();
-    if (component != "broker") return;
-    std::lock_guard lock(mutex_);
-    ++stats_.broker_reconnects;
-}
+void Telemetry::reconnected(const std::string& component) { reconnects_->Add({{"component", component}}).Increment(); }
 
 void Telemetry::batch_committed(std::size_t h, std::size_t size) {
     handlers_[h].batch_size->Observe(static_cast<double>(size));
-    std::lock_guard lock(mutex_);
-    ++stats_.batches;
 }
 
 std::string Telemetry::render() const {
@@ -191,9 +160,41 @@ std::string Telemetry::render() const {
     return out.str();
 }
 
+// Read from the registry, so every count is kept once: /metrics and
+// Worker::run()'s result cannot disagree.
 WorkerStats Telemetry::stats() const {
-    std::lock_guard lock(mutex_);
-    return stats_;
+    static const std::map<std::string_view, std::uint64_t WorkerStats::*> kSums{
+        {"idemq_messages_received_total", &WorkerStats::received},
+        {"idemq_messages_processed_total", &WorkerStats::processed},
+        {"idemq_duplicates_total", &WorkerStats::duplicates},
+        {"idemq_in_doubt_commits_total", &WorkerStats::in_doubt},
+        {"idemq_released_total", &WorkerStats::released},
+        {"idemq_database_pauses_total", &WorkerStats::database_pauses},
+    };
+    const auto label = [](const prometheus::ClientMetric& metric, std::string_view name) {
+        for (const auto& l : metric.label) {
+            if (l.name == name) return std::string_view(l.value);
+        }
+        return std::string_view();
+    };
+    WorkerStats stats;
+    for (const auto& family : registry_->Collect()) {
+        for (const auto& metric : family.metric) {
+            const auto count = static_cast<std::uint64_t>(metric.counter.value);
+            if (const auto sum = kSums.find(family.name); sum != kSums.end()) {
+                stats.*(sum->second) += count;
+            } else if (family.name == "idemq_retries_scheduled_total") {
+                (label(metric, "kind") == "immediate" ? stats.immediate_retries : stats.delayed_retries) += count;
+            } else if (family.name == "idemq_reconnects_total" && label(metric, "component") == "broker") {
+                stats.broker_reconnects += count;
+            } else if (family.name == "idemq_dead_lettered_total" && count > 0) {
+                stats.dead_lettered[std::string(label(metric, "reason"))] += count;
+            } else if (family.name == "idemq_batch_size") {
+                stats.batches += metric.histogram.sample_count;
+            }
+        }
+    }
+    return stats;
 }
 
 }  // namespace idemq::detail

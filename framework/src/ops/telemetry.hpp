@@ -10,14 +10,14 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 namespace idemq::detail {
 
-// Everything a worker counts, in one place: the Prometheus metrics served on
-// /metrics and the WorkerStats returned by Worker::run(). Thread-safe.
+// Everything a worker counts, in one place and once: the Prometheus metrics
+// served on /metrics, from which the WorkerStats returned by Worker::run()
+// are read. Thread-safe.
 // Handlers are referred to by their registration index.
 class Telemetry final {
 public:
@@ -64,10 +64,8 @@ private:
     std::vector<PerHandler> handlers_;
     prometheus::Family<prometheus::Counter>* dead_lettered_;
     prometheus::Family<prometheus::Counter>* reconnects_;
+    prometheus::Counter* database_pauses_;
     prometheus::Gauge* paused_;
-
-    mutable std::mutex mutex_;
-    WorkerStats stats_;
 };
 
 }  // namespace idemq::detail
