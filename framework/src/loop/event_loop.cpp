@@ -45,6 +45,12 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
+    if (close() != 0) log().error("the event loop closed with handles still open");
+}
+
+int EventLoop::close() noexcept {
+    if (closed_) return 0;
+    closed_ = true;
     {
         std::lock_guard lock(mutex_);
         accepting_ = false;
@@ -54,7 +60,7 @@ EventLoop::~EventLoop() {
     // Closing callbacks run only inside the loop; the loop may be closed once
     // every handle has finished closing.
     uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
+    return uv_loop_close(&loop_);
 }
 
 void EventLoop::post(std::function<void()> fn) {

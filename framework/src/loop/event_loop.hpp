@@ -31,6 +31,10 @@ public:
     void run();
     // Loop thread only: makes run() return once the current callback ends.
     void stop() noexcept;
+    // Stops accepting posts, lets every closed handle finish closing and
+    // closes the loop: 0, or UV_EBUSY when a handle was left open (a bug of
+    // its owner). Once; the destructor calls it when nobody did.
+    int close() noexcept;
 
 private:
     void drain_posted() noexcept;
@@ -40,6 +44,7 @@ private:
     std::mutex mutex_;
     std::vector<std::function<void()>> posted_;
     bool accepting_ = true;
+    bool closed_ = false;
 };
 
 // A repeating or one-shot timer on the loop. The callback must not throw.
