@@ -81,7 +81,7 @@ idemq::Route charge_route() {
     return {.handler = "payments.charge",
             .queue = "payments.charge",
             .exchange = "payments",
-            .exchange_type = "topic",
+            .exchange_type = idemq::ExchangeType::kTopic,
             .routing_keys = {"charge"}};
 }
 

@@ -68,9 +68,15 @@ TEST_CASE_FIXTURE(Fixture, "two handlers bound to the same message each process 
     auto* billing = new RecordingHandler("billing");
     auto* shipping = new RecordingHandler("shipping");
     test::RunningWorker worker(options(), [&](idemq::Worker& w) {
-        w.add_handler({.handler = "billing", .exchange = "orders", .exchange_type = "fanout", .routing_keys = {"#"}},
+        w.add_handler({.handler = "billing",
+                       .exchange = "orders",
+                       .exchange_type = idemq::ExchangeType::kFanout,
+                       .routing_keys = {"#"}},
                       std::unique_ptr<idemq::Handler>(billing));
-        w.add_handler({.handler = "shipping", .exchange = "orders", .exchange_type = "fanout", .routing_keys = {"#"}},
+        w.add_handler({.handler = "shipping",
+                       .exchange = "orders",
+                       .exchange_type = idemq::ExchangeType::kFanout,
+                       .routing_keys = {"#"}},
                       std::unique_ptr<idemq::Handler>(shipping));
     });
     test::Broker broker(vhost.url());

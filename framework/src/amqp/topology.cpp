@@ -34,6 +34,10 @@ Route normalized(Route route) {
     if (route.exchange.empty() && !route.routing_keys.empty()) {
         throw ConfigError(fmt::format("handler '{}': routing keys given without an exchange", route.handler));
     }
+    if (to_string(route.exchange_type).empty()) {
+        throw ConfigError(fmt::format("handler '{}': Route.exchange_type {} is not an exchange type", route.handler,
+                                      static_cast<int>(route.exchange_type)));
+    }
     route.retry.validate(route.handler);
     return route;
 }
@@ -42,7 +46,7 @@ void declare_topology(AmqpConnection& connection, const Route& route) {
     connection.declare_queue(dead_letter_queue_name(route.queue));
     connection.declare_queue(route.queue);
     if (route.exchange.empty()) return;
-    connection.declare_exchange(route.exchange, route.exchange_type);
+    connection.declare_exchange(route.exchange, to_string(route.exchange_type));
     for (const auto& key : route.routing_keys) connection.bind_queue(route.queue, route.exchange, key);
 }
 

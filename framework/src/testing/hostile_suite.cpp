@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "amqp/dead_letter.hpp"
+#include "amqp/topology.hpp"
 #include "cli/dlq_filter.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"
@@ -124,10 +125,10 @@ public:
                             .unknown_errors_are_permanent = route_.retry.unknown_errors_are_permanent};
         }
         queue_ = route_.queue.empty() ? route_.handler : route_.queue;
-        dlq_ = queue_ + ".dlq";
+        dlq_ = detail::dead_letter_queue_name(queue_);
         // Through the route's exchange, as in production; a headers exchange
         // routes on headers the cases change, so go straight to the queue.
-        if (!route_.exchange.empty() && route_.exchange_type != "headers") {
+        if (!route_.exchange.empty() && route_.exchange_type != ExchangeType::kHeaders) {
             exchange_ = route_.exchange;
             routing_key_ = route_.routing_keys.empty() ? std::string() : route_.routing_keys.front();
         } else {

@@ -21,3 +21,14 @@ TEST_CASE("a route that cannot work is refused at registration") {
     CHECK_THROWS_AS((void)normalized({.handler = "h", .queue = "amq.q"}), ConfigError);
     CHECK_THROWS_AS((void)normalized({.handler = "h", .queue = std::string(300, 'q')}), ConfigError);
 }
+
+TEST_CASE("an exchange type is one of the four AMQP types, named as the broker names them") {
+    CHECK(idemq::to_string(idemq::ExchangeType::kDirect) == "direct");
+    CHECK(idemq::to_string(idemq::ExchangeType::kFanout) == "fanout");
+    CHECK(idemq::to_string(idemq::ExchangeType::kTopic) == "topic");
+    CHECK(idemq::to_string(idemq::ExchangeType::kHeaders) == "headers");
+    CHECK(normalized({.handler = "h"}).exchange_type == idemq::ExchangeType::kTopic);
+    // Only a cast can make another value; the route refuses it.
+    CHECK_THROWS_AS((void)normalized({.handler = "h", .exchange_type = static_cast<idemq::ExchangeType>(7)}),
+                    ConfigError);
+}
