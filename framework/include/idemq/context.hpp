@@ -1,6 +1,8 @@
 #pragma once
 
+#include <idemq/errors.hpp>
 #include <idemq/logger.hpp>
+#include <idemq/outbox.hpp>
 
 #include <string_view>
 
@@ -27,6 +29,10 @@ public:
     [[nodiscard]] virtual std::string_view trace_state() const noexcept = 0;
     /// A logger whose lines carry handler, message id and correlation id.
     [[nodiscard]] virtual Logger& log() noexcept = 0;
+    /// Where the handler stages the messages it sends on, in its own
+    /// transaction (see idemq/outbox.hpp). A Context of the user's own that
+    /// does not override it has no outbox.
+    [[nodiscard]] virtual Outbox& outbox() { throw Error("this Context has no outbox"); }
 };
 
 }  // namespace idemq

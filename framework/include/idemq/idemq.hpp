@@ -9,6 +9,7 @@
 #include <idemq/message.hpp>
 #include <idemq/migration.hpp>
 #include <idemq/options.hpp>
+#include <idemq/outbox.hpp>
 #include <idemq/route.hpp>
 #include <idemq/stats.hpp>
 #include <idemq/worker.hpp>

@@ -37,10 +37,20 @@ public:
     std::vector<Line> lines;
 };
 
+/// An Outbox that keeps what a handler staged, as it was given, for a unit
+/// test to check. Unlike the real one it keeps them when the handler throws.
+class CapturingOutbox final : public Outbox {
+public:
+    void publish(OutgoingMessage message) override { messages.push_back(std::move(message)); }
+
+    std::vector<OutgoingMessage> messages;
+};
+
 /// The Context a handler gets, for calling `handle()` directly in a unit
 /// test: the ids and attempt come from the message (the key is its message
 /// id unless set), the trace context from its `traceparent` / `tracestate`
-/// headers, and log lines are kept in `logger`. Not thread-safe.
+/// headers; log lines are kept in `logger`, staged messages in `staged`.
+/// Not thread-safe.
 class FakeContext final : public Context {
 public:
     explicit FakeContext(const Message& message, std::string handler_name = "test",
@@ -63,8 +73,10 @@ public:
         return message_.header("tracestate").value_or("");
     }
     [[nodiscard]] Logger& log() noexcept override { return logger; }
+    [[nodiscard]] Outbox& outbox() override { return staged; }
 
     CapturingLogger logger;
+    CapturingOutbox staged;
 
 private:
     const Message& message_;

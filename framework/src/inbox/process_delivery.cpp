@@ -15,18 +15,22 @@
 #include "common/text.hpp"
 #include "inbox/store_sql.hpp"
 #include "inbox/transaction.hpp"
+#include "outbox/staging.hpp"
 
 namespace idemq::detail {
 namespace {
 
 class DeliveryContext final : public Context {
 public:
-    DeliveryContext(std::string_view handler, const Message& message, std::string_view key)
+    DeliveryContext(std::string_view handler, const Message& message, std::string_view key, pqxx::transaction_base& tx)
         : handler_(handler),
           message_(message),
           key_(key),
           correlation_id_(effective_correlation_id(message)),
-          logger_(handler, message.message_id(), correlation_id_) {}
+          logger_(handler, message.message_id(), correlation_id_),
+          outbox_(
+              tx,
+              {.handler = handler, .idempotency_key = key, .correlation_id = correlation_id_, .message = &message}) {}
 
     [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_; }
     [[nodiscard]] std::string_view message_id() const noexcept override { return message_.message_id(); }
@@ -36,6 +40,7 @@ public:
     [[nodiscard]] std::string_view trace_parent() const noexcept override { return header("traceparent"); }
     [[nodiscard]] std::string_view trace_state() const noexcept override { return header("tracestate"); }
     [[nodiscard]] Logger& log() noexcept override { return logger_; }
+    [[nodiscard]] Outbox& outbox() override { return outbox_; }
 
 private:
     [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
@@ -48,6 +53,7 @@ private:
     std::string_view key_;
     std::string_view correlation_id_;
     TaggedLogger logger_;
+    HandlerOutbox outbox_;
 };
 
 class Batch final : public BatchContext {
@@ -105,7 +111,7 @@ AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, s
         if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.end = End::kDuplicate};
         return key_conflict(key);
     }
-    DeliveryContext context(handler_name, message, key);
+    DeliveryContext context(handler_name, message, key, tx);
     handler.handle(message, tx, context);
     tx.commit();
     return {.end = End::kCommitted};
