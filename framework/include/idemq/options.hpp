@@ -30,6 +30,10 @@ struct WorkerOptions {
     std::chrono::seconds inbox_retention{14 * 24 * 3600};
     /// IDEMQ_INBOX_PRUNE_INTERVAL: how often the worker prunes the inbox itself; 0 leaves it to `idemqctl inbox prune`.
     std::chrono::seconds inbox_prune_interval{0};
+    /// IDEMQ_OUTBOX_RELAY (on|off): run the outbox relay inside this worker (docs/outbox.md).
+    bool outbox_relay = true;
+    /// IDEMQ_OUTBOX_MAX_ATTEMPTS: refused publishes of an outbox row before it is parked.
+    int outbox_max_attempts = 10;
     /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
     /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
     /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.

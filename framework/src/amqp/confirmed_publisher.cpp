@@ -97,8 +97,12 @@ void BlockingPublisher::publish(std::string exchange, std::string routing_key, O
                                 std::string body, ConfirmedPublisher::Callback done) {
     publisher_.publish(std::move(exchange), std::move(routing_key), std::move(properties),
                        SharedBody::own(std::move(body)), std::move(done));
-    while (auto event = connection_.poll_event()) publisher_.on_event(*event);
+    take_events();
     wait_until(window_);
+}
+
+void BlockingPublisher::take_events() {
+    while (auto event = connection_.poll_event()) publisher_.on_event(*event);
 }
 
 void BlockingPublisher::wait_until(std::size_t outstanding, std::chrono::milliseconds silence) {

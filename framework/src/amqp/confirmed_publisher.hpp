@@ -96,6 +96,9 @@ public:
     // BrokerError when the broker sends nothing for `silence`.
     void wait_until(std::size_t outstanding, std::chrono::milliseconds silence = std::chrono::seconds(30));
     void wait_all() { wait_until(0); }
+    // Takes in whatever the broker sent without waiting, and sends a heartbeat
+    // when one is due: for a caller that idles between publishes.
+    void take_events();
 
     [[nodiscard]] AmqpConnection& connection() noexcept { return connection_; }
     [[nodiscard]] std::size_t outstanding() const noexcept { return publisher_.outstanding(); }

@@ -187,6 +187,20 @@ std::optional<AmqpConnection::QueueCounts> AmqpConnection::inspect_queue(std::st
     return QueueCounts{.messages = ok->message_count, .consumers = ok->consumer_count};
 }
 
+bool AmqpConnection::exchange_exists(std::string_view name) {
+    if (name.empty()) return true;  // the default exchange
+    amqp_exchange_declare(state_, kChannel, as_amqp_bytes(name), amqp_cstring_bytes("topic"), 1, 0, 0, 0,
+                          amqp_empty_table);
+    try {
+        check_reply(fmt::format("checking exchange '{}'", name));
+    } catch (const BrokerError& e) {
+        if (e.connection_level()) throw;
+        open_channel();
+        return false;
+    }
+    return true;
+}
+
 void AmqpConnection::set_prefetch(std::uint16_t count) {
     amqp_basic_qos(state_, kChannel, 0, count, 0);
     check_reply("setting the prefetch count");

@@ -63,6 +63,10 @@ public:
     // Counts of an existing queue, or nullopt when it does not exist. A
     // missing queue closes the channel on the broker, so the channel is reopened.
     [[nodiscard]] std::optional<QueueCounts> inspect_queue(std::string_view name);
+    // True when exchange `name` exists (a passive declare). A missing one
+    // closes the channel on the broker, so the channel is reopened, without
+    // publisher confirms: a publishing caller replaces its connection then.
+    [[nodiscard]] bool exchange_exists(std::string_view name);
     void set_prefetch(std::uint16_t count);
     void consume(std::string_view queue, std::string_view consumer_tag);
     void enable_publisher_confirms();

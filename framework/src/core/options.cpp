@@ -62,6 +62,7 @@ void WorkerOptions::validate() const {
     require_range("IDEMQ_HANDLER_WARN_MS", handler_warn_after.count(), 1, 24LL * 3600 * 1000);
     require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0, 24LL * 3600 * 1000);
     if (inbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_INBOX_RETENTION must be at least 1h");
+    if (outbox_max_attempts < 1) throw ConfigError("IDEMQ_OUTBOX_MAX_ATTEMPTS must be at least 1");
     if (inbox_prune_interval.count() < 0) throw ConfigError("IDEMQ_INBOX_PRUNE_INTERVAL must not be negative");
 }
 
@@ -92,6 +93,16 @@ WorkerOptions WorkerOptions::from_environment() {
         options.inbox_retention = parse_duration(v, "IDEMQ_INBOX_RETENTION");
     if (const char* v = env("IDEMQ_INBOX_PRUNE_INTERVAL")) {
         options.inbox_prune_interval = parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
+    }
+    if (const char* v = env("IDEMQ_OUTBOX_RELAY")) {
+        const std::string_view value(v);
+        if (value != "on" && value != "off") {
+            throw ConfigError(fmt::format("IDEMQ_OUTBOX_RELAY must be on or off, got '{}'", value));
+        }
+        options.outbox_relay = value == "on";
+    }
+    if (const char* v = env("IDEMQ_OUTBOX_MAX_ATTEMPTS")) {
+        options.outbox_max_attempts = static_cast<int>(parse_whole("IDEMQ_OUTBOX_MAX_ATTEMPTS", v, 1, 1000));
     }
     if (const char* v = env("IDEMQ_CRASH_LOOP_LIMIT")) {
         options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));

@@ -54,6 +54,8 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
 }
 
 Runtime::~Runtime() {
+    // After the handlers: what they staged while draining is still published.
+    relay_.reset();
     pruner_.reset();
     health_.reset();
     link_.join();
@@ -103,6 +105,14 @@ void Runtime::run() {
     health_->start();
     metrics_port_ = health_->port();
     if (options_.inbox_prune_interval.count() > 0) pruner_ = std::make_unique<InboxPruner>(options_);
+    if (options_.outbox_relay) {
+        relay_ = std::make_unique<OutboxRelay>(RelaySettings{.amqp_url = options_.amqp_url,
+                                                             .database_url = options_.database_url,
+                                                             .schema = options_.schema,
+                                                             .max_attempts = options_.outbox_max_attempts,
+                                                             .heartbeat = options_.heartbeat},
+                                               &telemetry_);
+    }
     for (const auto& registered : handlers_) {
         log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {}, up to {} attempts)",
                    registered.route.queue, registered.route.handler, options_.concurrency, options_.prefetch,

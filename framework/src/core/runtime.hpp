@@ -27,6 +27,7 @@
 #include "loop/event_loop.hpp"
 #include "ops/health.hpp"
 #include "ops/telemetry.hpp"
+#include "outbox/relay.hpp"
 
 namespace idemq::detail {
 
@@ -102,6 +103,7 @@ private:
     std::unique_ptr<Health> health_;
     std::atomic<int> metrics_port_{0};
     std::unique_ptr<InboxPruner> pruner_;
+    std::unique_ptr<OutboxRelay> relay_;
     std::optional<std::chrono::steady_clock::time_point> shutdown_deadline_;
     bool grace_expired_ = false;
     // Armed when the grace is over and the worker owns the process

@@ -15,6 +15,7 @@
 #include "common/text.hpp"
 #include "inbox/store_sql.hpp"
 #include "inbox/transaction.hpp"
+#include "outbox/doorbell.hpp"
 #include "outbox/staging.hpp"
 
 namespace idemq::detail {
@@ -41,6 +42,7 @@ public:
     [[nodiscard]] std::string_view trace_state() const noexcept override { return header("tracestate"); }
     [[nodiscard]] Logger& log() noexcept override { return logger_; }
     [[nodiscard]] Outbox& outbox() override { return outbox_; }
+    [[nodiscard]] bool staged() const noexcept { return outbox_.staged() > 0; }
 
 private:
     [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
@@ -114,6 +116,7 @@ AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, s
     DeliveryContext context(handler_name, message, key, tx);
     handler.handle(message, tx, context);
     tx.commit();
+    if (context.staged()) OutboxDoorbell::instance().ring();
     return {.end = End::kCommitted};
 }
 

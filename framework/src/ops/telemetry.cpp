@@ -84,6 +84,36 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
                             .Help("Times consumption paused because Postgres was unreachable")
                             .Register(*registry_)
                             .Add({});
+    outbox_published_ = &BuildCounter()
+                             .Name("idemq_outbox_published_total")
+                             .Help("Outbox rows the broker confirmed (this process's relay)")
+                             .Register(*registry_)
+                             .Add({});
+    outbox_failures_ = &BuildCounter()
+                            .Name("idemq_outbox_publish_failures_total")
+                            .Help("Outbox publishes the broker refused (returned, nacked, no such exchange)")
+                            .Register(*registry_)
+                            .Add({});
+    outbox_parked_ = &BuildCounter()
+                          .Name("idemq_outbox_parked_total")
+                          .Help("Outbox rows parked after their last allowed attempt")
+                          .Register(*registry_)
+                          .Add({});
+    outbox_pending_ = &BuildGauge()
+                           .Name("idemq_outbox_pending_rows")
+                           .Help("Outbox rows waiting to be published, parked ones not included")
+                           .Register(*registry_)
+                           .Add({});
+    outbox_oldest_ = &BuildGauge()
+                          .Name("idemq_outbox_oldest_pending_seconds")
+                          .Help("Age of the oldest outbox row waiting to be published")
+                          .Register(*registry_)
+                          .Add({});
+    outbox_parked_rows_ = &BuildGauge()
+                               .Name("idemq_outbox_parked_rows")
+                               .Help("Outbox rows parked now, waiting for an operator")
+                               .Register(*registry_)
+                               .Add({});
     paused_ = &BuildGauge()
                    .Name("idemq_consumer_paused")
                    .Help("1 while consumption is paused because Postgres is unreachable")
@@ -152,6 +182,19 @@ void Telemetry::reconnected(const std::string& component) { reconnects_->Add({{"
 
 void Telemetry::batch_committed(std::size_t h, std::size_t size) {
     handlers_[h].batch_size->Observe(static_cast<double>(size));
+}
+
+void Telemetry::outbox_published(std::size_t rows) { outbox_published_->Increment(static_cast<double>(rows)); }
+
+void Telemetry::outbox_failed(std::size_t rows, std::size_t parked) {
+    outbox_failures_->Increment(static_cast<double>(rows));
+    outbox_parked_->Increment(static_cast<double>(parked));
+}
+
+void Telemetry::outbox_backlog(double pending, double oldest_seconds, double parked) {
+    outbox_pending_->Set(pending);
+    outbox_oldest_->Set(oldest_seconds);
+    outbox_parked_rows_->Set(parked);
 }
 
 std::string Telemetry::render() const {

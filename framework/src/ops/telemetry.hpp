@@ -37,6 +37,11 @@ public:
     void reconnected(const std::string& component);
     void pause_started();
     void batch_committed(std::size_t handler, std::size_t size);
+    // The outbox relay's: rows confirmed by the broker; refused publishes and
+    // how many of those rows were parked; the table now.
+    void outbox_published(std::size_t rows);
+    void outbox_failed(std::size_t rows, std::size_t parked);
+    void outbox_backlog(double pending, double oldest_seconds, double parked);
 
     // The Prometheus text exposition format.
     [[nodiscard]] std::string render() const;
@@ -65,6 +70,12 @@ private:
     prometheus::Family<prometheus::Counter>* dead_lettered_;
     prometheus::Family<prometheus::Counter>* reconnects_;
     prometheus::Counter* database_pauses_;
+    prometheus::Counter* outbox_published_;
+    prometheus::Counter* outbox_failures_;
+    prometheus::Counter* outbox_parked_;
+    prometheus::Gauge* outbox_pending_;
+    prometheus::Gauge* outbox_oldest_;
+    prometheus::Gauge* outbox_parked_rows_;
     prometheus::Gauge* paused_;
 };
 

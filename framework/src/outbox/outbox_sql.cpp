@@ -17,4 +17,49 @@ void prepare_outbox_statements(pqxx::connection_base& connection, std::string_vi
     connection.prepare(kStageStatement, stage_sql(schema));
 }
 
+void prepare_relay_statements(pqxx::connection_base& connection, std::string_view schema) {
+    const std::string s = quote_identifier(schema);
+    connection.prepare(kRelayTakeStatement,
+                       fmt::format("UPDATE {}.outbox_lease SET "
+                                   "epoch = CASE WHEN owner = $1 AND expires_at > now() THEN epoch ELSE epoch + 1 END, "
+                                   "owner = $1, expires_at = now() + make_interval(secs => $2) "
+                                   "WHERE name = 'relay' AND (owner = $1 OR owner IS NULL OR expires_at <= now()) "
+                                   "RETURNING epoch",
+                                   s));
+    connection.prepare(
+        kRelayGiveUpStatement,
+        fmt::format("UPDATE {}.outbox_lease SET expires_at = now() WHERE name = 'relay' AND owner = $1", s));
+    // The head of a lane is its lowest id among committed rows, parked or
+    // waiting ones included: they hold their lane, never the others.
+    connection.prepare(kRelayBatchStatement,
+                       fmt::format("SELECT id, exchange, routing_key, properties::text, body, attempts "
+                                   "FROM {0}.outbox o WHERE parked_at IS NULL AND next_attempt_at <= now() "
+                                   "AND (ordering_key IS NULL OR id = "
+                                   "(SELECT min(h.id) FROM {0}.outbox h WHERE h.ordering_key = o.ordering_key)) "
+                                   "ORDER BY id LIMIT $1",
+                                   s));
+    connection.prepare(kRelayDoneStatement,
+                       fmt::format("WITH holder AS (SELECT 1 FROM {0}.outbox_lease "
+                                   "WHERE name = 'relay' AND owner = $2 AND epoch = $3 FOR SHARE), "
+                                   "gone AS (DELETE FROM {0}.outbox WHERE id = ANY($1::bigint[]) "
+                                   "AND EXISTS (SELECT 1 FROM holder) RETURNING *) "
+                                   "INSERT INTO {0}.outbox_published (id, ordering_key, exchange, routing_key, "
+                                   "message_id, staged_by, staged_at, attempts, relay, epoch) "
+                                   "SELECT id, ordering_key, exchange, routing_key, message_id, staged_by, staged_at, "
+                                   "attempts + 1, $2, $3 FROM gone",
+                                   s));
+    connection.prepare(kRelayFailedStatement,
+                       fmt::format("UPDATE {}.outbox SET attempts = attempts + 1, last_error = $2, "
+                                   "next_attempt_at = now() + make_interval(secs => $3), "
+                                   "parked_at = CASE WHEN attempts + 1 >= $4 THEN now() END "
+                                   "WHERE id = $1 RETURNING parked_at IS NOT NULL",
+                                   s));
+    connection.prepare(kRelayBacklogStatement,
+                       fmt::format("SELECT count(*) FILTER (WHERE parked_at IS NULL), "
+                                   "coalesce(extract(epoch FROM now() - min(staged_at) FILTER "
+                                   "(WHERE parked_at IS NULL)), 0)::float8, "
+                                   "count(*) FILTER (WHERE parked_at IS NOT NULL) FROM {}.outbox",
+                                   s));
+}
+
 }  // namespace idemq::detail

@@ -20,4 +20,27 @@ inline constexpr const char* kStageStatement = "idemq_stage";
 
 void prepare_outbox_statements(pqxx::connection_base& connection, std::string_view schema);
 
+// The relay's statements, prepared on its own connection:
+//   idemq_relay_take(owner, lease seconds) -> the epoch when `owner` holds
+//       the lease now (taking it when free or expired: a new epoch), none
+//       when another relay holds it.
+//   idemq_relay_give_up(owner) -> lets the lease expire now.
+//   idemq_relay_batch(limit) -> (id, exchange, routing key, properties JSON,
+//       body, attempts) of committed rows due now, by id: every row without
+//       an ordering key, and the first row of each ordering key.
+//   idemq_relay_done(ids bigint[], owner, epoch) -> moves confirmed rows to
+//       outbox_published, only while `owner` holds the lease in `epoch`;
+//       the rows moved.
+//   idemq_relay_failed(id, error, retry after seconds, attempt limit) ->
+//       counts a failed publish; parks the row at the limit; parked or not.
+//   idemq_relay_backlog() -> (rows not parked, seconds since the oldest was
+//       staged, rows parked).
+inline constexpr const char* kRelayTakeStatement = "idemq_relay_take";
+inline constexpr const char* kRelayGiveUpStatement = "idemq_relay_give_up";
+inline constexpr const char* kRelayBatchStatement = "idemq_relay_batch";
+inline constexpr const char* kRelayDoneStatement = "idemq_relay_done";
+inline constexpr const char* kRelayFailedStatement = "idemq_relay_failed";
+inline constexpr const char* kRelayBacklogStatement = "idemq_relay_backlog";
+void prepare_relay_statements(pqxx::connection_base& connection, std::string_view schema);
+
 }  // namespace idemq::detail

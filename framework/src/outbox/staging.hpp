@@ -35,6 +35,7 @@ class HandlerOutbox final : public Outbox {
 public:
     HandlerOutbox(pqxx::transaction_base& tx, StagedFrom from) : tx_(tx), from_(from) {}
     void publish(OutgoingMessage message) override;
+    [[nodiscard]] std::size_t staged() const noexcept { return staged_; }
 
 private:
     pqxx::transaction_base& tx_;

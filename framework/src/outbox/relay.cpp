@@ -1,0 +1,259 @@
+// The relay: committed outbox rows → confirmed publishes → outbox_published.
+#include "outbox/relay.hpp"
+
+#include <idemq/errors.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/binarystring>
+#include <pqxx/connection>
+#include <pqxx/except>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <random>
+
+#include "amqp/dead_letter.hpp"
+#include "amqp/properties.hpp"
+#include "common/log.hpp"
+#include "common/stoppable_sleep.hpp"
+#include "common/text.hpp"
+#include "inbox/database_session.hpp"
+#include "inbox/store_sql.hpp"
+#include "outbox/doorbell.hpp"
+#include "outbox/outbox_sql.hpp"
+
+namespace idemq::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kOutagePause{1000};
+constexpr milliseconds kBacklogEvery{1000};
+
+std::string relay_identity() {
+    static std::atomic<int> relays{0};
+    return fmt::format("{}/relay-{}", process_identity(), ++relays);
+}
+
+std::string text_array_of(const std::vector<std::int64_t>& ids) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
+    return out + "}";
+}
+
+}  // namespace
+
+struct OutboxRelay::Row {
+    std::int64_t id = 0;
+    std::string exchange;
+    std::string routing_key;
+    std::string properties;  // JSON
+    std::string body;
+    int attempts = 0;
+    // Filled in by publish(): nullopt while the broker has not answered,
+    // then "" when confirmed or why it was refused.
+    std::optional<std::string> outcome;
+};
+
+OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
+    : settings_(std::move(settings)),
+      telemetry_(telemetry),
+      identity_(relay_identity()),
+      thread_([this](std::stop_token stop) { run(stop); }) {}
+
+OutboxRelay::~OutboxRelay() {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+}
+
+void OutboxRelay::run(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+        bool more = false;
+        try {
+            more = round(stop);
+            if (reported_outage_) {
+                reported_outage_ = false;
+                log().info("outbox relay: working again");
+            }
+        } catch (const std::exception& e) {
+            // An outage of either side: nothing is charged, the rows stay.
+            if (!reported_outage_) {
+                reported_outage_ = true;
+                log().warn("outbox relay: {}; retrying, no row is charged for it", first_line(e.what()));
+            }
+            database_.reset();
+            broker_.reset();
+            epoch_.reset();
+            sleep_unless_stopped(kOutagePause, stop);
+            continue;
+        }
+        if (!more) OutboxDoorbell::instance().wait(settings_.poll, stop);
+    }
+    give_up_lease();
+}
+
+bool OutboxRelay::round(const std::stop_token& stop) {
+    if (!database_) {
+        database_ = open_database(settings_.database_url, "idemq outbox relay");
+        prepare_relay_statements(*database_, settings_.schema);
+    }
+    report_backlog();
+    if (!hold_lease()) return false;
+    std::vector<Row> rows;
+    {
+        pqxx::work tx(*database_);
+        for (const auto& r : tx.exec_prepared(kRelayBatchStatement, static_cast<long long>(settings_.window))) {
+            rows.push_back({.id = r[0].as<std::int64_t>(),
+                            .exchange = pqxx::binarystring(r[1]).str(),
+                            .routing_key = pqxx::binarystring(r[2]).str(),
+                            .properties = r[3].as<std::string>(),
+                            .body = pqxx::binarystring(r[4]).str(),
+                            .attempts = r[5].as<int>(),
+                            .outcome = std::nullopt});
+        }
+        tx.commit();
+    }
+    if (rows.empty()) {
+        if (broker_) broker_->take_events();  // heartbeats while idle
+        return false;
+    }
+    if (stop.stop_requested()) return false;
+    try {
+        publish(rows);
+    } catch (...) {
+        // What the broker confirmed before it went away is settled all the
+        // same; the rest is unanswered and charged nothing.
+        broker_.reset();
+        settle(rows);
+        throw;
+    }
+    settle(rows);
+    return rows.size() == settings_.window;
+}
+
+bool OutboxRelay::hold_lease() {
+    const auto now = std::chrono::steady_clock::now();
+    // Renewed at a third of its life: two renewals may fail before it lapses.
+    if (epoch_ && now - lease_renewed_ < settings_.lease / 3) return true;
+    pqxx::work tx(*database_);
+    const pqxx::result row =
+        tx.exec_prepared(kRelayTakeStatement, identity_, static_cast<double>(settings_.lease.count()));
+    tx.commit();
+    if (row.empty()) {
+        if (epoch_) log().warn("outbox relay: another relay holds the outbox now; standing by");
+        epoch_.reset();
+        return false;
+    }
+    const auto epoch = row[0][0].as<std::int64_t>();
+    if (epoch_ != epoch) log().info("outbox relay {} holds the outbox (epoch {})", identity_, epoch);
+    epoch_ = epoch;
+    lease_renewed_ = now;
+    return true;
+}
+
+void OutboxRelay::publish(std::vector<Row>& rows) {
+    const auto connect = [this] {
+        broker_ = std::make_unique<BlockingPublisher>(
+            AmqpConnection::Settings{.url = settings_.amqp_url,
+                                     .connection_name = fmt::format("idemq outbox relay ({})", identity_),
+                                     .heartbeat = settings_.heartbeat},
+            settings_.window);
+    };
+    if (!broker_) connect();
+    // A publish to an exchange that does not exist closes the channel, and
+    // would look like a broker outage: ask first, once per exchange a round.
+    std::map<std::string, bool> exists;
+    for (auto& row : rows) {
+        auto [it, fresh] = exists.try_emplace(row.exchange, true);
+        if (fresh) {
+            it->second = broker_->connection().exchange_exists(row.exchange);
+            // The reopened channel has no confirms: publish on a new connection.
+            if (!it->second) connect();
+        }
+        if (!it->second) row.outcome = fmt::format("exchange '{}' does not exist", printable(row.exchange));
+    }
+    for (auto& row : rows) {
+        if (row.outcome) continue;
+        OwnedProperties properties;
+        try {
+            properties = OwnedProperties::from_json(nlohmann::json::parse(row.properties));
+        } catch (const std::exception& e) {
+            row.outcome = fmt::format("its stored properties cannot be read: {}", e.what());
+            continue;
+        }
+        broker_->publish(row.exchange, row.routing_key, std::move(properties), row.body,
+                         [&row](std::optional<std::string> error) { row.outcome = error.value_or(""); });
+    }
+    broker_->wait_all();
+}
+
+void OutboxRelay::settle(const std::vector<Row>& rows) {
+    std::vector<std::int64_t> confirmed;
+    std::vector<const Row*> failed;
+    for (const auto& row : rows) {
+        if (!row.outcome) continue;  // unanswered: published or not, it goes again
+        if (row.outcome->empty()) {
+            confirmed.push_back(row.id);
+        } else {
+            failed.push_back(&row);
+        }
+    }
+    if (confirmed.empty() && failed.empty()) return;
+    pqxx::work tx(*database_);
+    std::size_t parked = 0;
+    if (!confirmed.empty()) {
+        const pqxx::result moved =
+            tx.exec_prepared(kRelayDoneStatement, text_array_of(confirmed), identity_, static_cast<long long>(*epoch_));
+        if (moved.affected_rows() == 0) {
+            // Fenced: another relay took over meanwhile and owns these rows;
+            // it publishes them again, and the receiving inbox absorbs the copies.
+            log().warn("outbox relay: lost the outbox lease while publishing; standing by");
+            epoch_.reset();
+        }
+        if (telemetry_ != nullptr) telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
+    }
+    thread_local std::mt19937_64 random{std::random_device{}()};
+    for (const Row* row : failed) {
+        const int exponent = std::min(row->attempts, 20);
+        const auto ceiling = std::min<std::int64_t>(settings_.retry_cap.count(),
+                                                    settings_.retry_base.count() * (std::int64_t{1} << exponent));
+        // Jitter: rows refused together do not come back together.
+        const auto delay_ms = std::uniform_int_distribution<std::int64_t>(ceiling / 2, ceiling)(random);
+        const pqxx::result marked = tx.exec_prepared(kRelayFailedStatement, row->id, bounded(*row->outcome),
+                                                     static_cast<double>(delay_ms) / 1000.0, settings_.max_attempts);
+        const bool now_parked = !marked.empty() && marked[0][0].as<bool>();
+        if (now_parked) ++parked;
+        log().warn("outbox relay: row {} could not be published ({}){}", row->id, first_line(*row->outcome),
+                   now_parked ? fmt::format("; parked after {} attempts", settings_.max_attempts)
+                              : fmt::format("; retrying in {} ms", delay_ms));
+    }
+    tx.commit();
+    if (telemetry_ != nullptr) telemetry_->outbox_failed(failed.size(), parked);
+}
+
+void OutboxRelay::report_backlog() {
+    const auto now = std::chrono::steady_clock::now();
+    if (telemetry_ == nullptr || now - backlog_reported_ < kBacklogEvery) return;
+    backlog_reported_ = now;
+    pqxx::work tx(*database_);
+    const pqxx::result row = tx.exec_prepared(kRelayBacklogStatement);
+    tx.commit();
+    telemetry_->outbox_backlog(row[0][0].as<double>(), row[0][1].as<double>(), row[0][2].as<double>());
+}
+
+void OutboxRelay::give_up_lease() noexcept {
+    if (!epoch_ || !database_) return;
+    try {
+        pqxx::work tx(*database_);
+        tx.exec_prepared(kRelayGiveUpStatement, identity_);
+        tx.commit();
+    } catch (...) {
+        // It lapses by itself within one lease.
+    }
+}
+
+}  // namespace idemq::detail

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include <pqxx/connection>
+
+#include "amqp/confirmed_publisher.hpp"
+#include "ops/telemetry.hpp"
+
+namespace idemq::detail {
+
+struct RelaySettings {
+    std::string amqp_url;
+    std::string database_url;
+    std::string schema = "idemq";
+    // Publishes in flight at once, and rows read per round.
+    std::size_t window = 1000;
+    // How often the relay looks for rows staged by other processes (its own
+    // process rings the doorbell).
+    std::chrono::milliseconds poll{250};
+    // How long a lease lasts unrenewed: a dead owner's rows are taken over
+    // after at most this long.
+    std::chrono::seconds lease{5};
+    // Failed publishes of a row before it is parked.
+    int max_attempts = 10;
+    // Retry delays after a failed publish: doubling from `retry_base`, at most `retry_cap`.
+    std::chrono::milliseconds retry_base{1000};
+    std::chrono::milliseconds retry_cap{300'000};
+    std::chrono::seconds heartbeat{30};
+};
+
+// Publishes committed outbox rows with publisher confirms, at least once,
+// and moves each confirmed row to outbox_published. One relay at a time
+// holds the outbox's lease; others wait to take over. Runs on a thread of
+// its own, with its own Postgres connection and, while there is work, its
+// own broker connection: neither is the worker's. A database or broker
+// outage is waited out and charges no row; a publish the broker refuses
+// (returned, nacked, no such exchange) is retried with backoff and parked
+// after `max_attempts`.
+class OutboxRelay final {
+public:
+    OutboxRelay(RelaySettings settings, Telemetry* telemetry);
+    // Stops, lets the lease go so another relay takes over at once, joins.
+    ~OutboxRelay();
+    OutboxRelay(const OutboxRelay&) = delete;
+    OutboxRelay& operator=(const OutboxRelay&) = delete;
+
+    // Who this relay is in outbox_lease and outbox_published.
+    [[nodiscard]] const std::string& identity() const noexcept { return identity_; }
+
+private:
+    struct Row;
+    void run(const std::stop_token& stop);
+    // One round: true when it published a full window (there may be more).
+    bool round(const std::stop_token& stop);
+    [[nodiscard]] bool hold_lease();
+    void publish(std::vector<Row>& rows);
+    void settle(const std::vector<Row>& rows);
+    void report_backlog();
+    void give_up_lease() noexcept;
+
+    RelaySettings settings_;
+    Telemetry* telemetry_;
+    std::string identity_;
+    std::unique_ptr<pqxx::connection> database_;
+    std::unique_ptr<BlockingPublisher> broker_;
+    std::optional<std::int64_t> epoch_;
+    std::chrono::steady_clock::time_point lease_renewed_{};
+    std::chrono::steady_clock::time_point backlog_reported_{};
+    bool reported_outage_ = false;
+    std::jthread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace idemq::detail

@@ -1,0 +1,216 @@
+// The outbox relay against the real services: committed rows reach the
+// broker once each, late commits are not skipped, refused publishes are
+// retried and parked, a dead relay's lease is taken over, an outage waited
+// out, and per-key order kept.
+#include <doctest/doctest.h>
+
+#include <idemq/idemq.hpp>
+
+#include <pqxx/transaction>
+
+#include <map>
+#include <thread>
+
+#include "amqp/connection.hpp"
+#include "outbox/relay.hpp"
+#include "support.hpp"
+
+using idemq::detail::OutboxRelay;
+using idemq::detail::RelaySettings;
+
+namespace {
+
+struct RelayFixture {
+    test::Database db;
+    test::Vhost vhost;
+    test::Broker broker{vhost.url()};
+    pqxx::connection connection;
+    idemq::detail::Telemetry telemetry{{}};
+
+    RelayFixture() : connection(db.url()) {
+        idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "relay test setup"});
+        setup.declare_exchange("events", "topic");
+        setup.declare_queue("sink");
+        setup.bind_queue("sink", "events", "#.charged");
+    }
+    [[nodiscard]] RelaySettings settings() const {
+        return {.amqp_url = vhost.url(),
+                .database_url = db.url(),
+                .lease = std::chrono::seconds(2),
+                .max_attempts = 3,
+                .retry_base = std::chrono::milliseconds(50),
+                .retry_cap = std::chrono::milliseconds(200)};
+    }
+    void stage(const std::string& body, const std::string& routing_key = "a.charged",
+               const std::string& ordering_key = "") {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "events",
+                                  .routing_key = routing_key,
+                                  .body = body,
+                                  .message_id = "id-" + body,
+                                  .ordering_key = ordering_key});
+        tx.commit();
+    }
+    long long pending() { return db.count("SELECT count(*) FROM idemq.outbox"); }
+    long long published() { return db.count("SELECT count(*) FROM idemq.outbox_published"); }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(RelayFixture, "committed rows are published once each, with their ids, and move to published") {
+    for (int i = 0; i < 50; ++i) stage("m" + std::to_string(i));
+    {
+        OutboxRelay relay(settings(), &telemetry);
+        REQUIRE(test::eventually([&] { return broker.ready("sink") == 50 && pending() == 0; }));
+        CHECK(published() == 50);
+        CHECK(db.count(fmt::format("SELECT count(DISTINCT relay) FROM idemq.outbox_published WHERE relay = '{}'",
+                                   relay.identity())) == 1);
+    }
+    const auto sunk = broker.peek_all("sink");
+    REQUIRE(sunk.size() == 50);
+    CHECK(sunk[0].properties.message_id() == "id-m0");
+    CHECK(sunk[0].body == "m0");
+    CHECK(telemetry.render().find("idemq_outbox_published_total 50") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(RelayFixture, "a row whose transaction commits after later rows were published is still published") {
+    OutboxRelay relay(settings(), &telemetry);
+    pqxx::connection late_connection(db.url());
+    pqxx::work late(late_connection);
+    idemq::outbox::stage(late, {.exchange = "events", .routing_key = "a.charged", .body = "A", .message_id = "A"});
+    // B..Z take higher ids and commit while A's transaction stays open.
+    for (char c = 'B'; c <= 'Z'; ++c) stage(std::string(1, c));
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 25; }));
+    CHECK(pending() == 0);  // A is not visible yet
+    late.commit();
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 26 && pending() == 0; }));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox_published WHERE message_id = 'A'::bytea") == 1);
+}
+
+TEST_CASE_FIXTURE(RelayFixture,
+                  "an unroutable row is retried, parked, and published once retried after a binding exists") {
+    stage("lost", "b.nowhere");
+    stage("fine");
+    OutboxRelay relay(settings(), &telemetry);
+    REQUIRE(test::eventually(
+        [&] { return db.count("SELECT count(*) FROM idemq.outbox WHERE parked_at IS NOT NULL") == 1; }));
+    CHECK(db.count("SELECT attempts FROM idemq.outbox WHERE parked_at IS NOT NULL") == 3);
+    CHECK(db.scalar("SELECT last_error FROM idemq.outbox WHERE parked_at IS NOT NULL").find("NO_ROUTE") !=
+          std::string::npos);
+    CHECK(broker.ready("sink") == 1);  // the other row went its way
+    REQUIRE(
+        test::eventually([&] { return telemetry.render().find("idemq_outbox_parked_rows 1") != std::string::npos; }));
+    CHECK(telemetry.render().find("idemq_outbox_parked_total 1") != std::string::npos);
+
+    {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "relay test setup"});
+        setup.declare_queue("elsewhere");
+        setup.bind_queue("elsewhere", "events", "b.#");
+    }
+    // What `idemqctl outbox retry` will do.
+    (void)db.count(
+        "WITH r AS (UPDATE idemq.outbox SET parked_at = NULL, attempts = 0, next_attempt_at = now() "
+        "RETURNING 1) SELECT count(*) FROM r");
+    REQUIRE(test::eventually([&] { return broker.ready("elsewhere") == 1 && pending() == 0; }));
+}
+
+TEST_CASE_FIXTURE(RelayFixture,
+                  "a publish to an exchange that does not exist is a failure of that row, not an outage") {
+    {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "no-such-exchange", .routing_key = "x", .body = "gone"});
+        tx.commit();
+    }
+    stage("fine");
+    OutboxRelay relay(settings(), &telemetry);
+    REQUIRE(test::eventually(
+        [&] { return db.count("SELECT count(*) FROM idemq.outbox WHERE parked_at IS NOT NULL") == 1; }));
+    CHECK(db.scalar("SELECT last_error FROM idemq.outbox WHERE parked_at IS NOT NULL").find("does not exist") !=
+          std::string::npos);
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 1; }));
+}
+
+TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once it expires, in a new epoch") {
+    // A relay that died holding the lease until 2 s from now.
+    (void)db.count(
+        "WITH r AS (UPDATE idemq.outbox_lease SET owner = 'dead', epoch = 7, "
+        "expires_at = now() + interval '2 seconds' RETURNING 1) SELECT count(*) FROM r");
+    for (int i = 0; i < 10; ++i) stage("m" + std::to_string(i));
+    const auto started = std::chrono::steady_clock::now();
+    OutboxRelay relay(settings(), &telemetry);
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 10; }));
+    CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1500));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox_published WHERE epoch = 8") == 10);
+    CHECK(db.scalar("SELECT owner FROM idemq.outbox_lease") == relay.identity());
+}
+
+TEST_CASE_FIXTURE(RelayFixture, "of two relays one publishes; when it stops the other takes over at once") {
+    auto first = std::make_unique<OutboxRelay>(settings(), &telemetry);
+    stage("one");
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 1; }));
+    OutboxRelay second(settings(), &telemetry);
+    first.reset();  // a graceful stop lets the lease go
+    stage("two");
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 2; }, std::chrono::seconds(5)));
+    CHECK(db.scalar("SELECT relay FROM idemq.outbox_published WHERE message_id = 'id-two'::bytea") ==
+          second.identity());
+}
+
+TEST_CASE_FIXTURE(RelayFixture, "a broker outage is waited out: the relay reconnects and publishes, nothing charged") {
+    OutboxRelay relay(settings(), &telemetry);
+    stage("before");
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 1; }));
+    vhost.close_connections();
+    for (int i = 0; i < 20; ++i) stage("after" + std::to_string(i));
+    test::Broker after(vhost.url());  // the test's own connection was closed too
+    REQUIRE(test::eventually([&] { return pending() == 0 && after.ready("sink") >= 21; }));
+    CHECK(db.count("SELECT coalesce(max(attempts), 0) FROM idemq.outbox_published") == 1);
+}
+
+TEST_CASE_FIXTURE(RelayFixture,
+                  "rows of one ordering key arrive in the order they were staged, across a relay restart") {
+    constexpr int kPerKey = 150;
+    {
+        pqxx::work tx(connection);
+        tx.exec("CREATE TABLE counters (k text PRIMARY KEY, n integer NOT NULL)");
+        tx.exec("INSERT INTO counters VALUES ('k0', 0), ('k1', 0), ('k2', 0)");
+        tx.commit();
+    }
+    auto relay = std::make_unique<OutboxRelay>(settings(), &telemetry);
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 3; ++w) {
+        writers.emplace_back([&, w] {
+            pqxx::connection own(db.url());
+            for (int i = 0; i < kPerKey; ++i) {
+                const std::string key = "k" + std::to_string((i + w) % 3);
+                pqxx::work tx(own);
+                // The counter's row lock orders the transactions of one key.
+                const int n =
+                    tx.exec_params("UPDATE counters SET n = n + 1 WHERE k = $1 RETURNING n", key)[0][0].as<int>();
+                idemq::outbox::stage(tx, {.exchange = "events",
+                                          .routing_key = "o.charged",
+                                          .body = key + ":" + std::to_string(n),
+                                          .ordering_key = key});
+                tx.commit();
+            }
+        });
+    }
+    REQUIRE(test::eventually([&] { return broker.ready("sink") >= 60; }));
+    relay.reset();  // a restart midway
+    relay = std::make_unique<OutboxRelay>(settings(), &telemetry);
+    for (auto& writer : writers) writer.join();
+    REQUIRE(test::eventually([&] { return pending() == 0; }, std::chrono::seconds(60)));
+    std::map<std::string, int> last;
+    int arrived = 0;
+    for (const auto& delivery : broker.peek_all("sink")) {
+        const auto colon = delivery.body.find(':');
+        const std::string key = delivery.body.substr(0, colon);
+        const int n = std::stoi(delivery.body.substr(colon + 1));
+        // A copy sent again after the restart may repeat a number, never go back.
+        CHECK_MESSAGE(n >= last[key], delivery.body << " after " << key << ":" << last[key]);
+        if (n > last[key]) ++arrived;
+        last[key] = std::max(last[key], n);
+    }
+    CHECK(arrived == 3 * kPerKey);
+}
