@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "amqp/dead_letter.hpp"
-#include "cli/dlq_filter.hpp"
+#include "amqp/dead_letter_view.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"
 #include "testing/worker_thread.hpp"
