@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "amqp/dead_letter.hpp"
+#include "amqp/dead_letter_view.hpp"
 #include "amqp/properties.hpp"
-#include "cli/dlq_filter.hpp"
 
 namespace fuzz {
 

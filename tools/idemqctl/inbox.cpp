@@ -1,11 +1,11 @@
 #include <idemq/errors.hpp>
-#include <idemq/options.hpp>
 
 #include <fmt/format.h>
 
 #include <cstdlib>
 
 #include "commands.hpp"
+#include "common/config_text.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/retention.hpp"
 
@@ -25,7 +25,7 @@ InboxCommand::InboxCommand(CLI::App& parent) {
 
 int InboxCommand::run() {
     if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
-    const auto older_than = idemq::parse_duration(older_than_, "--older-than");
+    const auto older_than = idemq::detail::parse_duration(older_than_, "--older-than");
     if (batch_ == 0) throw idemq::ConfigError("--batch must be at least 1");
     auto connection = idemq::detail::open_database(database_url_, "idemqctl inbox prune");
     const std::size_t deleted =

@@ -8,10 +8,10 @@
 #include <cstdlib>
 
 #include "amqp/connection.hpp"
+#include "amqp/dead_letter_view.hpp"
 #include "amqp/idemq_headers.hpp"
 #include "amqp/queue_reader.hpp"
 #include "amqp/topology.hpp"
-#include "cli/dlq_filter.hpp"
 #include "commands.hpp"
 #include "common/text.hpp"
 #include "core/retry_schedule.hpp"

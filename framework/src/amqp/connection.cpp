@@ -1,7 +1,6 @@
 #include "amqp/connection.hpp"
 
 #include <idemq/errors.hpp>
-#include <idemq/options.hpp>
 
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
@@ -10,6 +9,8 @@
 
 #include <algorithm>
 #include <array>
+
+#include "common/config_text.hpp"
 
 namespace idemq::detail {
 namespace {

@@ -1,33 +1,13 @@
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "amqp/events.hpp"
+#include "amqp/dead_letter_view.hpp"
 
 namespace idemq::detail {
-
-// What the DLQ tools show of a dead-lettered message, read from its headers.
-struct DeadLetterView {
-    std::string message_id;
-    std::string correlation_id;
-    std::string reason;
-    std::string error_type;
-    std::string error;
-    std::string handler;
-    std::string failed_at;
-    std::string original_exchange;
-    std::string original_routing_key;
-    std::int64_t attempts = 0;
-    std::int64_t replay_count = 0;
-    std::size_t size = 0;
-    Headers headers;
-};
-
-[[nodiscard]] DeadLetterView view_of(const Delivery& delivery);
 
 // The selection of `dlq` commands. Filters combine with AND; several
 // --message-id values combine with OR.

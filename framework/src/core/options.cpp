@@ -6,7 +6,8 @@
 #include <charconv>
 #include <cstdlib>
 #include <limits>
-#include <regex>
+
+#include "common/config_text.hpp"
 
 namespace idemq {
 namespace {
@@ -39,7 +40,8 @@ void require_range(const char* name, long long value, long long min, long long m
 void WorkerOptions::validate() const {
     if (amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL is not set (e.g. amqp://user:password@host:5672/vhost)");
     if (!amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://")) {
-        throw ConfigError(fmt::format("IDEMQ_AMQP_URL must start with amqp://, got '{}'", redact_url(amqp_url)));
+        throw ConfigError(
+            fmt::format("IDEMQ_AMQP_URL must start with amqp://, got '{}'", detail::redact_url(amqp_url)));
     }
     if (database_url.empty()) {
         throw ConfigError("IDEMQ_DATABASE_URL is not set (e.g. postgresql://user:password@host:5432/dbname)");
@@ -90,9 +92,9 @@ WorkerOptions WorkerOptions::from_environment() {
     }
     if (const char* v = std::getenv("IDEMQ_METRICS_ADDR")) options.metrics_address = v;
     if (const char* v = env("IDEMQ_INBOX_RETENTION"))
-        options.inbox_retention = parse_duration(v, "IDEMQ_INBOX_RETENTION");
+        options.inbox_retention = detail::parse_duration(v, "IDEMQ_INBOX_RETENTION");
     if (const char* v = env("IDEMQ_INBOX_PRUNE_INTERVAL")) {
-        options.inbox_prune_interval = parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
+        options.inbox_prune_interval = detail::parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
     }
     if (const char* v = env("IDEMQ_OUTBOX_RELAY")) {
         const std::string_view value(v);
@@ -116,29 +118,6 @@ WorkerOptions WorkerOptions::from_environment() {
             std::chrono::milliseconds(parse_whole("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", v, 0, 24LL * 3600 * 1000));
     }
     return options;
-}
-
-std::chrono::seconds parse_duration(std::string_view text, std::string_view setting) {
-    long long value = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-    long long scale = 0;
-    if (unit.empty() || unit == "s") scale = 1;
-    if (unit == "m") scale = 60;
-    if (unit == "h") scale = 3600;
-    if (unit == "d") scale = 24 * 3600;
-    if (error != std::errc() || value < 0 || scale == 0 || value > 3650LL * 24 * 3600 / scale) {
-        throw ConfigError(fmt::format("{} must be a duration like 14d, 36h, 90m or 45s, got '{}'", setting, text));
-    }
-    return std::chrono::seconds(value * scale);
-}
-
-std::string redact_url(const std::string& url) {
-    // scheme://user:password@host..., libpq's key=value form and ?password=.
-    static const std::regex userinfo(R"(^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@)");
-    static const std::regex keyword(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
-    std::string out = std::regex_replace(url, userinfo, "$1:***@");
-    return std::regex_replace(out, keyword, "$1***");
 }
 
 }  // namespace idemq

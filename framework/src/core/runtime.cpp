@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "common/config_text.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "core/attempts.hpp"

@@ -1,6 +1,5 @@
 #include <idemq/errors.hpp>
 #include <idemq/migration.hpp>
-#include <idemq/options.hpp>
 
 #include <fmt/format.h>
 #include <pqxx/nontransaction>
@@ -9,6 +8,7 @@
 
 #include <map>
 
+#include "common/config_text.hpp"
 #include "common/fingerprint.hpp"
 #include "common/log.hpp"
 #include "inbox/database_session.hpp"
@@ -54,7 +54,7 @@ std::size_t apply_migrations(const std::string& database_url, std::string_view s
     try {
         connection = detail::open_database(database_url, "idemq migrate");
     } catch (const pqxx::broken_connection& e) {
-        throw Error(fmt::format("cannot connect to Postgres at {}: {}", redact_url(database_url), e.what()));
+        throw Error(fmt::format("cannot connect to Postgres at {}: {}", detail::redact_url(database_url), e.what()));
     }
     // Each statement runs in its own short transaction object: libpqxx allows
     // one open transaction per connection.

@@ -2,11 +2,11 @@
 
 #include <idemq/errors.hpp>
 #include <idemq/migration.hpp>
-#include <idemq/options.hpp>
 
 #include <fmt/format.h>
 #include <pqxx/nontransaction>
 
+#include "common/config_text.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"

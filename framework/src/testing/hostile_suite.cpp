@@ -14,51 +14,17 @@
 #include <exception>
 #include <numeric>
 #include <random>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "amqp/dead_letter.hpp"
+#include "amqp/dead_letter_view.hpp"
 #include "amqp/topology.hpp"
-#include "cli/dlq_filter.hpp"
 #include "testing/hostile_corpus.hpp"
 #include "testing/raw_publisher.hpp"
 #include "testing/worker_thread.hpp"
 
 namespace idemq::testing {
-
-std::string_view to_string(Ending ending) noexcept {
-    switch (ending) {
-        case Ending::kProcessed: return "processed";
-        case Ending::kDuplicate: return "duplicate";
-        case Ending::kDeadLettered: return "dead-lettered";
-        case Ending::kUnsettled: return "unsettled";
-    }
-    return "unsettled";
-}
-
-const CaseResult& Report::at(std::string_view name) const {
-    for (const auto& result : cases) {
-        if (result.name == name) return result;
-    }
-    throw std::out_of_range(fmt::format("no hostile case named '{}'", name));
-}
-
-std::string Report::to_string() const {
-    std::ostringstream out;
-    const auto ending = [](Ending e, const std::string& reason) {
-        return reason.empty() ? std::string(testing::to_string(e))
-                              : fmt::format("{} ({})", testing::to_string(e), reason);
-    };
-    for (const auto& c : cases) {
-        out << fmt::format("{:<30} first: {:<45} again: {}\n", c.name, ending(c.first, c.first_reason),
-                           ending(c.second, c.second_reason));
-        if (!c.first_error.empty()) out << fmt::format("{:<30} error: {}\n", "", c.first_error);
-    }
-    for (const auto& v : violations) out << "VIOLATION: " << v << '\n';
-    for (const auto& w : warnings) out << "warning: " << w << '\n';
-    return out.str();
-}
 
 std::vector<std::string> hostile_case_names() {
     std::vector<std::string> names;
