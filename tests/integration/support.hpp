@@ -140,6 +140,11 @@ int connect_loopback(int port);
 
 // GET http://127.0.0.1:<port><path>: status code and body.
 std::pair<int, std::string> http_get(int port, const std::string& path);
+// The same, or nullopt while nothing listens on the port.
+std::optional<std::pair<int, std::string>> try_http_get(int port, const std::string& path);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed).
+int free_loopback_port();
 
 // Path of a binary in build/bin.
 std::string bin(const std::string& name);
