@@ -153,6 +153,14 @@ void PaymentsWorker::wait_consuming() {
     REQUIRE_MESSAGE(worker.running(), "the worker exited; output:\n" << worker.output());
 }
 
+void PaymentsWorker::wait_booked(long long rows, std::chrono::seconds timeout) {
+    REQUIRE_MESSAGE(
+        eventually([&] { return ledger_rows() == rows && broker_->ready("payments.charge") == 0; }, timeout),
+        "ledger at " << ledger_rows() << " of " << rows << ", " << broker_->ready("payments.charge")
+                     << " ready in payments.charge; output:\n"
+                     << output());
+}
+
 int PaymentsWorker::supervise(const std::vector<Outgoing>& messages, const std::function<bool()>& settled,
                               int max_starts) {
     int deaths = 0;

@@ -5,6 +5,7 @@
 // processes whose /metrics the tests read. Assertions read counters there,
 // or the database and the queues; a worker's output is for failure messages.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -106,6 +107,8 @@ public:
     // For failure messages only.
     [[nodiscard]] std::string output() { return process_ ? process_->output() : std::string(); }
 
+    // Waits until payments.ledger has `rows` rows and the queue no ready message.
+    void wait_booked(long long rows, std::chrono::seconds timeout = std::chrono::seconds(120));
     // Rows in payments.ledger, -1 while Postgres cannot be reached.
     [[nodiscard]] long long ledger_rows() const { return db_.try_count("SELECT count(*) FROM payments.ledger"); }
     void check_exactly_once(int count, const std::map<std::string, long long>& expected) {

@@ -373,28 +373,4 @@ void migrate_payments(const Database& database) {
     REQUIRE_MESSAGE(code == 0, "payments-worker migrate failed:\n" << migrate.output());
 }
 
-int supervise_payments_worker(const std::map<std::string, std::string>& env, Broker& broker,
-                              const std::vector<Outgoing>& messages, const std::function<bool()>& settled,
-                              int max_starts) {
-    int deaths = 0;
-    bool published = false;
-    for (int start = 0; start < max_starts; ++start) {
-        Process worker(bin("payments-worker"), {"run"}, env);
-        if (!published) {
-            REQUIRE(eventually([&] { return broker.consumed("payments.charge"); }));
-            broker.publish("payments", "charge", messages);
-            published = true;
-        }
-        REQUIRE(eventually([&] { return !worker.running() || settled(); }, std::chrono::seconds(30)));
-        if (!worker.running()) {
-            CHECK(worker.wait() == 128 + SIGABRT);
-            ++deaths;
-            continue;
-        }
-        stop_gracefully(worker);
-        break;
-    }
-    return deaths;
-}
-
 }  // namespace test

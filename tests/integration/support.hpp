@@ -166,14 +166,6 @@ void check_exactly_once(const Database& db, Broker& broker, int count,
 // "key=value" out of the summary line a worker prints when it stops.
 long long summary_value(const std::string& output, const std::string& key);
 
-// A supervisor for crash tests: runs payments-worker with `env`, and again
-// whenever it dies by abort(), publishing `messages` to the payments exchange
-// once the first one consumes, until `settled` holds (then the worker is
-// stopped gracefully) or `max_starts` workers ran. Returns how many died.
-int supervise_payments_worker(const std::map<std::string, std::string>& env, Broker& broker,
-                              const std::vector<Outgoing>& messages, const std::function<bool()>& settled,
-                              int max_starts = 12);
-
 // Runs `payments-worker migrate` and checks it succeeded.
 void migrate_payments(const Database& database);
 
