@@ -4,7 +4,7 @@
 
 #include <csignal>
 
-#include "support.hpp"
+#include "payments_worker.hpp"
 
 namespace {
 
@@ -13,21 +13,19 @@ namespace {
 // dead-lettered as a crash loop and the good ones are booked. Returns how
 // many times the worker died.
 int deaths_until_dead_lettered(const std::map<std::string, std::string>& faults, const std::string& poison_account) {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
-    env.insert(faults.begin(), faults.end());
+    auto env = faults;
     env["IDEMQ_CRASH_LOOP_LIMIT"] = "2";
     // One handler thread: no other message is mid-handling when it dies.
     env["IDEMQ_CONCURRENCY"] = "1";
+    test::PaymentsWorker payments({.env = env, .start = false});
+    const test::Database& db = payments.db();
+    test::Broker& broker = payments.broker();
     std::vector<test::Outgoing> messages;
     for (int i = 0; i < 10; ++i)
         messages.push_back({.body = test::charge("A1", 10), .message_id = "ok-" + std::to_string(i)});
     messages.insert(messages.begin() + 3,
                     test::Outgoing{.body = test::charge(poison_account, 10), .message_id = "poison"});
-    const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {
+    const int deaths = payments.supervise(messages, [&] {
         return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 10;
     });
     const auto dead = broker.peek_all("payments.charge.dlq");
@@ -57,32 +55,21 @@ TEST_CASE("a message whose key function kills the process is counted too") {
 }
 
 TEST_CASE("deliveries released by a graceful stop are no crash loop, even with IDEMQ_CRASH_LOOP_LIMIT=1") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
+    test::PaymentsWorker payments({.env = {{"IDEMQ_CRASH_LOOP_LIMIT", "1"}}});
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(2000, expected);
-    auto env = test::worker_env(vhost, db);
-    env["IDEMQ_CRASH_LOOP_LIMIT"] = "1";
-    long long released = 0;
-    {
-        test::Process worker(test::bin("payments-worker"), {"run"}, env);
-        REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-        broker.publish("payments", "charge", messages);
-        REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") >= 300; }));
-        test::stop_gracefully(worker);
-        released = test::summary_value(worker.output(), "released");
-    }
+    payments.wait_consuming();
+    payments.publish(messages);
+    REQUIRE(test::eventually([&] { return payments.ledger_rows() >= 300; }));
+    payments.stop();
+    // Deliveries are released after SIGTERM, once /metrics has had its last
+    // scrape: only the summary line printed at the stop counts them.
+    const long long released = test::summary_value(payments.output(), "released");
     INFO("released at the stop: " << released);
     CHECK(released > 0);
-    test::Process restarted(test::bin("payments-worker"), {"run"}, env);
-    REQUIRE(test::eventually(
-        [&] {
-            return db.count("SELECT count(*) FROM payments.ledger") == 2000 && broker.ready("payments.charge") == 0;
-        },
-        std::chrono::seconds(120)));
-    test::stop_gracefully(restarted);
-    test::check_exactly_once(db, broker, 2000, expected);
-    CHECK(test::summary_value(restarted.output(), "dead_lettered") == 0);
+    payments.start();
+    payments.wait_booked(2000);
+    payments.stop();
+    payments.check_exactly_once(2000, expected);
+    CHECK(payments.final_metric("idemq_dead_lettered_total") == 0);
 }

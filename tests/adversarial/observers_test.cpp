@@ -10,10 +10,9 @@
 #include <unistd.h>
 
 #include <map>
-#include <regex>
 #include <vector>
 
-#include "support.hpp"
+#include "payments_worker.hpp"
 
 namespace {
 
@@ -22,13 +21,6 @@ using std::chrono::milliseconds;
 // More than the 1024 descriptors of a default soft limit.
 constexpr int kIdleClients = 1100;
 constexpr int kCap = 32;  // HttpServer::kMaxClients
-
-int metrics_port(const test::Process& worker) {
-    static const std::regex line(R"(metrics and health checks on http://[0-9.]+:([0-9]+)/)");
-    std::smatch match;
-    const std::string output = worker.output();
-    return std::regex_search(output, match, line) ? std::stoi(match[1].str()) : 0;
-}
 
 // True once the server closed the connection (end of stream or reset).
 bool closed_by_server(int fd) {
@@ -71,24 +63,19 @@ void set_own_descriptor_limit(rlim_t soft) {
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &limit) == 0);
 }
 
-long long ledger_rows(const test::Database& db) { return db.try_count("SELECT count(*) FROM payments.ledger"); }
-
 }  // namespace
 
 TEST_CASE(
     "a thousand idle metrics clients: at most the cap stay open, idle ones are cut, the worker keeps "
     "consuming and reconnecting to Postgres") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
+    test::PaymentsWorker payments({.start = false});
     // The worker starts with the common default soft limit of 1024, as under
     // most supervisors; this test then needs more for its idle clients.
     set_own_descriptor_limit(1024);
-    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
+    payments.start();
     set_own_descriptor_limit(0);
-    REQUIRE(test::eventually([&] { return broker.consumed("payments.charge") && metrics_port(worker) > 0; }));
-    const int port = metrics_port(worker);
+    payments.wait_consuming();
+    const int port = payments.process().metrics_port();
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(200, expected);
     {
@@ -99,18 +86,18 @@ TEST_CASE(
         // A health check is answered even now: it displaces the oldest idle client.
         CHECK(test::http_get(port, "/healthz").first == 200);
         // While they are held, the worker consumes and reconnects to Postgres.
-        broker.publish("payments", "charge", std::vector<test::Outgoing>(messages.begin(), messages.begin() + 100));
-        REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 100; }), worker.output());
-        db.terminate_backends();
-        broker.publish("payments", "charge", std::vector<test::Outgoing>(messages.begin() + 100, messages.end()));
-        REQUIRE_MESSAGE(test::eventually([&] { return ledger_rows(db) == 200; }), worker.output());
+        payments.publish(std::vector<test::Outgoing>(messages.begin(), messages.begin() + 100));
+        REQUIRE_MESSAGE(test::eventually([&] { return payments.ledger_rows() == 100; }), payments.output());
+        payments.db().terminate_backends();
+        payments.publish(std::vector<test::Outgoing>(messages.begin() + 100, messages.end()));
+        REQUIRE_MESSAGE(test::eventually([&] { return payments.ledger_rows() == 200; }), payments.output());
         // The idle rest is cut after the request timeout (5 s).
         CHECK_MESSAGE(test::eventually([&] { return idle.closed() == kIdleClients; }, std::chrono::seconds(15)),
                       "closed by the server: " << idle.closed());
         CHECK(test::http_get(port, "/healthz").first == 200);
     }
     CHECK(test::http_get(port, "/healthz").first == 200);
-    test::stop_gracefully(worker);
-    test::check_exactly_once(db, broker, 200, expected);
-    CHECK(test::summary_value(worker.output(), "dead_lettered") == 0);
+    payments.stop();
+    payments.check_exactly_once(200, expected);
+    CHECK(payments.final_metric("idemq_dead_lettered_total") == 0);
 }

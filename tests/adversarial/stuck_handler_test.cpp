@@ -14,6 +14,7 @@
 
 #include <csignal>
 
+#include "payments_worker.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
@@ -46,13 +47,11 @@ std::pair<int, milliseconds> terminate_and_time(test::Process& worker) {
 TEST_CASE(
     "SIGTERM while a handler waits on a row lock: the worker exits soon after the grace, the charge is booked "
     "once later") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
-    env["IDEMQ_SHUTDOWN_GRACE_MS"] = std::to_string(kGrace.count());
-    env["IDEMQ_CONCURRENCY"] = "1";
+    test::PaymentsWorker payments(
+        {.env = {{"IDEMQ_SHUTDOWN_GRACE_MS", std::to_string(kGrace.count())}, {"IDEMQ_CONCURRENCY", "1"}},
+         .start = false});
+    const test::Database& db = payments.db();
+    test::Broker& broker = payments.broker();
     // The test holds the lock on the account's balance row that the charge
     // must update.
     pqxx::connection holder(db.url());
@@ -64,9 +63,9 @@ TEST_CASE(
     auto lock = std::make_unique<pqxx::work>(holder);
     lock->exec("SELECT 1 FROM payments.balances WHERE account = 'L1' FOR UPDATE");
     {
-        test::Process worker(test::bin("payments-worker"), {"run"}, env);
-        REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-        broker.publish_one("payments", "charge", {.body = test::charge("L1", 700), .message_id = "locked-1"});
+        test::WorkerProcess& worker = payments.start();
+        payments.wait_consuming();
+        payments.publish({{.body = test::charge("L1", 700), .message_id = "locked-1"}});
         REQUIRE_MESSAGE(test::eventually([&] { return waiting_on_locks(db) >= 1; }), worker.output());
         const auto [code, took] = terminate_and_time(worker);
         INFO("exited with " << code << " after " << took.count() << " ms\n" << worker.output());
@@ -79,13 +78,9 @@ TEST_CASE(
     CHECK(test::eventually([&] { return broker.ready("payments.charge") == 1; }));
     lock->abort();
     lock.reset();
-    test::Process restarted(test::bin("payments-worker"), {"run"}, env);
-    REQUIRE_MESSAGE(test::eventually([&] {
-                        return db.try_count("SELECT count(*) FROM payments.ledger") == 1 &&
-                               broker.ready("payments.charge") == 0;
-                    }),
-                    restarted.output());
-    test::stop_gracefully(restarted);
+    payments.start();
+    payments.wait_booked(1, std::chrono::seconds(30));
+    payments.stop();
     CHECK(db.count("SELECT count(*) FROM payments.ledger WHERE message_id = 'locked-1'") == 1);
     CHECK(db.scalar("SELECT balance_cents FROM payments.balances WHERE account = 'L1'") == "700");
     CHECK(broker.ready("payments.charge.dlq") == 0);

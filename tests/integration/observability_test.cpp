@@ -14,21 +14,9 @@
 
 #include "charge_handler.hpp"
 #include "payments_schema.hpp"
+#include "payments_worker.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
-
-namespace {
-
-// The value of one sample in a Prometheus exposition, e.g.
-// sample(text, "idemq_duplicates_total", "handler=\"payments.charge\"").
-double sample(const std::string& exposition, const std::string& name, const std::string& labels) {
-    const std::string prefix = labels.empty() ? name + " " : name + "{" + labels + "} ";
-    const auto at = exposition.find("\n" + prefix);
-    REQUIRE_MESSAGE(at != std::string::npos, "no sample " << prefix << " in\n" << exposition);
-    return std::stod(exposition.substr(at + 1 + prefix.size()));
-}
-
-}  // namespace
 
 TEST_CASE("after a known mix of messages the /metrics counters equal it exactly, and promtool accepts them") {
     test::Database db;
@@ -52,7 +40,12 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
     broker.publish("payments", "charge",
                    {{.body = test::charge("A1", 100), .message_id = "n-1"},
                     {.body = test::charge("A1", 999), .message_id = "n-2"}});
-    const std::string h = R"(handler="payments.charge")";
+    const test::Labels h{{"handler", "payments.charge"}};
+    const auto with = [&](const std::string& key, const std::string& value) {
+        auto labels = h;
+        labels[key] = value;
+        return labels;
+    };
     // A dead letter is in the DLQ as soon as the broker routes it, a moment before the worker has the confirm
     // and counts it; wait until every one of the six deliveries is settled and counted.
     REQUIRE(test::eventually([&] {
@@ -60,26 +53,31 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
         std::uint64_t dead = 0;
         for (const auto& [reason, count] : stats.dead_lettered) dead += count;
         return broker.ready("payments.charge.dlq") == 2 && stats.duplicates == 1 && dead == 2 &&
-               sample(test::http_get(port, "/metrics").second, "idemq_end_to_end_latency_seconds_count", h) == 6;
+               test::Metrics(test::http_get(port, "/metrics").second)
+                       .value("idemq_end_to_end_latency_seconds_count", h) == 6;
     }));
 
     const auto [status, text] = test::http_get(port, "/metrics");
     REQUIRE(status == 200);
-    CHECK(sample(text, "idemq_messages_received_total", h) == 6);
-    CHECK(sample(text, "idemq_messages_processed_total", h) == 3);
-    CHECK(sample(text, "idemq_duplicates_total", h) == 1);
-    CHECK(sample(text, "idemq_key_conflicts_total", h) == 1);
-    CHECK(sample(text, "idemq_retries_scheduled_total", h + R"(,kind="immediate")") == 2);
-    CHECK(sample(text, "idemq_retries_scheduled_total", h + R"(,kind="delayed")") == 0);
-    CHECK(sample(text, "idemq_dead_lettered_total", h + R"(,reason="permanent-error")") == 1);
-    CHECK(sample(text, "idemq_dead_lettered_total", h + R"(,reason="idempotency-key-conflict")") == 1);
-    CHECK(sample(text, "idemq_in_doubt_commits_total", h) == 0);
-    CHECK(sample(text, "idemq_in_flight", h) == 0);
-    CHECK(sample(text, "idemq_consumer_paused", "") == 0);
-    CHECK(sample(text, "idemq_handler_duration_seconds_count", h) == 3);
+    const test::Metrics metrics(text);
+    const auto sample = [&](const std::string& name, const test::Labels& labels) {
+        return metrics.value(name, labels);
+    };
+    CHECK(sample("idemq_messages_received_total", h) == 6);
+    CHECK(sample("idemq_messages_processed_total", h) == 3);
+    CHECK(sample("idemq_duplicates_total", h) == 1);
+    CHECK(sample("idemq_key_conflicts_total", h) == 1);
+    CHECK(sample("idemq_retries_scheduled_total", with("kind", "immediate")) == 2);
+    CHECK(sample("idemq_retries_scheduled_total", with("kind", "delayed")) == 0);
+    CHECK(sample("idemq_dead_lettered_total", with("reason", "permanent-error")) == 1);
+    CHECK(sample("idemq_dead_lettered_total", with("reason", "idempotency-key-conflict")) == 1);
+    CHECK(sample("idemq_in_doubt_commits_total", h) == 0);
+    CHECK(sample("idemq_in_flight", h) == 0);
+    CHECK(sample("idemq_consumer_paused", {}) == 0);
+    CHECK(sample("idemq_handler_duration_seconds_count", h) == 3);
     // Every settled delivery: 3 processed, 1 duplicate, 2 dead-lettered.
-    CHECK(sample(text, "idemq_end_to_end_latency_seconds_count", h) == 6);
-    CHECK(sample(text, "idemq_reconnects_total", R"(component="broker")") == 0);
+    CHECK(sample("idemq_end_to_end_latency_seconds_count", h) == 6);
+    CHECK(sample("idemq_reconnects_total", {{"component", "broker"}}) == 0);
 
     const std::string file = "/tmp/" + test::unique_name("metrics") + ".txt";
     std::ofstream(file) << text;
@@ -93,25 +91,20 @@ TEST_CASE("after a known mix of messages the /metrics counters equal it exactly,
 }
 
 TEST_CASE("every log line of a worker is JSON, message lines carry the three ids, and no password appears") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
-    env.erase("IDEMQ_LOG_FORMAT");  // auto: JSON when not on a terminal
-    test::Process worker(test::bin("payments-worker"), {"run"}, env);
-    REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
-    broker.publish("payments", "charge",
-                   {{.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
-                    {.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
-                    {.body = "{bad", .message_id = "j-2"},
-                    {.body = test::charge("flaky-2", 5), .message_id = "j-3"}});
-    REQUIRE(test::eventually([&] {
-        return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 2;
-    }));
-    test::stop_gracefully(worker);
+    test::PaymentsWorker payments({.start = false});
+    test::Broker& broker = payments.broker();
+    payments.env().erase("IDEMQ_LOG_FORMAT");  // auto: JSON when not on a terminal
+    payments.start();
+    payments.wait_consuming();
+    payments.publish({{.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
+                      {.body = test::charge("A1", 1), .message_id = "j-1", .correlation_id = "order-7"},
+                      {.body = "{bad", .message_id = "j-2"},
+                      {.body = test::charge("flaky-2", 5), .message_id = "j-3"}});
+    REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 1 && payments.ledger_rows() == 2; }));
+    payments.stop();
 
-    const std::string output = worker.output();
+    // The log format is what this test is about: it reads the output.
+    const std::string output = payments.output();
     const std::string password = "idemq-secret";
     CHECK(output.find(password) == std::string::npos);
     for (const auto& dead : broker.peek_all("payments.charge.dlq")) {
@@ -192,9 +185,8 @@ TEST_CASE("idemqctl trace finds a message in the inbox, in a delay queue and in 
 }
 
 TEST_CASE("inbox prune removes only rows older than the window, while a worker processes load") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
+    test::PaymentsWorker payments({.start = false});
+    const test::Database& db = payments.db();
     {
         pqxx::connection connection(db.url());
         pqxx::work tx(connection);
@@ -210,24 +202,24 @@ TEST_CASE("inbox prune removes only rows older than the window, while a worker p
             "FROM generate_series(1, 100) AS i");
         tx.commit();
     }
-    test::Broker broker(vhost.url());
-    test::Process worker(test::bin("payments-worker"), {"run"}, test::worker_env(vhost, db));
-    REQUIRE(test::eventually([&] { return broker.consumed("payments.charge"); }));
+    payments.start();
+    payments.wait_consuming();
     std::vector<test::Outgoing> load;
     for (int i = 0; i < 2000; ++i)
         load.push_back(
             {.body = test::charge("A" + std::to_string(i % 7), 1), .message_id = "new-" + std::to_string(i)});
-    broker.publish("payments", "charge", load);
+    payments.publish(load);
     test::Process prune(test::bin("idemqctl"), {"inbox", "prune", "--older-than", "14d", "--batch", "500"},
                         {{"IDEMQ_DATABASE_URL", db.url()}});
     CHECK_MESSAGE(prune.wait() == 0, prune.output());
     CHECK(prune.output().find("pruned 5000 inbox row(s)") != std::string::npos);
     REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM payments.ledger") == 2000; }));
-    test::stop_gracefully(worker);
+    payments.stop();
     CHECK(db.count("SELECT count(*) FROM idemq.inbox WHERE idempotency_key LIKE 'old-%'") == 0);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox WHERE idempotency_key LIKE 'recent-%'") == 100);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox WHERE idempotency_key LIKE 'new-%'") == 2000);
-    CHECK(worker.output().find("\"level\":\"error\"") == std::string::npos);
+    // That nothing went wrong meanwhile is in the log: no line at level error.
+    CHECK(payments.output().find("\"level\":\"error\"") == std::string::npos);
 }
 
 TEST_CASE("the worker refuses to start when inbox retention is shorter than a retry schedule, and says why") {

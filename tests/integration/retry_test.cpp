@@ -10,6 +10,7 @@
 
 #include "charge_handler.hpp"
 #include "payments_schema.hpp"
+#include "payments_worker.hpp"
 #include "running_worker.hpp"
 #include "support.hpp"
 
@@ -153,12 +154,9 @@ TEST_CASE("a short retry delay is not held up behind a long one") {
 }
 
 TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as a crash loop") {
-    test::Database db;
-    test::Vhost vhost;
-    test::migrate_payments(db);
-    test::Broker broker(vhost.url());
-    auto env = test::worker_env(vhost, db);
-    env["IDEMQ_TEST_ABORT_IN_HANDLER"] = "poison";
+    test::PaymentsWorker payments({.env = {{"IDEMQ_TEST_ABORT_IN_HANDLER", "poison"}}, .start = false});
+    const test::Database& db = payments.db();
+    test::Broker& broker = payments.broker();
 
     std::vector<test::Outgoing> messages;
     for (int i = 0; i < 20; ++i)
@@ -166,7 +164,7 @@ TEST_CASE("a message that kills the worker on every delivery ends in the DLQ as 
             {.body = test::charge("A" + std::to_string(i % 3), 10), .message_id = "ok-" + std::to_string(i)});
     messages.insert(messages.begin() + 5, test::Outgoing{.body = test::charge("A0", 999), .message_id = "poison"});
 
-    const int deaths = test::supervise_payments_worker(env, broker, messages, [&] {
+    const int deaths = payments.supervise(messages, [&] {
         return broker.ready("payments.charge.dlq") == 1 && db.count("SELECT count(*) FROM payments.ledger") == 20;
     });
     // The first delivery is not marked (a mark costs a transaction), so its

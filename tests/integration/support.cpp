@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <pqxx/nontransaction>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -260,7 +261,10 @@ void stop_gracefully(Process& process) {
     REQUIRE_MESSAGE(code == 0, "exit code " << code << "; output:\n" << process.output());
 }
 
-int connect_loopback(int port) {
+namespace {
+
+// A TCP connection to 127.0.0.1:<port>, or -1 when refused.
+int try_connect_loopback(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
     sockaddr_in addr{};
@@ -269,13 +273,22 @@ int connect_loopback(int port) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         ::close(fd);
-        FAIL("cannot connect to 127.0.0.1:" << port);
+        return -1;
     }
     return fd;
 }
 
-std::pair<int, std::string> http_get(int port, const std::string& path) {
-    const int fd = connect_loopback(port);
+}  // namespace
+
+int connect_loopback(int port) {
+    const int fd = try_connect_loopback(port);
+    if (fd < 0) FAIL("cannot connect to 127.0.0.1:" << port);
+    return fd;
+}
+
+std::optional<std::pair<int, std::string>> try_http_get(int port, const std::string& path) {
+    const int fd = try_connect_loopback(port);
+    if (fd < 0) return std::nullopt;
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
     std::string response;
@@ -286,7 +299,28 @@ std::pair<int, std::string> http_get(int port, const std::string& path) {
     REQUIRE_MESSAGE(response.starts_with("HTTP/1.1 "), response);
     const int status = std::stoi(response.substr(9, 3));
     const auto body = response.find("\r\n\r\n");
-    return {status, body == std::string::npos ? std::string() : response.substr(body + 4)};
+    return std::pair{status, body == std::string::npos ? std::string() : response.substr(body + 4)};
+}
+
+std::pair<int, std::string> http_get(int port, const std::string& path) {
+    auto response = try_http_get(port, path);
+    if (!response) FAIL("cannot connect to 127.0.0.1:" << port);
+    return std::move(*response);
+}
+
+int free_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(addr);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
+    const int error = errno;
+    ::close(fd);
+    REQUIRE_MESSAGE(bound, "cannot bind 127.0.0.1:0: " << std::strerror(error));
+    return ntohs(addr.sin_port);
 }
 
 std::string bin(const std::string& name) { return std::string(IDEMQ_BIN_DIR) + "/" + name; }
@@ -337,30 +371,6 @@ void migrate_payments(const Database& database) {
     Process migrate(bin("payments-worker"), {"migrate"}, {{"IDEMQ_DATABASE_URL", database.url()}});
     const int code = migrate.wait();
     REQUIRE_MESSAGE(code == 0, "payments-worker migrate failed:\n" << migrate.output());
-}
-
-int supervise_payments_worker(const std::map<std::string, std::string>& env, Broker& broker,
-                              const std::vector<Outgoing>& messages, const std::function<bool()>& settled,
-                              int max_starts) {
-    int deaths = 0;
-    bool published = false;
-    for (int start = 0; start < max_starts; ++start) {
-        Process worker(bin("payments-worker"), {"run"}, env);
-        if (!published) {
-            REQUIRE(eventually([&] { return broker.consumed("payments.charge"); }));
-            broker.publish("payments", "charge", messages);
-            published = true;
-        }
-        REQUIRE(eventually([&] { return !worker.running() || settled(); }, std::chrono::seconds(30)));
-        if (!worker.running()) {
-            CHECK(worker.wait() == 128 + SIGABRT);
-            ++deaths;
-            continue;
-        }
-        stop_gracefully(worker);
-        break;
-    }
-    return deaths;
 }
 
 }  // namespace test

@@ -140,6 +140,11 @@ int connect_loopback(int port);
 
 // GET http://127.0.0.1:<port><path>: status code and body.
 std::pair<int, std::string> http_get(int port, const std::string& path);
+// The same, or nullopt while nothing listens on the port.
+std::optional<std::pair<int, std::string>> try_http_get(int port, const std::string& path);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed).
+int free_loopback_port();
 
 // Path of a binary in build/bin.
 std::string bin(const std::string& name);
@@ -160,14 +165,6 @@ void check_exactly_once(const Database& db, Broker& broker, int count,
 
 // "key=value" out of the summary line a worker prints when it stops.
 long long summary_value(const std::string& output, const std::string& key);
-
-// A supervisor for crash tests: runs payments-worker with `env`, and again
-// whenever it dies by abort(), publishing `messages` to the payments exchange
-// once the first one consumes, until `settled` holds (then the worker is
-// stopped gracefully) or `max_starts` workers ran. Returns how many died.
-int supervise_payments_worker(const std::map<std::string, std::string>& env, Broker& broker,
-                              const std::vector<Outgoing>& messages, const std::function<bool()>& settled,
-                              int max_starts = 12);
 
 // Runs `payments-worker migrate` and checks it succeeded.
 void migrate_payments(const Database& database);
