@@ -109,11 +109,18 @@ epmd_stop() {
 
 # Is PID the beam.smp of this checkout's node?  Its command line carries
 # "-home <repo>/.services/rabbitmq" (from HOME), which is unique per checkout
-# (the node name itself is not on the command line).
+# (the node name itself is not on the command line). A rabbitmqctl run (every
+# `ctl` call, a test's vhost setup) is a beam.smp with the same -home: only
+# the server boots the rabbit application ("-s rabbit boot"), and the CLI
+# runs an escript. Mistaking one for the other made a restart wait for a
+# "running" node that was never started.
 is_our_beam() {
   pid_alive "$1" || return 1
   [[ $(cat "/proc/$1/comm" 2>/dev/null) == beam.smp ]] || return 1
-  tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qxF -- "$RMQ_DIR"
+  local args
+  args=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  grep -qxF -- "$RMQ_DIR" <<<"$args" || return 1
+  grep -qxF -- rabbit <<<"$args" && ! grep -qxF -- escript <<<"$args"
 }
 
 rmq_pid() {
