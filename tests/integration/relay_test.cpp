@@ -214,3 +214,13 @@ TEST_CASE_FIXTURE(RelayFixture,
     }
     CHECK(arrived == 3 * kPerKey);
 }
+
+TEST_CASE_FIXTURE(RelayFixture, "a worker binary runs the relay alone with `relay`, and lets the lease go on SIGTERM") {
+    for (int i = 0; i < 5; ++i) stage("m" + std::to_string(i));
+    test::Process relay(test::bin("payments-worker"), {"relay"},
+                        {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}});
+    REQUIRE_MESSAGE(test::eventually([&] { return broker.ready("sink") == 5 && pending() == 0; }), relay.output());
+    test::stop_gracefully(relay);
+    // A graceful stop hands over at once: the lease has expired already.
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox_lease WHERE expires_at <= now()") == 1);
+}

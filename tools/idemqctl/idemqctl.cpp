@@ -20,6 +20,7 @@
 #include "amqp/confirmed_publisher.hpp"
 #include "amqp/connection.hpp"
 #include "cli/dlq_command.hpp"
+#include "cli/relay_command.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -141,6 +142,8 @@ int main(int argc, char** argv) {
     publish_command->add_option("--count", publish_options.count, "how many messages to publish")
         ->capture_default_str();
 
+    CLI::App* relay = cli.add_subcommand("relay", "Run the outbox relay until SIGTERM or SIGINT (settings: IDEMQ_*)");
+
     idemq::detail::DlqCommand dlq(cli, {});
     idemqctl::TraceCommand trace(cli);
     idemqctl::InboxCommand inbox(cli);
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
         if (dlq.parsed()) return dlq.run();
         if (trace.parsed()) return trace.run();
         if (inbox.parsed()) return inbox.run();
+        if (relay->parsed()) return idemq::detail::run_relay(idemq::WorkerOptions::from_environment());
         if (migrate->parsed()) {
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
             const auto migrations = idemq::framework_migrations();

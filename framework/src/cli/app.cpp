@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "cli/dlq_command.hpp"
+#include "cli/relay_command.hpp"
 #include "common/log.hpp"
 
 namespace idemq {
@@ -84,6 +85,9 @@ int run_app(int argc, char** argv, const App& app) {
     overrides.add_database_flags(*run);
     CLI::App* migrate = cli.add_subcommand("migrate", "Apply pending database migrations, then exit");
     overrides.add_database_flags(*migrate);
+    CLI::App* relay = cli.add_subcommand("relay", "Run only the outbox relay (no consuming) until SIGTERM or SIGINT");
+    relay->add_option("--amqp-url", overrides.amqp_url, "AMQP URL (overrides IDEMQ_AMQP_URL)");
+    overrides.add_database_flags(*relay);
     // The dlq commands of a worker know its handlers' queues.
     std::vector<Route> routes;
     try {
@@ -111,6 +115,7 @@ int run_app(int argc, char** argv, const App& app) {
             fmt::print("migrate: {} applied, {} already up to date\n", applied, all.size() - applied);
             return 0;
         }
+        if (relay->parsed()) return detail::run_relay(options);
         raise_descriptor_limit();
         Worker worker(options);
         if (app.register_handlers) app.register_handlers(worker);

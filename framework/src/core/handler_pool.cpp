@@ -1,5 +1,7 @@
 #include "core/handler_pool.hpp"
 
+#include "common/log.hpp"
+
 namespace idemq::detail {
 
 HandlerPool::HandlerPool(int threads, const SessionFactory& make_session, Process process, ProcessBatch process_batch)
@@ -66,6 +68,26 @@ bool HandlerPool::join_for(std::chrono::milliseconds timeout) {
     }
     threads_.clear();  // joins threads that have returned already
     return true;
+}
+
+void HandlerPool::cancel_until_joined() {
+    constexpr std::chrono::seconds kReportEvery{10};
+    const std::size_t cancelled = cancel_statements();
+    if (cancelled > 0) log().warn("cancelled {} running Postgres statements of unfinished handlers", cancelled);
+    const auto started = std::chrono::steady_clock::now();
+    auto next_report = started + kReportEvery;
+    while (!join_for(std::chrono::milliseconds(250))) {
+        (void)cancel_statements();
+        if (std::chrono::steady_clock::now() >= next_report) {
+            next_report += kReportEvery;
+            // Only in-process (handle_signals off): the exit watchdog ends an
+            // owned process long before this.
+            log().error(
+                "handler threads still running {} s after the shutdown grace period; their deliveries are "
+                "back in the queue; waiting for the handlers to return",
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count());
+        }
+    }
 }
 
 std::vector<Job> HandlerPool::gather(Job first, std::unique_lock<std::mutex>& lock, const std::stop_token& stop) {

@@ -60,6 +60,11 @@ public:
     [[nodiscard]] bool join_for(std::chrono::milliseconds timeout);
     // request_stop(), then joins, however long the handlers take. Idempotent.
     void join();
+    // After the shutdown grace: cancels every thread's running statement
+    // every 250 ms until all threads returned (a handler waiting on a lock or
+    // a slow statement returns once Postgres cancels it; one that retries it
+    // is cancelled again), logging the wait every 10 s, then joins.
+    void cancel_until_joined();
 
 private:
     void run_thread(const std::stop_token& stop, DatabaseSession& session);

@@ -140,25 +140,8 @@ void Runtime::stop_handlers() {
         grace_over();
     }
     // The broker connections are closed (finish()): every unfinished delivery
-    // is back in the queue, and the uncommitted transactions roll back. A
-    // handler waiting on a lock or a slow statement returns once Postgres
-    // cancels it; one that retries the statement is cancelled again.
-    const std::size_t cancelled = pool_->cancel_statements();
-    if (cancelled > 0) log().warn("cancelled {} running Postgres statements of unfinished handlers", cancelled);
-    const auto started = std::chrono::steady_clock::now();
-    auto next_report = started + kStuckReportEvery;
-    while (!pool_->join_for(milliseconds(250))) {
-        (void)pool_->cancel_statements();
-        if (std::chrono::steady_clock::now() >= next_report) {
-            next_report += kStuckReportEvery;
-            // Only in-process (handle_signals off): the exit watchdog ends an
-            // owned process long before this.
-            log().error(
-                "handler threads still running {} s after the shutdown grace period; their deliveries are "
-                "back in the queue; waiting for the handlers to return",
-                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count());
-        }
-    }
+    // is back in the queue, and the uncommitted transactions roll back.
+    pool_->cancel_until_joined();
 }
 
 void Runtime::grace_over() {

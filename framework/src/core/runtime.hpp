@@ -83,7 +83,6 @@ private:
     // the grace (EX_TEMPFAIL: their deliveries are back in the queue).
     static constexpr int kExitHandlersStuck = 75;
     static constexpr std::chrono::milliseconds kHardExitBound{3'000};
-    static constexpr std::chrono::milliseconds kStuckReportEvery{10'000};
 
     const WorkerOptions& options_;
     std::vector<RegisteredHandler>& handlers_;
