@@ -254,7 +254,8 @@ public:
     }
 
 private:
-    payments::ChargeHandler inner_;
+    // Like for like with the hand-written consumers, which send nothing on.
+    payments::ChargeHandler inner_{payments::Events::kNone};
     std::mutex mutex_;
     std::vector<double> latencies_;
 };
@@ -283,7 +284,8 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
     TimedCharge* timed = nullptr;  // owned by the worker
     if (batch_size > 1) {
         worker.add_batch_handler({.handler = "payments.charge", .queue = queue},
-                                 std::make_unique<payments::ChargeBatchHandler>(), {.max_messages = batch_size});
+                                 std::make_unique<payments::ChargeBatchHandler>(payments::Events::kNone),
+                                 {.max_messages = batch_size});
     } else {
         auto handler = std::make_unique<TimedCharge>();
         timed = handler.get();

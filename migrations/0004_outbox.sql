@@ -14,8 +14,10 @@ CREATE TABLE ${schema}.outbox (
     exchange         bytea       NOT NULL,
     routing_key      bytea       NOT NULL,
     message_id       bytea       NOT NULL,
-    -- AMQP properties and headers in the DLQ export format (byte-exact).
-    properties       jsonb       NOT NULL,
+    -- AMQP properties and headers in the DLQ export format (byte-exact),
+    -- as JSON text: jsonb refuses a \u0000 escape, which a NUL byte in a
+    -- carried-over correlation id or header becomes.
+    properties       text        NOT NULL,
     body             bytea       NOT NULL,
     -- The handler that staged it; NULL when staged outside a handler.
     staged_by        text,

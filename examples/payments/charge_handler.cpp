@@ -21,6 +21,16 @@ void fail_if_flaky(const Charge& charge, int attempt) {
 
 }  // namespace
 
+idemq::OutgoingMessage charged_event(const idemq::Message& charge_message, const Charge& charge) {
+    const nlohmann::json event{{"charge_id", std::string(charge_message.message_id())},
+                               {"account", charge.account},
+                               {"amount_cents", charge.amount_cents}};
+    return {.exchange = "payments.events",
+            .routing_key = "charged",
+            .body = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            .content_type = "application/json"};
+}
+
 Charge parse_charge(std::string_view body) {
     const auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (json.is_discarded() || !json.is_object()) throw idemq::PermanentError("body is not a JSON object");
@@ -49,6 +59,7 @@ void ChargeHandler::handle(const idemq::Message& message, pqxx::transaction_base
         "ON CONFLICT (account) DO UPDATE SET balance_cents = payments.balances.balance_cents + "
         "EXCLUDED.balance_cents",
         charge.account, charge.amount_cents);
+    if (events_ == Events::kStaged) ctx.outbox().publish(charged_event(message, charge));
     ctx.log().debug("charged {} cents to {} on attempt {}", charge.amount_cents, charge.account, ctx.attempt());
 }
 
@@ -62,6 +73,7 @@ void ChargeBatchHandler::handle_batch(std::span<const idemq::Message> messages, 
         ledger += fmt::format("{}({}, {}, {})", i == 0 ? "" : ", ", tx.quote(std::string(messages[i].message_id())),
                               tx.quote(charge.account), charge.amount_cents);
         per_account[charge.account] += charge.amount_cents;
+        if (events_ == Events::kStaged) ctx.outbox(messages[i]).publish(charged_event(messages[i], charge));
     }
     std::string balances = "INSERT INTO payments.balances (account, balance_cents) VALUES ";
     bool first = true;
@@ -83,6 +95,26 @@ idemq::Route charge_route() {
             .exchange = "payments",
             .exchange_type = idemq::ExchangeType::kTopic,
             .routing_keys = {"charge"}};
+}
+
+void NotifyHandler::handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context&) {
+    const auto event = nlohmann::json::parse(message.body(), nullptr, /*allow_exceptions=*/false);
+    if (event.is_discarded() || !event.is_object() || !event.contains("charge_id") || !event["charge_id"].is_string() ||
+        !event.contains("account") || !event["account"].is_string() || !event.contains("amount_cents") ||
+        !event["amount_cents"].is_number_integer()) {
+        throw idemq::PermanentError("not a charged event: charge_id, account and amount_cents are required");
+    }
+    tx.exec_params("INSERT INTO payments.notifications (charge_id, account, amount_cents) VALUES ($1, $2, $3)",
+                   event["charge_id"].get<std::string>(), event["account"].get<std::string>(),
+                   event["amount_cents"].get<std::int64_t>());
+}
+
+idemq::Route notify_route() {
+    return {.handler = "payments.notify",
+            .queue = "payments.notify",
+            .exchange = "payments.events",
+            .exchange_type = idemq::ExchangeType::kTopic,
+            .routing_keys = {"charged"}};
 }
 
 }  // namespace payments

@@ -339,6 +339,14 @@ public:
         }
         tend(true);
         for (int i = 0; i < size(); ++i) {
+            // A worker tend() just restarted has not installed its signal
+            // handlers yet: a SIGTERM now would kill it (128 + 15), which is
+            // not what a graceful stop tests. Stop it once it consumes.
+            REQUIRE_MESSAGE(test::eventually([&] {
+                                return workers_[i].process->output().find("consuming queue") != std::string::npos;
+                            }),
+                            "worker " << i << " never started:\n"
+                                      << workers_[i].process->output());
             test::stop_gracefully(*workers_[i].process);
             retire(i);
         }
@@ -615,10 +623,13 @@ TEST_CASE(
                                                  << outputs);
     // Unacked deliveries (a handler still retrying a flaky charge) return to
     // the queue at a graceful stop, so stop only once nothing is in flight.
+    // The outbox chain settles too: every charge's event published by a
+    // relay (killed along with its worker) and consumed by payments.notify.
     REQUIRE(test::eventually(
         [&] {
             const auto depths = queue_depths(vhost);
-            return std::all_of(depths.begin(), depths.end(),
+            return db.count("SELECT count(*) FROM idemq.outbox") == 0 &&
+                   std::all_of(depths.begin(), depths.end(),
                                [](const auto& q) { return q.first == kDeadLetterQueue || q.second == 0; });
         },
         seconds(60)));
@@ -663,6 +674,14 @@ TEST_CASE(
         balances[row.substr(0, colon)] = std::stoll(row.substr(colon + 1));
     }
     CHECK(balances == plan.balances);
+
+    // Every booked charge's event reached payments.notify and made exactly
+    // one notification (the primary key would refuse a second), whatever
+    // the relays sent twice; no event without its charge.
+    CHECK(db.count("SELECT count(*) FROM payments.notifications") == db.count("SELECT count(*) FROM payments.ledger"));
+    CHECK(db.count("SELECT count(*) FROM payments.ledger l LEFT JOIN payments.notifications n "
+                   "ON n.charge_id = l.message_id WHERE n.charge_id IS NULL OR n.account <> l.account "
+                   "OR n.amount_cents <> l.amount_cents") == 0);
 
     // Every refused message in the DLQ with its reason and its body. A copy
     // may be there twice: a worker that died (or lost its broker) between

@@ -98,8 +98,14 @@ TEST_CASE(
     test::Process worker(test::bin("stuck-worker"), {"run"}, env);
     REQUIRE(test::eventually([&] { return broker.consumed("stuck"); }));
     broker.publish_one("", "stuck", {.body = "forever", .message_id = "stuck-1"});
-    // Taken by the worker: no longer ready.
-    REQUIRE(test::eventually([&] { return broker.ready("stuck") == 0; }));
+    // In the handler: its transaction holds the claim and waits, idle. (No
+    // longer ready in the queue is not enough: the job may still wait for
+    // its thread, and a stop gives such a job back at once.)
+    REQUIRE(test::eventually([&] {
+        return db.count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND state = 'idle in transaction'") >= 1;
+    }));
     const auto [code, took] = terminate_and_time(worker);
     INFO("exited with " << code << " after " << took.count() << " ms\n" << worker.output());
     CHECK(took < kGrace + kExitBound);

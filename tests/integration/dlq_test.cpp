@@ -107,8 +107,9 @@ TEST_CASE("dlq list shows ten dead letters grouped by reason, and leaves all ten
     broker.publish("payments", "charge", bad);
     REQUIRE(test::eventually([&] { return broker.ready("payments.charge.dlq") == 10; }));
 
-    // The worker binary's own dlq command needs no queue argument.
-    test::Process list(test::bin("payments-worker"), {"dlq", "list", "--json"}, {{"IDEMQ_AMQP_URL", vhost.url()}});
+    // The worker binary's own dlq command knows its handlers' queues.
+    test::Process list(test::bin("payments-worker"), {"dlq", "list", "--handler", "payments.charge", "--json"},
+                       {{"IDEMQ_AMQP_URL", vhost.url()}});
     REQUIRE_MESSAGE(list.wait() == 0, list.output());
     std::map<std::string, std::uint64_t> counts;
     std::size_t lines = 0;

@@ -22,7 +22,9 @@ using Labels = std::map<std::string, std::string>;
 // One scrape of /metrics (Prometheus text format).
 class Metrics {
 public:
-    explicit Metrics(std::string exposition);
+    // With `counted_handler`, a metric that has a handler label is read for
+    // that handler unless `labels` names another.
+    explicit Metrics(std::string exposition, std::string counted_handler = {});
     // The sum over every sample of `name` whose labels include `labels`
     // (every sample of `name` when `labels` is empty). Fails the test when no
     // sample matches: a misspelt name must not read as 0.
@@ -36,6 +38,7 @@ private:
         double value = 0;
     };
     std::string text_;
+    std::string counted_handler_;
     std::vector<Sample> samples_;
 };
 

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <idemq/errors.hpp>
 #include <idemq/logger.hpp>
 #include <idemq/message.hpp>
+#include <idemq/outbox.hpp>
 
 #include <pqxx/types>
 
@@ -20,6 +22,14 @@ public:
     virtual ~BatchContext() = default;
     [[nodiscard]] virtual std::string_view handler_name() const noexcept = 0;
     [[nodiscard]] virtual Logger& log() noexcept = 0;
+    /// Where the handler stages what it sends on because of `message` (one
+    /// of the batch's): ids are derived from that message's key, as
+    /// Context::outbox() does for a single message. A BatchContext of the
+    /// user's own that does not override it has no outbox.
+    [[nodiscard]] virtual Outbox& outbox(const Message& message) {
+        (void)message;
+        throw Error("this BatchContext has no outbox");
+    }
 };
 
 /// How a batch handler's deliveries are grouped.

@@ -83,7 +83,10 @@ std::string DlqCommand::dead_letter_queue() const {
     } else if (routes_.size() == 1) {
         queue = routes_.front().queue.empty() ? routes_.front().handler : routes_.front().queue;
     } else {
-        throw ConfigError(routes_.empty() ? "--queue is required" : "--queue or --handler is required");
+        if (routes_.empty()) throw ConfigError("--queue is required");
+        std::string names;
+        for (const auto& route : routes_) names += (names.empty() ? "" : ", ") + route.handler;
+        throw ConfigError(fmt::format("this worker has several handlers: say which DLQ with --handler ({})", names));
     }
     return queue.ends_with(".dlq") ? queue : dead_letter_queue_name(queue);
 }

@@ -6,6 +6,7 @@
 #include <pqxx/except>
 #include <pqxx/result>
 
+#include <algorithm>
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
@@ -60,13 +61,36 @@ private:
 
 class Batch final : public BatchContext {
 public:
-    explicit Batch(std::string_view handler) : handler_(handler), logger_(handler, "(batch)", "(batch)") {}
+    Batch(std::string_view handler, pqxx::transaction_base& tx, std::span<const Message> fresh,
+          const std::vector<std::string>& keys)
+        : handler_(handler), logger_(handler, "(batch)", "(batch)"), fresh_(fresh) {
+        outboxes_.reserve(fresh.size());
+        for (std::size_t i = 0; i < fresh.size(); ++i) {
+            outboxes_.emplace_back(tx, StagedFrom{.handler = handler,
+                                                  .idempotency_key = keys[i],
+                                                  .correlation_id = effective_correlation_id(fresh[i]),
+                                                  .message = &fresh[i]});
+        }
+    }
     [[nodiscard]] std::string_view handler_name() const noexcept override { return handler_; }
     [[nodiscard]] Logger& log() noexcept override { return logger_; }
+    [[nodiscard]] Outbox& outbox(const Message& message) override {
+        // The handler gets a span over fresh_: a message of its batch is one of them.
+        const auto* at = &message;
+        if (fresh_.empty() || at < fresh_.data() || at >= fresh_.data() + fresh_.size()) {
+            throw Error("BatchContext::outbox() takes a message of the batch being handled");
+        }
+        return outboxes_[static_cast<std::size_t>(at - fresh_.data())];
+    }
+    [[nodiscard]] bool staged() const noexcept {
+        return std::any_of(outboxes_.begin(), outboxes_.end(), [](const auto& o) { return o.staged() > 0; });
+    }
 
 private:
     std::string_view handler_;
     TaggedLogger logger_;
+    std::span<const Message> fresh_;
+    std::vector<HandlerOutbox> outboxes_;
 };
 
 using End = AttemptResult::End;
@@ -152,10 +176,12 @@ std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHand
     }
     std::vector<AttemptResult> outcomes(items.size(), AttemptResult{.end = End::kCommitted});
     std::vector<Message> fresh;
+    std::vector<std::string> fresh_keys;  // raw bytes, as the handler's key function gave them
     std::vector<std::string> seen;
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (claimed.contains(keys[i])) {
             fresh.push_back(*items[i].message);
+            fresh_keys.push_back(items[i].key);
         } else {
             seen.push_back(keys[i]);
         }
@@ -176,11 +202,14 @@ std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHand
                 it->second == fingerprints[i] ? AttemptResult{.end = End::kDuplicate} : key_conflict(items[i].key);
         }
     }
+    bool staged = false;
     if (!fresh.empty()) {
-        Batch context(handler_name);
+        Batch context(handler_name, tx, std::span<const Message>(fresh), fresh_keys);
         handler.handle_batch(std::span<const Message>(fresh), tx, context);
+        staged = context.staged();
     }
     tx.commit();
+    if (staged) OutboxDoorbell::instance().ring();
     return outcomes;
 }
 

@@ -9,7 +9,7 @@ namespace idemq::detail {
 std::string stage_sql(std::string_view schema) {
     return fmt::format(
         "INSERT INTO {}.outbox (ordering_key, exchange, routing_key, message_id, properties, body, staged_by) "
-        "VALUES (NULLIF($1, ''::bytea), $2, $3, $4, $5::jsonb, $6, NULLIF($7, ''))",
+        "VALUES (NULLIF($1, ''::bytea), $2, $3, $4, $5, $6, NULLIF($7, ''))",
         quote_identifier(schema));
 }
 
@@ -32,7 +32,7 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
     // The head of a lane is its lowest id among committed rows, parked or
     // waiting ones included: they hold their lane, never the others.
     connection.prepare(kRelayBatchStatement,
-                       fmt::format("SELECT id, exchange, routing_key, properties::text, body, attempts "
+                       fmt::format("SELECT id, exchange, routing_key, properties, body, attempts "
                                    "FROM {0}.outbox o WHERE parked_at IS NULL AND next_attempt_at <= now() "
                                    "AND (ordering_key IS NULL OR id = "
                                    "(SELECT min(h.id) FROM {0}.outbox h WHERE h.ordering_key = o.ordering_key)) "

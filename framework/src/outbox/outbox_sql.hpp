@@ -11,7 +11,7 @@ namespace idemq::detail {
 
 // Prepared on every handler connection:
 //   idemq_stage(ordering key, exchange, routing key, message id, properties
-//               JSON, body, staged by) — bytea but for the JSON and the
+//               JSON, body, staged by) — bytea but for the JSON text and the
 //               handler name; an empty ordering key or handler is NULL.
 inline constexpr const char* kStageStatement = "idemq_stage";
 
