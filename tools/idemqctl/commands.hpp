@@ -41,4 +41,26 @@ private:
     std::size_t batch_ = 1000;
 };
 
+// `outbox list | retry | purge`: rows not yet published, and what an
+// operator does with parked ones.
+class OutboxCommand {
+public:
+    explicit OutboxCommand(CLI::App& parent);
+    [[nodiscard]] bool parsed() const { return command_->parsed(); }
+    int run();
+
+private:
+    CLI::App* command_;
+    CLI::App* list_;
+    CLI::App* retry_;
+    CLI::App* purge_;
+    std::string database_url_;
+    std::string schema_ = "idemq";
+    std::vector<long long> ids_;
+    bool parked_ = false;
+    bool dry_run_ = false;
+    bool yes_ = false;
+    long long limit_ = 1000;
+};
+
 }  // namespace idemqctl

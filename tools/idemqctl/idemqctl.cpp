@@ -147,11 +147,13 @@ int main(int argc, char** argv) {
     idemq::detail::DlqCommand dlq(cli, {});
     idemqctl::TraceCommand trace(cli);
     idemqctl::InboxCommand inbox(cli);
+    idemqctl::OutboxCommand outbox(cli);
     CLI11_PARSE(cli, argc, argv);
     try {
         if (dlq.parsed()) return dlq.run();
         if (trace.parsed()) return trace.run();
         if (inbox.parsed()) return inbox.run();
+        if (outbox.parsed()) return outbox.run();
         if (relay->parsed()) return idemq::detail::run_relay(idemq::WorkerOptions::from_environment());
         if (migrate->parsed()) {
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");

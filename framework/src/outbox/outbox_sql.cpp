@@ -62,4 +62,33 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
                                    s));
 }
 
+namespace {
+
+// The rows an operator command names: these ids, or every parked row.
+constexpr const char* kSelected = "(CASE WHEN $1::bigint[] IS NULL THEN parked_at IS NOT NULL ELSE id = ANY($1) END)";
+
+}  // namespace
+
+std::string outbox_list_sql(std::string_view schema) {
+    return fmt::format(
+        "SELECT id, CASE WHEN parked_at IS NOT NULL THEN 'parked' WHEN next_attempt_at > now() THEN 'waiting' "
+        "ELSE 'pending' END, attempts, to_char(staged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+        "encode(exchange, 'hex'), encode(routing_key, 'hex'), encode(message_id, 'hex'), coalesce(last_error, '') "
+        "FROM {}.outbox WHERE (NOT $1 OR parked_at IS NOT NULL) ORDER BY id LIMIT $2",
+        quote_identifier(schema));
+}
+
+std::string outbox_retry_sql(std::string_view schema) {
+    return fmt::format(
+        "UPDATE {}.outbox SET parked_at = NULL, next_attempt_at = now(), "
+        "attempts = CASE WHEN parked_at IS NOT NULL THEN 0 ELSE attempts END "
+        "WHERE {} AND (parked_at IS NOT NULL OR next_attempt_at > now()) RETURNING id",
+        quote_identifier(schema), kSelected);
+}
+
+std::string outbox_purge_sql(std::string_view schema) {
+    return fmt::format("DELETE FROM {}.outbox WHERE {} AND parked_at IS NOT NULL RETURNING id",
+                       quote_identifier(schema), kSelected);
+}
+
 }  // namespace idemq::detail

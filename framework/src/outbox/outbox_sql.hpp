@@ -43,4 +43,16 @@ inline constexpr const char* kRelayFailedStatement = "idemq_relay_failed";
 inline constexpr const char* kRelayBacklogStatement = "idemq_relay_backlog";
 void prepare_relay_statements(pqxx::connection_base& connection, std::string_view schema);
 
+// The operator's statements (idemqctl outbox). $1 is the selection: a
+// bigint[] of row ids, or NULL for every parked row.
+//   list ($1 only parked?, $2 limit) -> id, state (pending|waiting|parked),
+//       attempts, staged_at, exchange, routing key, message id (all bytea as
+//       hex), last error; oldest first.
+//   retry -> the ids of the rows made due now (a parked row unparked, its
+//       attempts reset); only parked or waiting rows.
+//   purge -> the ids deleted; only parked rows are ever deleted.
+[[nodiscard]] std::string outbox_list_sql(std::string_view schema);
+[[nodiscard]] std::string outbox_retry_sql(std::string_view schema);
+[[nodiscard]] std::string outbox_purge_sql(std::string_view schema);
+
 }  // namespace idemq::detail
