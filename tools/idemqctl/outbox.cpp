@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
+#include "inbox/store_sql.hpp"
 #include "outbox/outbox_sql.hpp"
 
 namespace idemqctl {
@@ -27,12 +28,6 @@ std::string shown(const pqxx::field& hex) {
         bytes += static_cast<char>(std::stoi(digits.substr(i, 2), nullptr, 16));
     }
     return idemq::detail::printable(bytes);
-}
-
-std::string id_array(const std::vector<long long>& ids) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
-    return out + "}";
 }
 
 }  // namespace
@@ -81,7 +76,8 @@ int OutboxCommand::run() {
     if (purge && !yes_ && !dry_run_) {
         throw idemq::ConfigError("purge deletes messages that were never published: add --yes (or --dry-run)");
     }
-    const std::optional<std::string> selection = ids_.empty() ? std::nullopt : std::optional(id_array(ids_));
+    const std::optional<std::string> selection =
+        ids_.empty() ? std::nullopt : std::optional(idemq::detail::bigint_array(ids_));
     pqxx::work tx(*connection);
     const auto changed = tx.exec_params(
         purge ? idemq::detail::outbox_purge_sql(schema_) : idemq::detail::outbox_retry_sql(schema_), selection);

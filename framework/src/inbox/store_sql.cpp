@@ -29,6 +29,16 @@ std::string text_array(const std::vector<std::string>& values) {
     return out;
 }
 
+std::string bigint_array(const std::vector<long long>& values) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) out += ',';
+        out += std::to_string(values[i]);
+    }
+    out += '}';
+    return out;
+}
+
 std::string quote_literal(pqxx::connection_base& connection, std::string_view text) {
     std::string quoted;
     quoted.reserve(text.size() + 2);

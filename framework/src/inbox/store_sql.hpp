@@ -20,6 +20,9 @@ namespace idemq::detail {
 // A Postgres array literal of texts, e.g. {"a","b\"c"}, for `$n::text[]`.
 [[nodiscard]] std::string text_array(const std::vector<std::string>& values);
 
+// A Postgres array literal of whole numbers, e.g. {1,2,3}, for `$n::bigint[]`.
+[[nodiscard]] std::string bigint_array(const std::vector<long long>& values);
+
 // Names of the prepared statements.
 inline constexpr const char* kClaimStatement = "idemq_claim";
 inline constexpr const char* kFingerprintStatement = "idemq_fingerprint";

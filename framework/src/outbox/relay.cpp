@@ -39,12 +39,6 @@ std::string relay_identity() {
     return fmt::format("{}/relay-{}", process_identity(), ++relays);
 }
 
-std::string text_array_of(const std::vector<std::int64_t>& ids) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < ids.size(); ++i) out += (i > 0 ? "," : "") + std::to_string(ids[i]);
-    return out + "}";
-}
-
 }  // namespace
 
 struct OutboxRelay::Row {
@@ -192,7 +186,7 @@ void OutboxRelay::publish(std::vector<Row>& rows) {
 }
 
 void OutboxRelay::settle(const std::vector<Row>& rows) {
-    std::vector<std::int64_t> confirmed;
+    std::vector<long long> confirmed;
     std::vector<const Row*> failed;
     for (const auto& row : rows) {
         if (!row.outcome) continue;  // unanswered: published or not, it goes again
@@ -207,7 +201,7 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
     std::size_t parked = 0;
     if (!confirmed.empty()) {
         const pqxx::result moved =
-            tx.exec_prepared(kRelayDoneStatement, text_array_of(confirmed), identity_, static_cast<long long>(*epoch_));
+            tx.exec_prepared(kRelayDoneStatement, bigint_array(confirmed), identity_, static_cast<long long>(*epoch_));
         if (moved.affected_rows() == 0) {
             // Fenced: another relay took over meanwhile and owns these rows;
             // it publishes them again, and the receiving inbox absorbs the copies.

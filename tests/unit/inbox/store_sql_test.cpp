@@ -16,3 +16,8 @@ TEST_CASE("keys reach Postgres arrays intact, whatever characters they hold") {
     CHECK(text_array({R"(quo"te)", R"(back\slash)", "comma,brace}", ""}) ==
           R"({"quo\"te","back\\slash","comma,brace}",""})");
 }
+
+TEST_CASE("a bigint array literal lists the numbers as Postgres reads them") {
+    CHECK(idemq::detail::bigint_array({}) == "{}");
+    CHECK(idemq::detail::bigint_array({1, -2, 9'000'000'000}) == "{1,-2,9000000000}");
+}
