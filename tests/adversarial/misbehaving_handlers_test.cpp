@@ -29,11 +29,18 @@ void swallow_failing_statement(pqxx::transaction_base& tx) {
     }
 }
 
-// Records its effect, then swallows a failed statement for bodies "swallow".
+// An event named after the message, staged in the handler's transaction.
+idemq::OutgoingMessage event_of(const idemq::Message& message) {
+    return {.exchange = "events", .routing_key = "handled", .body = std::string(message.message_id())};
+}
+
+// Records its effect and stages an event, then swallows a failed statement
+// for bodies "swallow".
 class SwallowsSqlError final : public idemq::Handler {
 public:
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
         test::record_effect(tx, message, ctx);
+        ctx.outbox().publish(event_of(message));
         if (message.body() == "swallow") swallow_failing_statement(tx);
     }
 };
@@ -41,12 +48,13 @@ public:
 class SwallowsSqlErrorInBatch final : public idemq::BatchHandler {
 public:
     void handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base& tx,
-                      idemq::BatchContext&) override {
+                      idemq::BatchContext& ctx) override {
         for (const auto& message : messages) {
             const auto bytes = [](std::string_view v) { return pqxx::binarystring(v.data(), v.size()); };
             tx.exec_params(
                 "INSERT INTO test.effects (key, message_id, correlation_id, attempt) VALUES ($1, $1, '', $2)",
                 bytes(message.message_id()), message.attempt());
+            ctx.outbox(message).publish(event_of(message));
             if (message.body() == "swallow") swallow_failing_statement(tx);
         }
     }
@@ -84,6 +92,13 @@ public:
     }
 };
 
+// Events the handlers staged (these tests run no relay: they stay in the
+// outbox), all of them or those of one message.
+long long staged_events(const test::Database& db, const std::string& message_id = "") {
+    return db.count("SELECT count(*) FROM idemq.outbox" +
+                    (message_id.empty() ? std::string() : " WHERE body = '" + message_id + "'::bytea"));
+}
+
 std::vector<test::Outgoing> normal_messages(const std::string& prefix, int count) {
     std::vector<test::Outgoing> messages;
     for (int i = 0; i < count; ++i) messages.push_back({.body = "ok", .message_id = prefix + std::to_string(i)});
@@ -95,7 +110,9 @@ std::vector<test::Outgoing> normal_messages(const std::string& prefix, int count
 TEST_CASE_FIXTURE(
     test::AdversarialFixture,
     "a handler that swallows an SQL error is never acked as processed: it is retried, then dead-lettered") {
-    test::RunningWorker worker(options(), [](idemq::Worker& w) {
+    auto no_relay = options();
+    no_relay.outbox_relay = false;
+    test::RunningWorker worker(no_relay, [](idemq::Worker& w) {
         w.add_handler({.handler = "swallow", .retry = kTwoAttempts}, std::make_unique<SwallowsSqlError>());
     });
     test::Broker broker(vhost.url());
@@ -110,6 +127,9 @@ TEST_CASE_FIXTURE(
     CHECK(db.count("SELECT count(*) FROM test.effects WHERE message_id = 's-1'") == 0);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox WHERE idempotency_key = 's-1'") == 0);
     CHECK(effects() == 5);
+    // Nor its event: what it staged rolled back with it.
+    CHECK(staged_events(db) == 5);
+    CHECK(staged_events(db, "s-1") == 0);
     const auto dead = broker.peek_all("swallow.dlq");
     REQUIRE(dead.size() == 1);
     CHECK(test::header(dead[0], "x-idemq-error-type") == "idemq::detail::TransactionAborted");
@@ -124,18 +144,21 @@ TEST_CASE_FIXTURE(
     auto messages = normal_messages("b-", 20);
     messages[7] = {.body = "swallow", .message_id = "s-1"};
     broker.publish("", "swallow", messages);
-    test::RunningWorker worker({.amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 2, .prefetch = 100},
-                               [](idemq::Worker& w) {
-                                   w.add_batch_handler({.handler = "swallow", .retry = kOneAttempt},
-                                                       std::make_unique<SwallowsSqlErrorInBatch>(),
-                                                       {.max_messages = 20, .linger = milliseconds(50)});
-                               });
+    test::RunningWorker worker(
+        {.amqp_url = vhost.url(), .database_url = db.url(), .concurrency = 2, .prefetch = 100, .outbox_relay = false},
+        [](idemq::Worker& w) {
+            w.add_batch_handler({.handler = "swallow", .retry = kOneAttempt},
+                                std::make_unique<SwallowsSqlErrorInBatch>(),
+                                {.max_messages = 20, .linger = milliseconds(50)});
+        });
     REQUIRE(test::eventually([&] { return broker.ready("swallow.dlq") == 1 && worker.stats().processed == 19; }));
     const auto stats = worker.stop();
     CHECK(stats.dead_lettered.at("retries-exhausted") == 1);
     CHECK(effects() == 19);
     CHECK(db.count("SELECT count(*) FROM test.effects WHERE message_id = 's-1'") == 0);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox") == 19);
+    CHECK(staged_events(db) == 19);
+    CHECK(staged_events(db, "s-1") == 0);
 }
 
 TEST_CASE_FIXTURE(test::AdversarialFixture,

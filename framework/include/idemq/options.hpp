@@ -34,6 +34,9 @@ struct WorkerOptions {
     bool outbox_relay = true;
     /// IDEMQ_OUTBOX_MAX_ATTEMPTS: refused publishes of an outbox row before it is parked.
     int outbox_max_attempts = 10;
+    /// IDEMQ_OUTBOX_LEASE: how long the relay's lease lasts unrenewed, so how soon another relay takes over
+    /// the outbox from one that died (renewed at a third of it).
+    std::chrono::seconds outbox_lease{5};
     /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
     /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
     /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.

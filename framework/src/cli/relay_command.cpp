@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include "common/log.hpp"
+#include "core/fault_points.hpp"
 #include "inbox/schema_check.hpp"
 #include "outbox/relay.hpp"
 
@@ -24,12 +25,9 @@ int run_relay(const WorkerOptions& options) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     {
-        OutboxRelay relay(RelaySettings{.amqp_url = options.amqp_url,
-                                        .database_url = options.database_url,
-                                        .schema = options.schema,
-                                        .max_attempts = options.outbox_max_attempts,
-                                        .heartbeat = options.heartbeat},
-                          nullptr);
+        auto settings = RelaySettings::from(options);
+        settings.crash_after_confirms = FaultPoints::from_environment().relay_crash_after_confirms();
+        OutboxRelay relay(std::move(settings), nullptr);
         log().info("outbox relay {} running; SIGTERM or SIGINT stops it", relay.identity());
         int signum = 0;
         sigwait(&stop_signals, &signum);

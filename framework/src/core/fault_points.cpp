@@ -21,6 +21,8 @@ FaultPoints FaultPoints::from_environment() {
     faults.in_handler_ = env_or_empty("IDEMQ_TEST_ABORT_IN_HANDLER");
     faults.in_handler_attempt_ = std::atoi(env_or_empty("IDEMQ_TEST_ABORT_ON_ATTEMPT").c_str());
     faults.after_commit_ = env_or_empty("IDEMQ_TEST_CRASH_AFTER_COMMIT");
+    faults.relay_crash_after_confirms_ = static_cast<std::size_t>(
+        std::strtoull(env_or_empty("IDEMQ_TEST_RELAY_CRASH_AFTER_CONFIRMS").c_str(), nullptr, 10));
     return faults;
 }
 

@@ -31,13 +31,14 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
         fmt::format("UPDATE {}.outbox_lease SET expires_at = now() WHERE name = 'relay' AND owner = $1", s));
     // The head of a lane is its lowest id among committed rows, parked or
     // waiting ones included: they hold their lane, never the others.
-    connection.prepare(kRelayBatchStatement,
-                       fmt::format("SELECT id, exchange, routing_key, properties, body, attempts "
-                                   "FROM {0}.outbox o WHERE parked_at IS NULL AND next_attempt_at <= now() "
-                                   "AND (ordering_key IS NULL OR id = "
-                                   "(SELECT min(h.id) FROM {0}.outbox h WHERE h.ordering_key = o.ordering_key)) "
-                                   "ORDER BY id LIMIT $1",
-                                   s));
+    connection.prepare(
+        kRelayBatchStatement,
+        fmt::format("SELECT id, exchange, routing_key, properties, body, attempts, ordering_key IS NOT NULL "
+                    "FROM {0}.outbox o WHERE parked_at IS NULL AND next_attempt_at <= now() "
+                    "AND (ordering_key IS NULL OR id = "
+                    "(SELECT min(h.id) FROM {0}.outbox h WHERE h.ordering_key = o.ordering_key)) "
+                    "ORDER BY id LIMIT $1",
+                    s));
     connection.prepare(kRelayDoneStatement,
                        fmt::format("WITH holder AS (SELECT 1 FROM {0}.outbox_lease "
                                    "WHERE name = 'relay' AND owner = $2 AND epoch = $3 FOR SHARE), "

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <random>
 
@@ -41,6 +42,15 @@ std::string relay_identity() {
 
 }  // namespace
 
+RelaySettings RelaySettings::from(const WorkerOptions& options) {
+    return {.amqp_url = options.amqp_url,
+            .database_url = options.database_url,
+            .schema = options.schema,
+            .lease = options.outbox_lease,
+            .max_attempts = options.outbox_max_attempts,
+            .heartbeat = options.heartbeat};
+}
+
 struct OutboxRelay::Row {
     std::int64_t id = 0;
     std::string exchange;
@@ -48,6 +58,8 @@ struct OutboxRelay::Row {
     std::string properties;  // JSON
     std::string body;
     int attempts = 0;
+    bool ordered = false;   // the head of an ordering key's lane
+    bool hopeless = false;  // no retry can help: parked at once
     // Filled in by publish(): nullopt while the broker has not answered,
     // then "" when confirmed or why it was refused.
     std::optional<std::string> outcome;
@@ -107,6 +119,7 @@ bool OutboxRelay::round(const std::stop_token& stop) {
                             .properties = r[3].as<std::string>(),
                             .body = pqxx::binarystring(r[4]).str(),
                             .attempts = r[5].as<int>(),
+                            .ordered = r[6].as<bool>(),
                             .outcome = std::nullopt});
         }
         tx.commit();
@@ -126,7 +139,11 @@ bool OutboxRelay::round(const std::stop_token& stop) {
         throw;
     }
     settle(rows);
-    return rows.size() == settings_.window;
+    // A round takes one row per ordering key: a lane whose head went out
+    // may have its next row waiting already, so go again without a pause.
+    return rows.size() == settings_.window || std::any_of(rows.begin(), rows.end(), [](const Row& row) {
+               return row.ordered && row.outcome && row.outcome->empty();
+           });
 }
 
 bool OutboxRelay::hold_lease() {
@@ -177,12 +194,25 @@ void OutboxRelay::publish(std::vector<Row>& rows) {
             properties = OwnedProperties::from_json(nlohmann::json::parse(row.properties));
         } catch (const std::exception& e) {
             row.outcome = fmt::format("its stored properties cannot be read: {}", e.what());
+            row.hopeless = true;
             continue;
         }
         broker_->publish(row.exchange, row.routing_key, std::move(properties), row.body,
                          [&row](std::optional<std::string> error) { row.outcome = error.value_or(""); });
     }
     broker_->wait_all();
+    if (settings_.crash_after_confirms > 0) {
+        confirmed_ += static_cast<std::size_t>(std::count_if(
+            rows.begin(), rows.end(), [](const Row& row) { return row.outcome && row.outcome->empty(); }));
+        if (confirmed_ >= settings_.crash_after_confirms) {
+            log().critical(
+                "IDEMQ_TEST_RELAY_CRASH_AFTER_CONFIRMS: killing the process after {} confirmed rows, "
+                "before they are recorded",
+                confirmed_);
+            log().flush();
+            std::raise(SIGKILL);
+        }
+    }
 }
 
 void OutboxRelay::settle(const std::vector<Row>& rows) {
@@ -217,12 +247,13 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
                                                     settings_.retry_base.count() * (std::int64_t{1} << exponent));
         // Jitter: rows refused together do not come back together.
         const auto delay_ms = std::uniform_int_distribution<std::int64_t>(ceiling / 2, ceiling)(random);
-        const pqxx::result marked = tx.exec_prepared(kRelayFailedStatement, row->id, bounded(*row->outcome),
-                                                     static_cast<double>(delay_ms) / 1000.0, settings_.max_attempts);
+        const pqxx::result marked =
+            tx.exec_prepared(kRelayFailedStatement, row->id, bounded(*row->outcome),
+                             static_cast<double>(delay_ms) / 1000.0, row->hopeless ? 0 : settings_.max_attempts);
         const bool now_parked = !marked.empty() && marked[0][0].as<bool>();
         if (now_parked) ++parked;
         log().warn("outbox relay: row {} could not be published ({}){}", row->id, first_line(*row->outcome),
-                   now_parked ? fmt::format("; parked after {} attempts", settings_.max_attempts)
+                   now_parked ? fmt::format("; parked after {} attempt(s)", row->attempts + 1)
                               : fmt::format("; retrying in {} ms", delay_ms));
     }
     tx.commit();

@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include <idemq/options.hpp>
+
 #include <pqxx/connection>
 
 #include "amqp/confirmed_publisher.hpp"
@@ -33,6 +35,12 @@ struct RelaySettings {
     std::chrono::milliseconds retry_base{1000};
     std::chrono::milliseconds retry_cap{300'000};
     std::chrono::seconds heartbeat{30};
+    // Crash tests only: SIGKILL the process once this many rows were
+    // confirmed, before they are recorded (0: never). See FaultPoints.
+    std::size_t crash_after_confirms = 0;
+
+    // The worker's settings for its relay (and `<worker> relay`'s).
+    [[nodiscard]] static RelaySettings from(const WorkerOptions& options);
 };
 
 // Publishes committed outbox rows with publisher confirms, at least once,
@@ -57,7 +65,8 @@ public:
 private:
     struct Row;
     void run(const std::stop_token& stop);
-    // One round: true when it published a full window (there may be more).
+    // One round: true when there may be more to publish at once (a full
+    // window, or the head of an ordered lane went out).
     bool round(const std::stop_token& stop);
     [[nodiscard]] bool hold_lease();
     void publish(std::vector<Row>& rows);
@@ -74,7 +83,8 @@ private:
     std::chrono::steady_clock::time_point lease_renewed_{};
     std::chrono::steady_clock::time_point backlog_reported_{};
     bool reported_outage_ = false;
-    std::jthread thread_;  // last: starts once everything above exists
+    std::size_t confirmed_ = 0;  // by the broker, over the relay's life
+    std::jthread thread_;        // last: starts once everything above exists
 };
 
 }  // namespace idemq::detail
