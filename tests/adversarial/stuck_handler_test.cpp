@@ -6,11 +6,7 @@
 
 #include <pqxx/pqxx>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 
@@ -159,27 +155,17 @@ TEST_CASE(
 TEST_CASE("SIGTERM while the worker is still connecting to a Postgres that does not answer: it exits 0 at once") {
     // A listener that never accepts: the kernel completes the handshake, and
     // libpq waits for a server greeting that never comes.
-    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-    REQUIRE(::listen(listener, 8) == 0);
-    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const test::LoopbackSocket listener(/*listening=*/true);
     test::Vhost vhost;
-    test::Process worker(
-        test::bin("payments-worker"), {"run"},
-        {{"IDEMQ_AMQP_URL", vhost.url()},
-         {"IDEMQ_DATABASE_URL",
-          "postgresql://idemq@127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/idemq?connect_timeout=30"}});
+    test::Process worker(test::bin("payments-worker"), {"run"},
+                         {{"IDEMQ_AMQP_URL", vhost.url()},
+                          {"IDEMQ_DATABASE_URL", "postgresql://idemq@127.0.0.1:" + std::to_string(listener.port()) +
+                                                     "/idemq?connect_timeout=30"}});
     // The listener turns readable once the worker's connection waits in its backlog.
-    pollfd pending{.fd = listener, .events = POLLIN, .revents = 0};
+    pollfd pending{.fd = listener.fd(), .events = POLLIN, .revents = 0};
     REQUIRE(::poll(&pending, 1, 10'000) == 1);
     REQUIRE(worker.running());
     const auto [code, took] = terminate_and_time(worker);
     CHECK_MESSAGE(code == 0, worker.output());
     CHECK(took < std::chrono::seconds(2));
-    ::close(listener);
 }

@@ -308,20 +308,26 @@ std::pair<int, std::string> http_get(int port, const std::string& path) {
     return std::move(*response);
 }
 
-int free_loopback_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
+LoopbackSocket::LoopbackSocket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    REQUIRE_MESSAGE(fd_ >= 0, "socket: " << std::strerror(errno));
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t length = sizeof(addr);
-    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
-    const int error = errno;
-    ::close(fd);
-    REQUIRE_MESSAGE(bound, "cannot bind 127.0.0.1:0: " << std::strerror(error));
-    return ntohs(addr.sin_port);
+    const bool ready = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                       (!listening || ::listen(fd_, 8) == 0) &&
+                       ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
+    if (!ready) {
+        const int error = errno;
+        ::close(fd_);
+        FAIL("cannot bind 127.0.0.1:0: " << std::strerror(error));
+    }
+    port_ = ntohs(addr.sin_port);
 }
+
+LoopbackSocket::~LoopbackSocket() { ::close(fd_); }
+
+int free_loopback_port() { return LoopbackSocket(false).port(); }
 
 std::string bin(const std::string& name) { return std::string(IDEMQ_BIN_DIR) + "/" + name; }
 

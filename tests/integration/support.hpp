@@ -143,6 +143,22 @@ std::pair<int, std::string> http_get(int port, const std::string& path);
 // The same, or nullopt while nothing listens on the port.
 std::optional<std::pair<int, std::string>> try_http_get(int port, const std::string& path);
 
+// A TCP socket bound to 127.0.0.1 on a port the kernel picked, listening
+// when asked (it never accepts: a peer connects and waits); closed at the end.
+class LoopbackSocket {
+public:
+    explicit LoopbackSocket(bool listening);
+    ~LoopbackSocket();
+    LoopbackSocket(const LoopbackSocket&) = delete;
+    LoopbackSocket& operator=(const LoopbackSocket&) = delete;
+    [[nodiscard]] int fd() const { return fd_; }
+    [[nodiscard]] int port() const { return port_; }
+
+private:
+    int fd_ = -1;
+    int port_ = 0;
+};
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed).
 int free_loopback_port();
 

@@ -64,8 +64,10 @@ public:
                 case AttemptResult::End::kDuplicate: return Verdict::duplicate();
                 case AttemptResult::End::kRefused:
                     return leave(Verdict::dead_letter(std::move(result->failure), stamp()));
-                case AttemptResult::End::kFailed:
-                case AttemptResult::End::kDatabaseLost: break;
+                // attempt() reconnects and runs again on a lost connection
+                // itself: it never ends with kDatabaseLost.
+                case AttemptResult::End::kDatabaseLost:
+                case AttemptResult::End::kFailed: break;
             }
             // After the shutdown grace the worker cancels running statements:
             // a failure then is the stop's doing, and charges nothing.
