@@ -196,6 +196,24 @@ TEST_CASE_FIXTURE(RelayFixture, "a row whose stored properties cannot be read is
     CHECK(broker.peek_all("sink")[0].body == "fine");
 }
 
+TEST_CASE_FIXTURE(RelayFixture, "outbox::wake_relay wakes the relay as its transaction commits, not at its poll") {
+    auto relaxed = settings();
+    relaxed.poll = std::chrono::hours(1);  // it would not look again for an hour unless woken
+    relaxed.lease = std::chrono::hours(1);
+    OutboxRelay relay(relaxed, &telemetry);
+    REQUIRE(test::eventually(
+        [&] { return db.count("SELECT count(*) FROM idemq.outbox_lease WHERE owner IS NOT NULL") == 1; }));
+    for (int i = 0; i < 3; ++i) {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "events", .routing_key = "a.charged", .body = "m" + std::to_string(i)});
+        idemq::outbox::wake_relay(tx);
+        idemq::outbox::wake_relay(tx);  // folded into one notification
+        tx.commit();
+        REQUIRE(test::eventually([&] { return broker.ready("sink") == static_cast<std::uint32_t>(i + 1); }));
+    }
+    CHECK(pending() == 0);
+}
+
 TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once it expires, in a new epoch") {
     // A relay that died holding the lease until 2 s from now.
     (void)db.count(

@@ -37,6 +37,10 @@ struct WorkerOptions {
     /// IDEMQ_OUTBOX_LEASE: how long the relay's lease lasts unrenewed, so how soon another relay takes over
     /// the outbox from one that died (renewed at a third of it).
     std::chrono::seconds outbox_lease{5};
+    /// IDEMQ_OUTBOX_NOTIFY (on|off): a handler's transaction that staged rows also NOTIFYs the relays, so the
+    /// one holding the lease in another process publishes at once rather than at its next 250 ms poll.
+    /// Off by default: Postgres serializes the commits of notifying transactions (docs/outbox.md).
+    bool outbox_notify = false;
     /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
     /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
     /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.

@@ -53,5 +53,12 @@ namespace outbox {
 /// worker's IDEMQ_SCHEMA). It is published once `tx` commits.
 void stage(pqxx::transaction_base& tx, OutgoingMessage message, std::string_view schema = "idemq");
 
+/// Asks the relay holding the outbox to look as soon as `tx` commits, by a
+/// Postgres NOTIFY (one per transaction however often it is called), rather
+/// than at its next poll (250 ms) — what IDEMQ_OUTBOX_NOTIFY does for
+/// handlers. Postgres serializes the commits of notifying transactions, so
+/// use it where latency matters more than commit throughput (docs/outbox.md).
+void wake_relay(pqxx::transaction_base& tx);
+
 }  // namespace outbox
 }  // namespace idemq

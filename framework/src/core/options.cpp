@@ -30,6 +30,11 @@ long long parse_whole(const char* name, std::string_view text, long long min, lo
     return value;
 }
 
+bool parse_on_off(const char* name, std::string_view text) {
+    if (text != "on" && text != "off") throw ConfigError(fmt::format("{} must be on or off, got '{}'", name, text));
+    return text == "on";
+}
+
 void require_range(const char* name, long long value, long long min, long long max) {
     if (value < min || value > max)
         throw ConfigError(fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
@@ -99,13 +104,8 @@ WorkerOptions WorkerOptions::from_environment() {
     if (const char* v = env("IDEMQ_INBOX_PRUNE_INTERVAL")) {
         options.inbox_prune_interval = detail::parse_duration(v, "IDEMQ_INBOX_PRUNE_INTERVAL");
     }
-    if (const char* v = env("IDEMQ_OUTBOX_RELAY")) {
-        const std::string_view value(v);
-        if (value != "on" && value != "off") {
-            throw ConfigError(fmt::format("IDEMQ_OUTBOX_RELAY must be on or off, got '{}'", value));
-        }
-        options.outbox_relay = value == "on";
-    }
+    if (const char* v = env("IDEMQ_OUTBOX_RELAY")) options.outbox_relay = parse_on_off("IDEMQ_OUTBOX_RELAY", v);
+    if (const char* v = env("IDEMQ_OUTBOX_NOTIFY")) options.outbox_notify = parse_on_off("IDEMQ_OUTBOX_NOTIFY", v);
     if (const char* v = env("IDEMQ_OUTBOX_MAX_ATTEMPTS")) {
         options.outbox_max_attempts = static_cast<int>(parse_whole("IDEMQ_OUTBOX_MAX_ATTEMPTS", v, 1, 1000));
     }

@@ -85,6 +85,7 @@ void Runtime::run() {
                                     .schema = options_.schema,
                                     .application_name = fmt::format("idemq {} #{}", names, index),
                                     .idle_in_transaction_timeout = options_.idle_in_transaction_timeout,
+                                    .notify_relay = options_.outbox_notify,
                                     .on_unreachable = [this] { loop_.post([this] { on_database_reachable(false); }); },
                                     .on_reachable = [this] { loop_.post([this] { on_database_reachable(true); }); }});
         },

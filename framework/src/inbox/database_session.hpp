@@ -36,6 +36,8 @@ public:
         std::string schema;
         std::string application_name;
         std::chrono::milliseconds idle_in_transaction_timeout{0};  // 0: the server's default
+        // Staging NOTIFYs the relays (IDEMQ_OUTBOX_NOTIFY).
+        bool notify_relay = false;
         // Called on this thread when a connection attempt fails after the
         // connection was lost (or never made), and when one succeeds again.
         std::function<void()> on_unreachable{};

@@ -6,15 +6,19 @@
 
 namespace idemq::detail {
 
-std::string stage_sql(std::string_view schema) {
-    return fmt::format(
+std::string stage_sql(std::string_view schema, bool notify) {
+    const std::string insert = fmt::format(
         "INSERT INTO {}.outbox (ordering_key, exchange, routing_key, message_id, properties, body, staged_by) "
         "VALUES (NULLIF($1, ''::bytea), $2, $3, $4, $5, $6, NULLIF($7, ''))",
         quote_identifier(schema));
+    // One statement, so asking costs no round trip.
+    return notify ? fmt::format("WITH staged AS ({} RETURNING 1) SELECT pg_notify('{}', '') FROM staged", insert,
+                                kOutboxChannel)
+                  : insert;
 }
 
-void prepare_outbox_statements(pqxx::connection_base& connection, std::string_view schema) {
-    connection.prepare(kStageStatement, stage_sql(schema));
+void prepare_outbox_statements(pqxx::connection_base& connection, std::string_view schema, bool notify) {
+    connection.prepare(kStageStatement, stage_sql(schema, notify));
 }
 
 void prepare_relay_statements(pqxx::connection_base& connection, std::string_view schema) {

@@ -15,10 +15,17 @@ namespace idemq::detail {
 //               handler name; an empty ordering key or handler is NULL.
 inline constexpr const char* kStageStatement = "idemq_stage";
 
-// The INSERT behind idemq_stage, for the outbox in `schema`.
-[[nodiscard]] std::string stage_sql(std::string_view schema);
+// The channel a staging transaction NOTIFYs, when asked to, and the relay
+// holding the lease LISTENs on: it wakes that relay in another process at
+// once instead of at its next poll. Postgres delivers one notification per
+// transaction however many rows it staged (identical ones are folded).
+inline constexpr const char* kOutboxChannel = "idemq_outbox";
 
-void prepare_outbox_statements(pqxx::connection_base& connection, std::string_view schema);
+// The INSERT behind idemq_stage, for the outbox in `schema`; with `notify`,
+// it also NOTIFYs kOutboxChannel.
+[[nodiscard]] std::string stage_sql(std::string_view schema, bool notify = false);
+
+void prepare_outbox_statements(pqxx::connection_base& connection, std::string_view schema, bool notify);
 
 // The relay's statements, prepared on its own connection:
 //   idemq_relay_take(owner, lease seconds) -> the epoch when `owner` holds

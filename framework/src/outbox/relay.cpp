@@ -8,10 +8,14 @@
 #include <pqxx/binarystring>
 #include <pqxx/connection>
 #include <pqxx/except>
+#include <pqxx/notification>
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <poll.h>
 #include <algorithm>
+
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <map>
@@ -65,6 +69,19 @@ struct OutboxRelay::Row {
     std::optional<std::string> outcome;
 };
 
+// LISTENs on kOutboxChannel while the relay holds the lease (standbys would
+// only wake to find they hold nothing). What a notification says does not
+// matter, only that one came.
+class OutboxRelay::Listener final : public pqxx::notification_receiver {
+public:
+    explicit Listener(pqxx::connection_base& connection) : notification_receiver(connection, kOutboxChannel) {}
+    void operator()(const std::string& /*payload*/, int /*backend_pid*/) override { heard_ = true; }
+    bool heard() { return std::exchange(heard_, false); }
+
+private:
+    bool heard_ = false;
+};
+
 OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
     : settings_(std::move(settings)),
       telemetry_(telemetry),
@@ -77,29 +94,46 @@ OutboxRelay::~OutboxRelay() {
 }
 
 void OutboxRelay::run(const std::stop_token& stop) {
+    const std::stop_callback wake_on_stop(stop, [this] { wake_.ring(); });
     while (!stop.stop_requested()) {
-        bool more = false;
         try {
-            more = round(stop);
+            const bool more = round(stop);
             if (reported_outage_) {
                 reported_outage_ = false;
                 log().info("outbox relay: working again");
             }
+            if (!more) wait_for_work();
         } catch (const std::exception& e) {
             // An outage of either side: nothing is charged, the rows stay.
             if (!reported_outage_) {
                 reported_outage_ = true;
                 log().warn("outbox relay: {}; retrying, no row is charged for it", first_line(e.what()));
             }
+            listener_.reset();
             database_.reset();
             broker_.reset();
             epoch_.reset();
             sleep_unless_stopped(kOutagePause, stop);
-            continue;
         }
-        if (!more) OutboxDoorbell::instance().wait(settings_.poll, stop);
     }
     give_up_lease();
+}
+
+void OutboxRelay::wait_for_work() {
+    if (listener_) {
+        // libpqxx reads notifications after every statement: one may have
+        // come during the round, and the socket will not show it again.
+        database_->get_notifs();
+        if (listener_->heard()) return;
+    }
+    std::array<pollfd, 2> watched{pollfd{.fd = wake_.fd(), .events = POLLIN, .revents = 0},
+                                  pollfd{.fd = listener_ ? database_->sock() : -1, .events = POLLIN, .revents = 0}};
+    ::poll(watched.data(), watched.size(), static_cast<int>(settings_.poll.count()));
+    wake_.clear();
+    if (listener_ && watched[1].revents != 0) {
+        database_->get_notifs();  // throws when the connection broke: an outage
+        (void)listener_->heard();
+    }
 }
 
 bool OutboxRelay::round(const std::stop_token& stop) {
@@ -157,8 +191,10 @@ bool OutboxRelay::hold_lease() {
     if (row.empty()) {
         if (epoch_) log().warn("outbox relay: another relay holds the outbox now; standing by");
         epoch_.reset();
+        listener_.reset();
         return false;
     }
+    if (!listener_) listener_ = std::make_unique<Listener>(*database_);
     const auto epoch = row[0][0].as<std::int64_t>();
     if (epoch_ != epoch) log().info("outbox relay {} holds the outbox (epoch {})", identity_, epoch);
     epoch_ = epoch;

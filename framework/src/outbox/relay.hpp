@@ -14,6 +14,7 @@
 
 #include "amqp/confirmed_publisher.hpp"
 #include "ops/telemetry.hpp"
+#include "outbox/doorbell.hpp"
 
 namespace idemq::detail {
 
@@ -64,6 +65,7 @@ public:
 
 private:
     struct Row;
+    class Listener;
     void run(const std::stop_token& stop);
     // One round: true when there may be more to publish at once (a full
     // window, or the head of an ordered lane went out).
@@ -71,6 +73,8 @@ private:
     [[nodiscard]] bool hold_lease();
     void publish(std::vector<Row>& rows);
     void settle(const std::vector<Row>& rows);
+    // Until this process stages rows, another one NOTIFYs, or the poll passes.
+    void wait_for_work();
     void report_backlog();
     void give_up_lease() noexcept;
 
@@ -78,13 +82,16 @@ private:
     Telemetry* telemetry_;
     std::string identity_;
     std::unique_ptr<pqxx::connection> database_;
+    std::unique_ptr<Listener> listener_;  // while holding the lease
     std::unique_ptr<BlockingPublisher> broker_;
     std::optional<std::int64_t> epoch_;
     std::chrono::steady_clock::time_point lease_renewed_{};
     std::chrono::steady_clock::time_point backlog_reported_{};
     bool reported_outage_ = false;
     std::size_t confirmed_ = 0;  // by the broker, over the relay's life
-    std::jthread thread_;        // last: starts once everything above exists
+    WakeUp wake_;
+    OutboxDoorbell::Subscription doorbell_{wake_};
+    std::jthread thread_;  // last: starts once everything above exists
 };
 
 }  // namespace idemq::detail

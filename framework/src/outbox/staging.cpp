@@ -101,4 +101,8 @@ void stage(pqxx::transaction_base& tx, OutgoingMessage message, std::string_view
     detail::insert(row, "", [&](auto&&... params) { tx.exec_params(sql, std::forward<decltype(params)>(params)...); });
 }
 
+void wake_relay(pqxx::transaction_base& tx) {
+    tx.exec_params("SELECT pg_notify($1, '')", std::string(detail::kOutboxChannel));
+}
+
 }  // namespace idemq::outbox

@@ -1,9 +1,9 @@
-// The outbox chain under relay crashes, against the real services and real
-// processes: relays that die by SIGKILL in the worst place (their window
-// confirmed by the broker, not yet recorded), again and again, while two
-// workers book charges and consume the events. Every committed event must
-// produce exactly one notification; copies on the wire are expected and
-// absorbed by payments.notify's inbox.
+// The outbox chain across processes, against the real services: relays that
+// die by SIGKILL in the worst place (their window confirmed by the broker,
+// not yet recorded), again and again, while two workers book charges and
+// consume the events — every committed event must produce exactly one
+// notification, copies on the wire absorbed by payments.notify's inbox; and
+// a worker's NOTIFY waking the relay of another process.
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "outbox/relay.hpp"
 #include "payments_worker.hpp"
 #include "support.hpp"
 
@@ -87,4 +88,27 @@ TEST_CASE("relays killed again and again with their window confirmed but unrecor
                               "AND l.amount_cents = n.amount_cents") == kCharges);
     CHECK(payments.db().count("SELECT count(*) FROM idemq.outbox_published") == kCharges);
     for (auto& relay : relays) test::stop_gracefully(*relay);
+}
+
+TEST_CASE("with IDEMQ_OUTBOX_NOTIFY=on a worker's commit wakes the relay of another process at once") {
+    test::PaymentsWorker payments({.env = {{"IDEMQ_OUTBOX_RELAY", "off"}, {"IDEMQ_OUTBOX_NOTIFY", "on"}}});
+    payments.wait_consuming();
+    idemq::detail::Telemetry telemetry{{}};
+    // A relay that would not look again for an hour unless woken: what it
+    // publishes, it publishes because the worker's commits NOTIFY it.
+    idemq::detail::OutboxRelay relay({.amqp_url = payments.vhost().url(),
+                                      .database_url = payments.db().url(),
+                                      .poll = std::chrono::hours(1),
+                                      .lease = std::chrono::hours(1)},
+                                     &telemetry);
+    REQUIRE(test::eventually(
+        [&] { return payments.db().count("SELECT count(*) FROM idemq.outbox_lease WHERE owner IS NOT NULL") == 1; }));
+    std::map<std::string, long long> expected;
+    payments.publish(test::unique_charges(3, expected));
+    // Charge → "charged" staged and NOTIFYed → published → payments.notify
+    // books it, staging nothing.
+    REQUIRE_MESSAGE(
+        test::eventually([&] { return payments.db().count("SELECT count(*) FROM payments.notifications") == 3; }),
+        payments.output());
+    payments.stop();
 }
