@@ -9,6 +9,12 @@
 //      duplicate ratio; then latency (publish to the handler's end) at half of
 //      each setting's throughput
 //   5. idemq in batch mode (the payments batch handler) per batch size
+//   6. the outbox relay: the raw confirmed-publish ceiling beside the relay's
+//      throughput, commit -> delivered latency at paced rates, the whole
+//      payments chain (charge -> event -> notification), and optionally the
+//      outbox's size under sustained load
+// --scenarios picks some of them by name (raw, database, bare, idemq, batch,
+// relay); figures that compare with a scenario left out are not printed.
 // Needs IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (scripts/bench sets them).
 #include <idemq/idemq.hpp>
 
@@ -26,14 +32,19 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "amqp/confirmed_publisher.hpp"
 #include "amqp/connection.hpp"
 #include "charge_handler.hpp"
 #include "common/fingerprint.hpp"
+#include "outbox/doorbell.hpp"
+#include "outbox/relay.hpp"
 
 namespace {
 
@@ -265,6 +276,52 @@ struct IdemqResult {
     std::vector<double> latencies_ms;
 };
 
+idemq::WorkerOptions worker_options(const Database& db, int concurrency, std::size_t batch_size = 0) {
+    return {.amqp_url = base_amqp,
+            .database_url = db.url(),
+            .concurrency = concurrency,
+            // Batches can fill only if the broker hands out enough.
+            .prefetch = static_cast<int>(std::min<std::size_t>(
+                65535, std::max<std::size_t>(
+                           32, static_cast<std::size_t>(concurrency) * std::max<std::size_t>(8, batch_size)))),
+            .metrics_address = "",
+            .handle_signals = false};
+}
+
+// `worker.run()` on a thread of its own; stop() ends it and rethrows what
+// made it fail.
+class RunningWorker {
+public:
+    explicit RunningWorker(idemq::Worker& worker)
+        : worker_(worker), thread_([this] {
+              try {
+                  worker_.run();
+              } catch (...) {
+                  error_ = std::current_exception();
+                  failed_ = true;
+              }
+          }) {}
+    ~RunningWorker() {
+        worker_.request_stop();
+        if (thread_.joinable()) thread_.join();
+    }
+    RunningWorker(const RunningWorker&) = delete;
+    RunningWorker& operator=(const RunningWorker&) = delete;
+
+    [[nodiscard]] bool failed() const { return failed_; }
+    void stop() {
+        worker_.request_stop();
+        thread_.join();
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    idemq::Worker& worker_;
+    std::exception_ptr error_;
+    std::atomic<bool> failed_{false};
+    std::thread thread_;  // last: starts once the rest exists
+};
+
 // Runs a worker over `messages`: pre-loaded into the queue (throughput), or
 // published at `rate` per second while it runs (latency).
 IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, double rate = 0,
@@ -272,15 +329,7 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
     Database db;
     const std::string queue = unique("bench.idemq");
     if (rate <= 0) publish_all(queue, messages);
-    idemq::Worker worker({.amqp_url = base_amqp,
-                          .database_url = db.url(),
-                          .concurrency = concurrency,
-                          // Batches can fill only if the broker hands out enough.
-                          .prefetch = static_cast<int>(std::min<std::size_t>(
-                              65535, std::max<std::size_t>(32, static_cast<std::size_t>(concurrency) *
-                                                                   std::max<std::size_t>(8, batch_size)))),
-                          .metrics_address = "",
-                          .handle_signals = false});
+    idemq::Worker worker(worker_options(db, concurrency, batch_size));
     TimedCharge* timed = nullptr;  // owned by the worker
     if (batch_size > 1) {
         worker.add_batch_handler({.handler = "payments.charge", .queue = queue},
@@ -292,14 +341,7 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
         worker.add_handler({.handler = "payments.charge", .queue = queue}, std::move(handler));
     }
     const auto start = Clock::now();
-    std::exception_ptr error;
-    std::thread runner([&] {
-        try {
-            worker.run();
-        } catch (...) {
-            error = std::current_exception();
-        }
-    });
+    RunningWorker running(worker);
     if (rate > 0) {
         // Paced publishing from here, in slices, each stamped with its send time.
         idemq::detail::BlockingPublisher publisher(
@@ -318,15 +360,13 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
         }
         publisher.wait_all();
     }
-    while (!error) {
+    while (!running.failed()) {
         const auto stats = worker.stats();
         if (stats.processed + stats.duplicates >= messages.size()) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     const double elapsed = seconds_since(start);
-    worker.request_stop();
-    runner.join();
-    if (error) std::rethrow_exception(error);
+    running.stop();
     return {elapsed, timed != nullptr ? timed->latencies() : std::vector<double>{}};
 }
 
@@ -342,6 +382,281 @@ long peak_rss_kb() {
     return usage.ru_maxrss;
 }
 
+// Scenario 6: the outbox relay. Each run has a database of its own and a
+// topic exchange bound ("#") to a queue of the same name.
+std::string bound_exchange(const std::string& prefix) {
+    const std::string name = unique(prefix);
+    auto connection = connect("idemq-bench setup");
+    connection.declare_exchange(name, "topic");
+    connection.declare_queue(name);
+    connection.bind_queue(name, name, "#");
+    return name;
+}
+
+idemq::detail::RelaySettings relay_settings(const Database& db) {
+    return {.amqp_url = base_amqp, .database_url = db.url()};
+}
+
+// What a row of the relay scenarios carries: id "r-<i>", so the receiving
+// side knows which commit it belongs to.
+idemq::OutgoingMessage relay_message(const std::string& exchange, std::size_t i) {
+    return {
+        .exchange = exchange,
+        .routing_key = "bench.charged",
+        .body = fmt::format(R"({{"charge_id": "m-{}", "account": "A{}", "amount_cents": {}}})", i, i % 50, 1 + i % 97),
+        .message_id = fmt::format("r-{}", i),
+        .content_type = "application/json"};
+}
+
+long long scalar(pqxx::connection& connection, const std::string& sql) {
+    pqxx::nontransaction tx(connection);
+    return tx.exec(sql)[0][0].as<long long>();
+}
+
+// Polls `sql` (a count) until it reaches `target`; the seconds since `start`.
+double wait_for_count(pqxx::connection& connection, const std::string& sql, long long target, Clock::time_point start,
+                      const std::function<bool()>& failed = {}) {
+    const auto deadline = Clock::now() + std::chrono::minutes(5);
+    for (;;) {
+        if (scalar(connection, sql) >= target) return seconds_since(start);
+        if ((failed && failed()) || Clock::now() > deadline) {
+            throw std::runtime_error(fmt::format("stalled at {} of {}: {}", scalar(connection, sql), target, sql));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+struct RelayThroughput {
+    double seconds = 0;
+    double staging_seconds = 0;
+};
+
+// 6b: N rows staged beforehand in transactions of 1,000, then one relay
+// started; the time until every row is in outbox_published. The queue is
+// drained afterwards, which also checks that all N arrived.
+RelayThroughput relay_throughput(std::size_t count) {
+    Database db;
+    const std::string exchange = bound_exchange("bench.relay");
+    pqxx::connection connection(db.url());
+    const auto staging = Clock::now();
+    for (std::size_t i = 0; i < count;) {
+        pqxx::work tx(connection);
+        for (const std::size_t end = std::min(count, i + 1000); i < end; ++i) {
+            idemq::outbox::stage(tx, relay_message(exchange, i));
+        }
+        tx.commit();
+    }
+    RelayThroughput result{.staging_seconds = seconds_since(staging)};
+    const auto start = Clock::now();
+    {
+        idemq::detail::OutboxRelay relay(relay_settings(db), nullptr);
+        result.seconds = wait_for_count(connection, "SELECT count(*) FROM idemq.outbox_published",
+                                        static_cast<long long>(count), start);
+    }
+    raw_consume(exchange, count);
+    return result;
+}
+
+// 6c: single-row transactions at `rate` per second for `seconds`, from
+// `threads` connections (one cannot commit 5,000 times a second); the time
+// from each COMMIT's return to its delivery to a consumer of the bound
+// queue. Each COMMIT rings the relay's doorbell, as a handler's does: code
+// outside a handler has no way to, so without it the relay would find the
+// rows only at its next poll.
+struct RelayLatency {
+    std::vector<double> ms;
+    double staging_seconds = 0;  // from the first COMMIT's slot to the last COMMIT
+};
+
+RelayLatency relay_latency(double rate, double seconds, int threads) {
+    Database db;
+    const std::string exchange = bound_exchange("bench.relay.latency");
+    const auto total = static_cast<std::size_t>(std::max(1.0, rate * seconds));
+    std::vector<Clock::time_point> committed(total), received(total);
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> arrived{0};
+    std::exception_ptr consumer_error;
+    std::thread consumer([&] {
+        try {
+            auto connection = connect("idemq-bench relay latency consumer");
+            connection.set_prefetch(1000);
+            connection.consume(exchange, "latency");
+            while (arrived < total && !stop) {
+                auto event = connection.wait_event(std::chrono::milliseconds(100));
+                if (!event) continue;
+                if (auto* delivery = std::get_if<idemq::detail::Delivery>(&*event)) {
+                    const auto now = Clock::now();
+                    const std::string id(delivery->properties.message_id());
+                    const auto i = std::stoul(id.substr(2));
+                    // A redelivered copy keeps the first arrival.
+                    if (received[i] == Clock::time_point{}) {
+                        received[i] = now;
+                        ++arrived;
+                    }
+                    connection.ack(delivery->delivery_tag);
+                }
+            }
+        } catch (...) {
+            consumer_error = std::current_exception();
+        }
+    });
+    idemq::detail::OutboxRelay relay(relay_settings(db), nullptr);
+    const auto begin = Clock::now() + std::chrono::milliseconds(200);  // the relay and the consumer are up
+    std::vector<std::thread> stagers;
+    for (int t = 0; t < threads; ++t) {
+        stagers.emplace_back([&, t] {
+            pqxx::connection connection(db.url());
+            for (auto i = static_cast<std::size_t>(t); i < total; i += static_cast<std::size_t>(threads)) {
+                std::this_thread::sleep_until(
+                    begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
+                pqxx::work tx(connection);
+                idemq::outbox::stage(tx, relay_message(exchange, i));
+                tx.commit();
+                committed[i] = Clock::now();
+                idemq::detail::OutboxDoorbell::instance().ring();
+            }
+        });
+    }
+    for (auto& s : stagers) s.join();
+    const double staging_seconds = seconds_since(begin);
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (arrived < total && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    stop = true;
+    consumer.join();
+    if (consumer_error) std::rethrow_exception(consumer_error);
+    std::vector<double> ms;
+    ms.reserve(total);
+    for (std::size_t i = 0; i < total; ++i) {
+        if (received[i] == Clock::time_point{}) throw std::runtime_error(fmt::format("row {} never arrived", i));
+        ms.push_back(std::chrono::duration<double, std::milli>(received[i] - committed[i]).count());
+    }
+    return {std::move(ms), staging_seconds};
+}
+
+struct ChainResult {
+    double seconds = 0;
+    double booked_seconds = 0;
+};
+
+// 6d: the payments chain in one worker: N charges pre-loaded, ChargeHandler
+// staging a "charged" event per charge, the worker's own relay publishing it
+// to payments.events, NotifyHandler consuming it into payments.notifications.
+ChainResult payments_chain(int concurrency, const std::vector<Message>& messages) {
+    Database db;
+    const std::string queue = unique("bench.chain");
+    publish_all(queue, messages);
+    idemq::Worker worker(worker_options(db, concurrency));
+    worker.add_handler({.handler = "payments.charge", .queue = queue},
+                       std::make_unique<payments::ChargeHandler>(payments::Events::kStaged));
+    // One queue for every run, not a unique one: a queue left bound to
+    // payments.events would collect the events of every later run.
+    auto notify = payments::notify_route();
+    notify.queue = "bench.payments.notify";
+    worker.add_handler(std::move(notify), std::make_unique<payments::NotifyHandler>());
+    pqxx::connection connection(db.url());
+    const auto start = Clock::now();
+    RunningWorker running(worker);
+    const auto n = static_cast<long long>(messages.size());
+    ChainResult result;
+    result.booked_seconds =
+        wait_for_count(connection, "SELECT count(*) FROM payments.ledger", n, start, [&] { return running.failed(); });
+    result.seconds = wait_for_count(connection, "SELECT count(*) FROM payments.notifications", n, start,
+                                    [&] { return running.failed(); });
+    running.stop();
+    return result;
+}
+
+// 6e: rows staged at `rate` per second (a transaction every 10 ms) for
+// `minutes` with a relay running and a consumer draining the queue; every
+// `sample_every` the sizes of the two tables and the outbox's live and dead
+// tuples. What it shows: whether autovacuum keeps up with the relay's deletes.
+nlohmann::json relay_sustain(double minutes, double rate, std::chrono::seconds sample_every) {
+    Database db;
+    const std::string exchange = bound_exchange("bench.relay.sustain");
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> staged{0};
+    std::exception_ptr failure;  // of the consumer or the stager; the first one
+    std::mutex failure_mutex;
+    const auto guarded = [&](auto body) {
+        return [&, body] {
+            try {
+                body();
+            } catch (...) {
+                std::lock_guard lock(failure_mutex);
+                if (!failure) failure = std::current_exception();
+                stop = true;
+            }
+        };
+    };
+    std::thread consumer(guarded([&] {
+        auto connection = connect("idemq-bench sustain consumer");
+        connection.set_prefetch(1000);
+        connection.consume(exchange, "sustain");
+        while (!stop) {
+            auto event = connection.wait_event(std::chrono::milliseconds(100));
+            if (!event) continue;
+            if (auto* delivery = std::get_if<idemq::detail::Delivery>(&*event)) connection.ack(delivery->delivery_tag);
+        }
+    }));
+    idemq::detail::OutboxRelay relay(relay_settings(db), nullptr);
+    std::thread stager(guarded([&] {
+        pqxx::connection connection(db.url());
+        constexpr auto kTick = std::chrono::milliseconds(10);
+        const auto begin = Clock::now();
+        for (std::size_t tick = 0; !stop; ++tick) {
+            std::this_thread::sleep_until(begin + tick * kTick);
+            // Rows due by the end of this tick, so the rate holds for any size.
+            const auto due = static_cast<std::size_t>(rate * std::chrono::duration<double>((tick + 1) * kTick).count());
+            pqxx::work tx(connection);
+            for (std::size_t i = staged; i < due; ++i) idemq::outbox::stage(tx, relay_message(exchange, i));
+            tx.commit();
+            idemq::detail::OutboxDoorbell::instance().ring();
+            staged = std::max<std::size_t>(staged, due);
+        }
+    }));
+    pqxx::connection connection(db.url());
+    nlohmann::json samples = nlohmann::json::array();
+    nlohmann::json peak = {{"outbox_bytes", 0}, {"outbox_dead_tuples", 0}, {"pending_rows", 0}};
+    const auto begin = Clock::now();
+    const auto end = begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(minutes * 60));
+    fmt::print("{:>8} {:>12} {:>16} {:>9} {:>9} {:>9} {:>11}\n", "t (s)", "outbox KiB", "published MiB", "live", "dead",
+               "pending", "autovacuums");
+    for (auto at = begin + sample_every; at <= end && !stop; at += sample_every) {
+        std::this_thread::sleep_until(at);
+        pqxx::nontransaction tx(connection);
+        const auto row = tx.exec(
+            "SELECT pg_total_relation_size('idemq.outbox'), pg_total_relation_size('idemq.outbox_published'), "
+            "n_live_tup, n_dead_tup, autovacuum_count, (SELECT count(*) FROM idemq.outbox) "
+            "FROM pg_stat_user_tables WHERE schemaname = 'idemq' AND relname = 'outbox'")[0];
+        const nlohmann::json sample = {{"seconds", seconds_since(begin)},
+                                       {"outbox_bytes", row[0].as<long long>()},
+                                       {"outbox_published_bytes", row[1].as<long long>()},
+                                       {"outbox_live_tuples", row[2].as<long long>()},
+                                       {"outbox_dead_tuples", row[3].as<long long>()},
+                                       {"outbox_autovacuums", row[4].as<long long>()},
+                                       {"pending_rows", row[5].as<long long>()},
+                                       {"staged_rows", staged.load()}};
+        for (const char* key : {"outbox_bytes", "outbox_dead_tuples", "pending_rows"}) {
+            peak[key] = std::max(peak[key].get<long long>(), sample[key].get<long long>());
+        }
+        fmt::print("{:>8.0f} {:>12} {:>16.1f} {:>9} {:>9} {:>9} {:>11}\n", sample["seconds"].get<double>(),
+                   sample["outbox_bytes"].get<long long>() / 1024,
+                   static_cast<double>(sample["outbox_published_bytes"].get<long long>()) / (1024.0 * 1024.0),
+                   sample["outbox_live_tuples"].get<long long>(), sample["outbox_dead_tuples"].get<long long>(),
+                   sample["pending_rows"].get<long long>(), sample["outbox_autovacuums"].get<long long>());
+        samples.push_back(sample);
+    }
+    stop = true;
+    stager.join();
+    consumer.join();
+    if (failure) std::rethrow_exception(failure);
+    fmt::print("max: outbox {} KiB, {} dead tuples, {} pending rows\n", peak["outbox_bytes"].get<long long>() / 1024,
+               peak["outbox_dead_tuples"].get<long long>(), peak["pending_rows"].get<long long>());
+    return {{"samples", samples}, {"max", peak}, {"staged_rows", staged.load()}, {"seconds", seconds_since(begin)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -351,11 +666,36 @@ int main(int argc, char** argv) {
     std::vector<int> duplicates{0, 30};
     std::string json_path = "bench-results.json";
     std::vector<std::size_t> batch_sizes{10, 100};
+    std::vector<std::string> scenarios{"all"};
+    std::vector<double> latency_rates{1000, 5000};
+    double latency_seconds = 5;
+    double sustain_minutes = 0;
+    double sustain_rate = 2000;
+    int sustain_sample_seconds = 30;
+    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay"};
     cli.add_option("--messages", count, "messages per scenario")->capture_default_str();
     cli.add_option("--concurrency", concurrency, "handler threads to try")->delimiter(',')->capture_default_str();
     cli.add_option("--duplicates", duplicates, "duplicate percentages to try")->delimiter(',')->capture_default_str();
     cli.add_option("--json", json_path, "where to write the results")->capture_default_str();
     cli.add_option("--batch-sizes", batch_sizes, "batch sizes to try")->delimiter(',')->capture_default_str();
+    cli.add_option("--scenarios", scenarios,
+                   "scenarios to run: all, or some of raw (1), database (2), bare (3), "
+                   "idemq (4), batch (5), relay (6)")
+        ->delimiter(',')
+        ->check(CLI::IsMember(known))
+        ->capture_default_str();
+    cli.add_option("--relay-latency-rates", latency_rates, "relay latency: staged rows per second to try")
+        ->delimiter(',')
+        ->capture_default_str();
+    cli.add_option("--relay-latency-seconds", latency_seconds, "relay latency: how long each rate is held")
+        ->capture_default_str();
+    cli.add_option("--sustain-minutes", sustain_minutes, "relay sustained load: minutes (0: not run)")
+        ->capture_default_str();
+    cli.add_option("--sustain-rate", sustain_rate, "relay sustained load: staged rows per second")
+        ->capture_default_str();
+    cli.add_option("--sustain-sample-seconds", sustain_sample_seconds, "relay sustained load: seconds between samples")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     CLI11_PARSE(cli, argc, argv);
     const char* amqp = std::getenv("IDEMQ_AMQP_URL");
     const char* db = std::getenv("IDEMQ_DATABASE_URL");
@@ -367,6 +707,10 @@ int main(int argc, char** argv) {
     base_amqp = amqp;
     base_db = db;
     setenv("IDEMQ_LOG_LEVEL", "warn", 0);
+    const auto wants = [&](const std::string& name) {
+        return std::find(scenarios.begin(), scenarios.end(), "all") != scenarios.end() ||
+               std::find(scenarios.begin(), scenarios.end(), name) != scenarios.end();
+    };
 
     nlohmann::json results = nlohmann::json::array();
     const auto record = [&](const std::string& scenario, int c, int dup, double seconds, std::size_t n,
@@ -386,74 +730,128 @@ int main(int argc, char** argv) {
                                             : "");
         return rate;
     };
+    const auto latency_figures = [](const std::vector<double>& ms) {
+        return nlohmann::json{{"p50_ms", percentile(ms, 0.5)},
+                              {"p95_ms", percentile(ms, 0.95)},
+                              {"p99_ms", percentile(ms, 0.99)},
+                              {"max_ms", percentile(ms, 1.0)}};
+    };
 
     const auto plain = make_messages(count, 0);
-    const std::string raw_queue = unique("bench.raw");
-    const double publish_seconds = publish_all(raw_queue, plain);
-    const double broker = record("1 raw broker consume+ack", 1, 0, raw_consume(raw_queue, count), count,
-                                 {{"publish_msgs_per_s", static_cast<double>(count) / publish_seconds}});
-    fmt::print("{:<28}            {:>9.0f} msg/s  (persistent, confirms)\n", "  publish", count / publish_seconds);
+    double broker = 0;
+    if (wants("raw")) {
+        const std::string raw_queue = unique("bench.raw");
+        const double publish_seconds = publish_all(raw_queue, plain);
+        broker = record("1 raw broker consume+ack", 1, 0, raw_consume(raw_queue, count), count,
+                        {{"publish_msgs_per_s", static_cast<double>(count) / publish_seconds}});
+        fmt::print("{:<28}            {:>9.0f} msg/s  (persistent, confirms)\n", "  publish", count / publish_seconds);
+    }
 
     std::map<int, double> database, bare;
-    for (const int c : concurrency) database[c] = record("2 raw database tx", c, 0, raw_database(c, plain), count);
-    for (const int c : concurrency) bare[c] = record("3 bare pipeline", c, 0, bare_pipeline(c, plain), count);
+    if (wants("database")) {
+        for (const int c : concurrency) database[c] = record("2 raw database tx", c, 0, raw_database(c, plain), count);
+    }
+    if (wants("bare")) {
+        for (const int c : concurrency) bare[c] = record("3 bare pipeline", c, 0, bare_pipeline(c, plain), count);
+    }
 
     double best_idemq = 0;
-    for (const int dup : duplicates) {
-        const auto messages = make_messages(count, dup);
-        for (const int c : concurrency) {
-            const auto run = idemq_run(c, messages);
-            const double rate = record("4 idemq per-message", c, dup, run.seconds, count,
-                                       {{"vs_bare_pipeline", 0}, {"vs_raw_limit", 0}});
-            results.back()["vs_bare_pipeline"] = rate / bare[c];
-            results.back()["vs_raw_limit"] = rate / std::min(broker, database[c]);
-            if (dup == duplicates.front()) best_idemq = std::max(best_idemq, rate);
+    if (wants("idemq")) {
+        for (const int dup : duplicates) {
+            const auto messages = make_messages(count, dup);
+            for (const int c : concurrency) {
+                const auto run = idemq_run(c, messages);
+                const double rate = record("4 idemq per-message", c, dup, run.seconds, count);
+                if (bare.contains(c)) results.back()["vs_bare_pipeline"] = rate / bare[c];
+                if (broker > 0 && database.contains(c)) {
+                    results.back()["vs_raw_limit"] = rate / std::min(broker, database[c]);
+                }
+                if (dup == duplicates.front()) best_idemq = std::max(best_idemq, rate);
+            }
         }
     }
     std::map<std::size_t, double> batched;
-    for (const std::size_t size : batch_sizes) {
-        const auto messages = make_messages(count, duplicates.front());
-        for (const int c : concurrency) {
-            const auto run = idemq_run(c, messages, 0, size);
-            const double rate = record(fmt::format("5 idemq batch of {}", size), c, duplicates.front(), run.seconds,
-                                       count, {{"batch_size", size}});
-            results.back()["vs_best_per_message"] = rate / best_idemq;
-            batched[size] = std::max(batched[size], rate);
+    if (wants("batch")) {
+        for (const std::size_t size : batch_sizes) {
+            const auto messages = make_messages(count, duplicates.front());
+            for (const int c : concurrency) {
+                const auto run = idemq_run(c, messages, 0, size);
+                const double rate = record(fmt::format("5 idemq batch of {}", size), c, duplicates.front(), run.seconds,
+                                           count, {{"batch_size", size}});
+                if (best_idemq > 0) results.back()["vs_best_per_message"] = rate / best_idemq;
+                batched[size] = std::max(batched[size], rate);
+            }
         }
     }
     // Latency at each concurrency and duplicate ratio, publishing at half of
     // that setting's throughput so queues stay short.
-    for (const int dup : duplicates) {
-        for (const int c : concurrency) {
-            double throughput = 0;
-            for (const auto& r : results) {
-                if (r["scenario"] == "4 idemq per-message" && r["concurrency"] == c && r["duplicate_percent"] == dup) {
-                    throughput = r["msgs_per_s"].get<double>();
+    if (wants("idemq")) {
+        for (const int dup : duplicates) {
+            for (const int c : concurrency) {
+                double throughput = 0;
+                for (const auto& r : results) {
+                    if (r["scenario"] == "4 idemq per-message" && r["concurrency"] == c &&
+                        r["duplicate_percent"] == dup) {
+                        throughput = r["msgs_per_s"].get<double>();
+                    }
                 }
+                const double offered = std::max(50.0, throughput / 2);
+                const std::size_t paced = std::min<std::size_t>(count, static_cast<std::size_t>(offered * 2) + 1);
+                const auto latency = idemq_run(c, make_messages(paced, dup), offered);
+                auto figures = latency_figures(latency.latencies_ms);
+                figures["offered_msgs_per_s"] = offered;
+                record("4 idemq latency (paced)", c, dup, latency.seconds, paced, figures);
             }
-            const double offered = std::max(50.0, throughput / 2);
-            const std::size_t paced = std::min<std::size_t>(count, static_cast<std::size_t>(offered * 2) + 1);
-            const auto latency = idemq_run(c, make_messages(paced, dup), offered);
-            const auto& ms = latency.latencies_ms;
-            record("4 idemq latency (paced)", c, dup, latency.seconds, paced,
-                   {{"p50_ms", percentile(ms, 0.5)},
-                    {"p95_ms", percentile(ms, 0.95)},
-                    {"p99_ms", percentile(ms, 0.99)},
-                    {"max_ms", percentile(ms, 1.0)},
-                    {"offered_msgs_per_s", offered}});
         }
     }
 
-    const double best_bare =
-        std::max_element(bare.begin(), bare.end(), [](auto& a, auto& b) { return a.second < b.second; })->second;
-    fmt::print("\nbest idemq per-message / best bare pipeline: {:.2f}   (peak RSS of this process: {} MB)\n",
-               best_idemq / best_bare, peak_rss_kb() / 1024);
-    for (const auto& [size, rate] : batched) {
-        fmt::print("idemq batch of {} / best idemq per-message: {:.2f}\n", size, rate / best_idemq);
+    if (wants("relay")) {
+        // The ceiling first, measured the same way as scenario 1's publish.
+        const std::string raw_queue = unique("bench.raw");
+        const double publish_rate =
+            record("6a raw publish (confirms)", 1, 0, publish_all(raw_queue, plain), count, {{"window", 1000}});
+        raw_consume(raw_queue, count);
+        const auto throughput = relay_throughput(count);
+        const double relay_rate =
+            record("6b relay throughput", 1, 0, throughput.seconds, count,
+                   {{"staging_msgs_per_s", static_cast<double>(count) / throughput.staging_seconds}});
+        results.back()["vs_raw_publish"] = relay_rate / publish_rate;
+        for (const double rate : latency_rates) {
+            // The rate printed is the one achieved: staging can fall short of the offered one.
+            const auto latency = relay_latency(rate, latency_seconds, 4);
+            auto figures = latency_figures(latency.ms);
+            figures["offered_msgs_per_s"] = rate;
+            record("6c relay latency (paced)", 4, 0, latency.staging_seconds, latency.ms.size(), figures);
+        }
+        const int chain_concurrency = *std::max_element(concurrency.begin(), concurrency.end());
+        const auto chain = payments_chain(chain_concurrency, plain);
+        record("6d chain charge->notified", chain_concurrency, 0, chain.seconds, count,
+               {{"booked_seconds", chain.booked_seconds}});
+        fmt::print("relay / raw publish: {:.2f}\n", relay_rate / publish_rate);
+        if (sustain_minutes > 0) {
+            fmt::print("\n6e relay sustained load: {:.0f} rows/s for {} min\n", sustain_rate, sustain_minutes);
+            auto sustained = relay_sustain(sustain_minutes, sustain_rate, std::chrono::seconds(sustain_sample_seconds));
+            const auto staged = sustained["staged_rows"].get<std::size_t>();
+            const double seconds = sustained["seconds"].get<double>();
+            sustained.erase("staged_rows");
+            sustained.erase("seconds");
+            record("6e relay sustained", 1, 0, seconds, staged, sustained);
+        }
     }
-    nlohmann::json out = {{"results", results},
-                          {"best_idemq_vs_best_bare_pipeline", best_idemq / best_bare},
-                          {"peak_rss_kb", peak_rss_kb()}};
+
+    nlohmann::json out = {{"results", results}, {"peak_rss_kb", peak_rss_kb()}};
+    if (!bare.empty() && best_idemq > 0) {
+        const double best_bare =
+            std::max_element(bare.begin(), bare.end(), [](auto& a, auto& b) { return a.second < b.second; })->second;
+        fmt::print("\nbest idemq per-message / best bare pipeline: {:.2f}\n", best_idemq / best_bare);
+        out["best_idemq_vs_best_bare_pipeline"] = best_idemq / best_bare;
+    }
+    if (best_idemq > 0) {
+        for (const auto& [size, rate] : batched) {
+            fmt::print("idemq batch of {} / best idemq per-message: {:.2f}\n", size, rate / best_idemq);
+        }
+    }
+    fmt::print("peak RSS of this process: {} MB\n", peak_rss_kb() / 1024);
     std::ofstream(json_path) << out.dump(2) << "\n";
     fmt::print("wrote {}\n", json_path);
     return 0;
