@@ -460,9 +460,9 @@ RelayThroughput relay_throughput(std::size_t count) {
 // 6c: single-row transactions at `rate` per second for `seconds`, from
 // `threads` connections (one cannot commit 5,000 times a second); the time
 // from each COMMIT's return to its delivery to a consumer of the bound
-// queue. Each COMMIT rings the relay's doorbell, as a handler's does: code
-// outside a handler has no way to, so without it the relay would find the
-// rows only at its next poll.
+// queue. Each COMMIT rings the in-process doorbell, as a handler's does:
+// what a worker's own relay sees (outbox::wake_relay would add a NOTIFY,
+// which is for relays in other processes).
 struct RelayLatency {
     std::vector<double> ms;
     double staging_seconds = 0;  // from the first COMMIT's slot to the last COMMIT
