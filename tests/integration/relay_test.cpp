@@ -228,7 +228,7 @@ TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once
     CHECK(db.scalar("SELECT owner FROM idemq.outbox_lease") == relay.identity());
 }
 
-TEST_CASE_FIXTURE(RelayFixture, "of two relays one publishes; when it stops the other takes over at once") {
+TEST_CASE_FIXTURE(RelayFixture, "of two relays one publishes: when it stops the other takes over at once") {
     auto first = std::make_unique<OutboxRelay>(settings(), &telemetry);
     stage("one");
     REQUIRE(test::eventually([&] { return broker.ready("sink") == 1; }));

@@ -28,7 +28,7 @@ TEST_CASE("a DLQ filter with no criteria selects everything, and only --all may 
     CHECK_FALSE(filter.selects_everything());
 }
 
-TEST_CASE("DLQ filters combine with AND; message ids with OR") {
+TEST_CASE("DLQ filters combine with AND, message ids with OR") {
     DlqFilter filter{.message_ids = {"a", "b"}, .reason = "permanent-error"};
     CHECK(filter.matches(message("a", "permanent-error", "")));
     CHECK(filter.matches(message("b", "permanent-error", "")));

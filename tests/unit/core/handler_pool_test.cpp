@@ -45,7 +45,7 @@ struct Record {
 
 }  // namespace
 
-TEST_CASE("jobs of a batch handler at the head of the queue share a batch; others run alone") {
+TEST_CASE("jobs of a batch handler at the head of the queue share a batch, others run alone") {
     Record record;
     std::mutex gate;
     std::unique_lock hold(gate);  // the first job waits here, so the rest queue up behind it

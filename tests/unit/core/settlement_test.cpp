@@ -93,7 +93,7 @@ TEST_CASE("an ack verdict acks the delivery and forgets it") {
     CHECK(f.settled == 1);
 }
 
-TEST_CASE("a duplicate is acked and counted; a release is given back to the queue") {
+TEST_CASE("a duplicate is acked and counted, a release is given back to the queue") {
     Fixture f;
     f.admit(1);
     f.admit(2);
