@@ -34,6 +34,9 @@ struct WorkerOptions {
     bool outbox_relay = true;
     /// IDEMQ_OUTBOX_MAX_ATTEMPTS: refused publishes of an outbox row before it is parked.
     int outbox_max_attempts = 10;
+    /// IDEMQ_OUTBOX_RETENTION: published outbox rows (outbox_published, for trace and audit) older than this are
+    /// deleted by the relay that holds the lease.
+    std::chrono::seconds outbox_retention{7 * 24 * 3600};
     /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
     /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
     /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.

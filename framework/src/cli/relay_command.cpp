@@ -24,12 +24,7 @@ int run_relay(const WorkerOptions& options) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     {
-        OutboxRelay relay(RelaySettings{.amqp_url = options.amqp_url,
-                                        .database_url = options.database_url,
-                                        .schema = options.schema,
-                                        .max_attempts = options.outbox_max_attempts,
-                                        .heartbeat = options.heartbeat},
-                          nullptr);
+        OutboxRelay relay(relay_settings(options), nullptr);
         log().info("outbox relay {} running; SIGTERM or SIGINT stops it", relay.identity());
         int signum = 0;
         sigwait(&stop_signals, &signum);

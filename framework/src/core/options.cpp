@@ -65,6 +65,7 @@ void WorkerOptions::validate() const {
     require_range("IDEMQ_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction_timeout.count(), 0, 24LL * 3600 * 1000);
     if (inbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_INBOX_RETENTION must be at least 1h");
     if (outbox_max_attempts < 1) throw ConfigError("IDEMQ_OUTBOX_MAX_ATTEMPTS must be at least 1");
+    if (outbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_OUTBOX_RETENTION must be at least 1h");
     if (inbox_prune_interval.count() < 0) throw ConfigError("IDEMQ_INBOX_PRUNE_INTERVAL must not be negative");
 }
 
@@ -105,6 +106,9 @@ WorkerOptions WorkerOptions::from_environment() {
     }
     if (const char* v = env("IDEMQ_OUTBOX_MAX_ATTEMPTS")) {
         options.outbox_max_attempts = static_cast<int>(parse_whole("IDEMQ_OUTBOX_MAX_ATTEMPTS", v, 1, 1000));
+    }
+    if (const char* v = env("IDEMQ_OUTBOX_RETENTION")) {
+        options.outbox_retention = detail::parse_duration(v, "IDEMQ_OUTBOX_RETENTION");
     }
     if (const char* v = env("IDEMQ_CRASH_LOOP_LIMIT")) {
         options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));

@@ -107,12 +107,7 @@ void Runtime::run() {
     metrics_port_ = health_->port();
     if (options_.inbox_prune_interval.count() > 0) pruner_ = std::make_unique<InboxPruner>(options_);
     if (options_.outbox_relay) {
-        relay_ = std::make_unique<OutboxRelay>(RelaySettings{.amqp_url = options_.amqp_url,
-                                                             .database_url = options_.database_url,
-                                                             .schema = options_.schema,
-                                                             .max_attempts = options_.outbox_max_attempts,
-                                                             .heartbeat = options_.heartbeat},
-                                               &telemetry_);
+        relay_ = std::make_unique<OutboxRelay>(relay_settings(options_), &telemetry_);
     }
     for (const auto& registered : handlers_) {
         log().info("consuming queue '{}' for handler '{}' (concurrency {}, prefetch {}, up to {} attempts)",

@@ -22,6 +22,7 @@
 #include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
+#include "inbox/retention.hpp"
 #include "inbox/store_sql.hpp"
 #include "outbox/doorbell.hpp"
 #include "outbox/outbox_sql.hpp"
@@ -33,6 +34,12 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kOutagePause{1000};
 constexpr milliseconds kBacklogEvery{1000};
+// Pruning of outbox_published: a pass once a minute, a batch a round, and
+// a short pause between batches of one pass so it never competes with
+// publishing for the table for long.
+constexpr std::chrono::seconds kPruneEvery{60};
+constexpr milliseconds kPrunePause{20};
+constexpr std::size_t kPruneBatch = 1000;
 
 std::string relay_identity() {
     static std::atomic<int> relays{0};
@@ -40,6 +47,15 @@ std::string relay_identity() {
 }
 
 }  // namespace
+
+RelaySettings relay_settings(const WorkerOptions& options) {
+    return {.amqp_url = options.amqp_url,
+            .database_url = options.database_url,
+            .schema = options.schema,
+            .max_attempts = options.outbox_max_attempts,
+            .heartbeat = options.heartbeat,
+            .retention = options.outbox_retention};
+}
 
 struct OutboxRelay::Row {
     std::int64_t id = 0;
@@ -57,6 +73,7 @@ OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
     : settings_(std::move(settings)),
       telemetry_(telemetry),
       identity_(relay_identity()),
+      prune_sql_(aged_rows_delete_sql(settings_.schema, "outbox_published", "published_at")),
       thread_([this](std::stop_token stop) { run(stop); }) {}
 
 OutboxRelay::~OutboxRelay() {
@@ -97,6 +114,7 @@ bool OutboxRelay::round(const std::stop_token& stop) {
     }
     report_backlog();
     if (!hold_lease()) return false;
+    prune_published();
     std::vector<Row> rows;
     {
         pqxx::work tx(*database_);
@@ -237,6 +255,22 @@ void OutboxRelay::report_backlog() {
     const pqxx::result row = tx.exec_prepared(kRelayBacklogStatement);
     tx.commit();
     telemetry_->outbox_backlog(row[0][0].as<double>(), row[0][1].as<double>(), row[0][2].as<double>());
+}
+
+void OutboxRelay::prune_published() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < prune_due_) return;
+    const std::size_t deleted = delete_aged_batch(*database_, prune_sql_, settings_.retention, kPruneBatch);
+    pruned_ += deleted;
+    if (deleted == kPruneBatch) {
+        prune_due_ = now + kPrunePause;  // there may be more
+        return;
+    }
+    if (pruned_ > 0) {
+        log().info("outbox relay: pruned {} published rows older than {} s", pruned_, settings_.retention.count());
+    }
+    pruned_ = 0;
+    prune_due_ = now + kPruneEvery;
 }
 
 void OutboxRelay::give_up_lease() noexcept {

@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include <idemq/options.hpp>
+
 #include <pqxx/connection>
 
 #include "amqp/confirmed_publisher.hpp"
@@ -33,7 +35,12 @@ struct RelaySettings {
     std::chrono::milliseconds retry_base{1000};
     std::chrono::milliseconds retry_cap{300'000};
     std::chrono::seconds heartbeat{30};
+    // Published rows older than this are deleted by the lease holder.
+    std::chrono::seconds retention{7 * 24 * 3600};
 };
+
+// The relay a worker's options describe (in a worker and standalone alike).
+[[nodiscard]] RelaySettings relay_settings(const WorkerOptions& options);
 
 // Publishes committed outbox rows with publisher confirms, at least once,
 // and moves each confirmed row to outbox_published. One relay at a time
@@ -42,7 +49,9 @@ struct RelaySettings {
 // own broker connection: neither is the worker's. A database or broker
 // outage is waited out and charges no row; a publish the broker refuses
 // (returned, nacked, no such exchange) is retried with backoff and parked
-// after `max_attempts`.
+// after `max_attempts`. The lease holder also prunes outbox_published past
+// `retention`, one bounded batch per round, so pruning never holds up
+// publishing for longer than one small DELETE.
 class OutboxRelay final {
 public:
     OutboxRelay(RelaySettings settings, Telemetry* telemetry);
@@ -63,6 +72,7 @@ private:
     void publish(std::vector<Row>& rows);
     void settle(const std::vector<Row>& rows);
     void report_backlog();
+    void prune_published();
     void give_up_lease() noexcept;
 
     RelaySettings settings_;
@@ -73,6 +83,9 @@ private:
     std::optional<std::int64_t> epoch_;
     std::chrono::steady_clock::time_point lease_renewed_{};
     std::chrono::steady_clock::time_point backlog_reported_{};
+    std::string prune_sql_;
+    std::chrono::steady_clock::time_point prune_due_{};
+    std::size_t pruned_ = 0;  // in the current pass
     bool reported_outage_ = false;
     std::jthread thread_;  // last: starts once everything above exists
 };

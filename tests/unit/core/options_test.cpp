@@ -74,6 +74,10 @@ TEST_CASE("a missing or wrong setting is refused with a message naming it") {
     options = valid();
     options.schema = std::string(64, 's');
     CHECK(config_error(options).find("IDEMQ_SCHEMA") != std::string::npos);
+
+    options = valid();
+    options.outbox_retention = std::chrono::minutes(59);
+    CHECK(config_error(options).find("IDEMQ_OUTBOX_RETENTION") != std::string::npos);
 }
 
 TEST_CASE("settings come from the IDEMQ_ environment variables") {
@@ -81,7 +85,9 @@ TEST_CASE("settings come from the IDEMQ_ environment variables") {
     const ScopedEnv concurrency("IDEMQ_CONCURRENCY", "7");
     const ScopedEnv prefetch("IDEMQ_PREFETCH", "70");
     const ScopedEnv schema("IDEMQ_SCHEMA", "inbox_x");
+    const ScopedEnv outbox_retention("IDEMQ_OUTBOX_RETENTION", "36h");
     const WorkerOptions options = WorkerOptions::from_environment();
+    CHECK(options.outbox_retention == std::chrono::hours(36));
     CHECK(options.amqp_url == "amqp://a:b@h:1/v");
     CHECK(options.concurrency == 7);
     CHECK(options.prefetch == 70);
