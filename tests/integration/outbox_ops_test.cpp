@@ -51,3 +51,25 @@ TEST_CASE_FIXTURE(OutboxOps, "the lease holder deletes published rows older than
     REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM idemq.outbox_published") == 10; }));
     CHECK(db.count("SELECT min(id) FROM idemq.outbox_published") == 10'001);
 }
+
+TEST_CASE("a worker with a relay refuses to start when inbox retention does not outlast the relay's retries") {
+    test::Database db;
+    test::Vhost vhost;
+    struct Nothing final : idemq::Handler {
+        void handle(const idemq::Message&, pqxx::transaction_base&, idemq::Context&) override {}
+    };
+    // 1 h of retention against 10 attempts (511 s of waits) plus the 1 h margin.
+    idemq::Worker worker({.amqp_url = vhost.url(),
+                          .database_url = db.url(),
+                          .inbox_retention = std::chrono::hours(1),
+                          .handle_signals = false});
+    worker.add_handler({.handler = "quiet"}, std::make_unique<Nothing>());
+    try {
+        (void)worker.run();
+        FAIL("expected a ConfigError");
+    } catch (const idemq::ConfigError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("IDEMQ_INBOX_RETENTION") != std::string::npos);
+        CHECK(what.find("IDEMQ_OUTBOX_MAX_ATTEMPTS=10 (511 s)") != std::string::npos);
+    }
+}

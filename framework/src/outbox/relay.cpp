@@ -14,10 +14,10 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <random>
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
+#include "common/backoff.hpp"
 #include "common/log.hpp"
 #include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
@@ -55,6 +55,10 @@ RelaySettings relay_settings(const WorkerOptions& options) {
             .max_attempts = options.outbox_max_attempts,
             .heartbeat = options.heartbeat,
             .retention = options.outbox_retention};
+}
+
+std::chrono::milliseconds longest_retry_schedule(const RelaySettings& settings) {
+    return longest_backoff(settings.retry_base, settings.retry_cap, settings.max_attempts - 1);
 }
 
 struct OutboxRelay::Row {
@@ -228,13 +232,11 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
         }
         if (telemetry_ != nullptr) telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
     }
-    thread_local std::mt19937_64 random{std::random_device{}()};
     for (const Row* row : failed) {
-        const int exponent = std::min(row->attempts, 20);
-        const auto ceiling = std::min<std::int64_t>(settings_.retry_cap.count(),
-                                                    settings_.retry_base.count() * (std::int64_t{1} << exponent));
         // Jitter: rows refused together do not come back together.
-        const auto delay_ms = std::uniform_int_distribution<std::int64_t>(ceiling / 2, ceiling)(random);
+        const auto delay_ms =
+            jittered(backoff_ceiling(settings_.retry_base, settings_.retry_cap, row->attempts), Jitter::kEqual, random_)
+                .count();
         const pqxx::result marked = tx.exec_prepared(kRelayFailedStatement, row->id, bounded(*row->outcome),
                                                      static_cast<double>(delay_ms) / 1000.0, settings_.max_attempts);
         const bool now_parked = !marked.empty() && marked[0][0].as<bool>();

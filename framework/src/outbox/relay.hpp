@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -18,8 +19,8 @@
 namespace idemq::detail {
 
 struct RelaySettings {
-    std::string amqp_url;
-    std::string database_url;
+    std::string amqp_url{};
+    std::string database_url{};
     std::string schema = "idemq";
     // Publishes in flight at once, and rows read per round.
     std::size_t window = 1000;
@@ -41,6 +42,18 @@ struct RelaySettings {
 
 // The relay a worker's options describe (in a worker and standalone alike).
 [[nodiscard]] RelaySettings relay_settings(const WorkerOptions& options);
+
+// The longest a refused row goes on being retried: the sum of the waits
+// between its first and its last attempt (max_attempts − 1 of them), with
+// the backoff the relay uses. A copy published at the last attempt may be
+// the first to reach the receiver, this long after the first try.
+[[nodiscard]] std::chrono::milliseconds longest_retry_schedule(const RelaySettings& settings);
+
+// What inbox retention must exceed beyond that schedule (Worker::run checks
+// it): the wait before a row's first attempt, i.e. relay lag and outages,
+// which an operator is alerted to within minutes (IdemqOutboxRelayLagging)
+// and is expected to have dealt with within the hour.
+inline constexpr std::chrono::hours kRelayRetentionMargin{1};
 
 // Publishes committed outbox rows with publisher confirms, at least once,
 // and moves each confirmed row to outbox_published. One relay at a time
@@ -87,6 +100,7 @@ private:
     std::chrono::steady_clock::time_point prune_due_{};
     std::size_t pruned_ = 0;  // in the current pass
     bool reported_outage_ = false;
+    std::mt19937_64 random_{std::random_device{}()};
     std::jthread thread_;  // last: starts once everything above exists
 };
 
