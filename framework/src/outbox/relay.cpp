@@ -102,7 +102,7 @@ void OutboxRelay::run(const std::stop_token& stop) {
             }
             database_.reset();
             broker_.reset();
-            epoch_.reset();
+            held(std::nullopt);
             sleep_unless_stopped(kOutagePause, stop);
             continue;
         }
@@ -161,12 +161,12 @@ bool OutboxRelay::hold_lease() {
     tx.commit();
     if (row.empty()) {
         if (epoch_) log().warn("outbox relay: another relay holds the outbox now; standing by");
-        epoch_.reset();
+        held(std::nullopt);
         return false;
     }
     const auto epoch = row[0][0].as<std::int64_t>();
     if (epoch_ != epoch) log().info("outbox relay {} holds the outbox (epoch {})", identity_, epoch);
-    epoch_ = epoch;
+    held(epoch);
     lease_renewed_ = now;
     return true;
 }
@@ -228,9 +228,12 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
             // Fenced: another relay took over meanwhile and owns these rows;
             // it publishes them again, and the receiving inbox absorbs the copies.
             log().warn("outbox relay: lost the outbox lease while publishing; standing by");
-            epoch_.reset();
+            held(std::nullopt);
         }
-        if (telemetry_ != nullptr) telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
+        if (telemetry_ != nullptr) {
+            telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
+            for (const auto& row : moved) telemetry_->outbox_publish_latency(row[0].as<double>());
+        }
     }
     for (const Row* row : failed) {
         // Jitter: rows refused together do not come back together.
@@ -275,6 +278,11 @@ void OutboxRelay::prune_published() {
     prune_due_ = now + kPruneEvery;
 }
 
+void OutboxRelay::held(std::optional<std::int64_t> epoch) noexcept {
+    epoch_ = epoch;
+    if (telemetry_ != nullptr) telemetry_->outbox_lease(epoch);
+}
+
 void OutboxRelay::give_up_lease() noexcept {
     if (!epoch_ || !database_) return;
     try {
@@ -284,6 +292,7 @@ void OutboxRelay::give_up_lease() noexcept {
     } catch (...) {
         // It lapses by itself within one lease.
     }
+    held(std::nullopt);
 }
 
 }  // namespace idemq::detail

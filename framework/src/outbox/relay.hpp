@@ -87,6 +87,8 @@ private:
     void report_backlog();
     void prune_published();
     void give_up_lease() noexcept;
+    // Records whether (and in which epoch) this relay holds the lease.
+    void held(std::optional<std::int64_t> epoch) noexcept;
 
     RelaySettings settings_;
     Telemetry* telemetry_;
