@@ -41,6 +41,9 @@ struct WorkerOptions {
     /// one holding the lease in another process publishes at once rather than at its next 250 ms poll.
     /// Off by default: Postgres serializes the commits of notifying transactions (docs/outbox.md).
     bool outbox_notify = false;
+    /// IDEMQ_OUTBOX_RETENTION: published outbox rows (outbox_published, for trace and audit) older than this are
+    /// deleted by the relay that holds the lease.
+    std::chrono::seconds outbox_retention{7 * 24 * 3600};
     /// SIGINT/SIGTERM stop the worker gracefully; a second one exits at once. True also means the worker
     /// owns the process: when handlers have not returned 3 s after the shutdown grace (their statements
     /// cancelled), it ends the process with exit code 75. False (embedded): it cancels and waits instead.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "common/backoff.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 
@@ -87,9 +88,8 @@ void BrokerLink::drop(const std::string& why) {
 }
 
 void BrokerLink::reconnect_later() {
-    backoff_ = backoff_.count() == 0 ? kReconnectFirst : std::min(backoff_ * 2, kReconnectMax);
-    const milliseconds delay(
-        std::uniform_int_distribution<std::int64_t>(backoff_.count() / 2, backoff_.count())(random_));
+    const milliseconds delay =
+        jittered(backoff_ceiling(kReconnectFirst, kReconnectMax, failed_reconnects_++), Jitter::kEqual, random_);
     reconnect_timer_.start(delay, milliseconds(0), [this] { start_connector(); });
 }
 
@@ -105,7 +105,7 @@ void BrokerLink::start_connector() {
                     callbacks_.idle();
                     return;
                 }
-                backoff_ = milliseconds(0);
+                failed_reconnects_ = 0;
                 attach(std::make_unique<BrokerSession>(std::move(*session)), true);
             });
         } catch (const std::exception& e) {

@@ -90,7 +90,7 @@ private:
     std::thread connector_;
     std::uint64_t generation_ = 1;
     std::uint64_t consume_round_ = 0;
-    std::chrono::milliseconds backoff_{0};
+    int failed_reconnects_ = 0;  // since the last session: the backoff's exponent
     std::mt19937_64 random_{std::random_device{}()};
     bool closed_ = false;
 };

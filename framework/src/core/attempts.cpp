@@ -128,6 +128,7 @@ private:
                                                     policy_.unknown_errors_are_permanent, mark_);
             if (result.end != AttemptResult::End::kDatabaseLost) {
                 session_.forget_losses();
+                if (result.staged > 0) telemetry_.outbox_staged(result.staged);
                 return result;
             }
             // Running again is safe even after an in-doubt COMMIT: the claim

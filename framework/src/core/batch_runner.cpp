@@ -110,6 +110,7 @@ void run_batch(std::vector<Job>& jobs, const BatchRun& run) {
             switch (result.end) {
                 case AttemptResult::End::kCommitted:
                     run.telemetry.processed(job.handler_index, share);
+                    if (result.staged > 0) run.telemetry.outbox_staged(result.staged);
                     run.post(job, Verdict::ack());
                     break;
                 case AttemptResult::End::kDuplicate: run.post(job, Verdict::duplicate()); break;

@@ -73,6 +73,7 @@ void WorkerOptions::validate() const {
     if (outbox_lease < std::chrono::seconds(1) || outbox_lease > std::chrono::hours(1)) {
         throw ConfigError("IDEMQ_OUTBOX_LEASE must be between 1s and 1h");
     }
+    if (outbox_retention < std::chrono::hours(1)) throw ConfigError("IDEMQ_OUTBOX_RETENTION must be at least 1h");
     if (inbox_prune_interval.count() < 0) throw ConfigError("IDEMQ_INBOX_PRUNE_INTERVAL must not be negative");
 }
 
@@ -111,6 +112,9 @@ WorkerOptions WorkerOptions::from_environment() {
     }
     if (const char* v = env("IDEMQ_OUTBOX_LEASE"))
         options.outbox_lease = detail::parse_duration(v, "IDEMQ_OUTBOX_LEASE");
+    if (const char* v = env("IDEMQ_OUTBOX_RETENTION")) {
+        options.outbox_retention = detail::parse_duration(v, "IDEMQ_OUTBOX_RETENTION");
+    }
     if (const char* v = env("IDEMQ_CRASH_LOOP_LIMIT")) {
         options.crash_loop_limit = static_cast<int>(parse_whole("IDEMQ_CRASH_LOOP_LIMIT", v, 1, 1000));
     }

@@ -12,19 +12,13 @@ namespace {
 constexpr milliseconds kLongestDelay{30LL * 24 * 3600 * 1000};
 constexpr int kMaxRetries = 100;
 
+// A delay before the next attempt: full jitter, when the policy wants it.
+milliseconds retry_delay(const RetryPolicy& policy, milliseconds base, milliseconds cap, int exponent,
+                         std::mt19937_64& random) {
+    return jittered(backoff_ceiling(base, cap, exponent), policy.jitter ? Jitter::kFull : Jitter::kNone, random);
+}
+
 }  // namespace
-
-milliseconds backoff_ceiling(milliseconds base, milliseconds cap, int exponent) {
-    milliseconds ceiling = base;
-    for (int i = 0; i < exponent && ceiling < cap; ++i) ceiling *= 2;
-    return std::min(ceiling, cap);
-}
-
-milliseconds full_jitter(milliseconds base, milliseconds cap, int exponent, bool jitter, std::mt19937_64& random) {
-    const milliseconds ceiling = backoff_ceiling(base, cap, exponent);
-    if (!jitter) return ceiling;
-    return milliseconds(std::uniform_int_distribution<std::int64_t>(0, ceiling.count())(random));
-}
 
 RetryDecision decide_retry(const RetryPolicy& policy, int failed_attempt, std::mt19937_64& random) {
     if (failed_attempt >= policy.max_attempts()) return {.kind = RetryDecision::Kind::kDeadLetter, .delay = {}};
@@ -32,11 +26,11 @@ RetryDecision decide_retry(const RetryPolicy& policy, int failed_attempt, std::m
         // In-process retries stay short: the delivery is held unacked meanwhile.
         const milliseconds cap = policy.immediate_backoff * 8;
         return {.kind = RetryDecision::Kind::kImmediate,
-                .delay = full_jitter(policy.immediate_backoff, cap, failed_attempt - 1, policy.jitter, random)};
+                .delay = retry_delay(policy, policy.immediate_backoff, cap, failed_attempt - 1, random)};
     }
     const int delayed = failed_attempt - policy.immediate_retries;  // 1 for the first delayed retry
     return {.kind = RetryDecision::Kind::kDelayed,
-            .delay = full_jitter(policy.delayed_base, policy.delayed_cap, delayed - 1, policy.jitter, random)};
+            .delay = retry_delay(policy, policy.delayed_base, policy.delayed_cap, delayed - 1, random)};
 }
 
 std::vector<milliseconds> delay_tiers(milliseconds longest) {

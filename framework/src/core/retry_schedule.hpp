@@ -7,16 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "common/backoff.hpp"
+
 namespace idemq::detail {
 
 using std::chrono::milliseconds;
-
-// min(cap, base × 2^exponent), without overflow.
-[[nodiscard]] milliseconds backoff_ceiling(milliseconds base, milliseconds cap, int exponent);
-
-// Full jitter: uniform in [0, backoff_ceiling]; the ceiling itself without jitter.
-[[nodiscard]] milliseconds full_jitter(milliseconds base, milliseconds cap, int exponent, bool jitter,
-                                       std::mt19937_64& random);
 
 // What to do after attempt `failed_attempt` (1-based) failed transiently.
 struct RetryDecision {
@@ -24,6 +19,7 @@ struct RetryDecision {
     Kind kind = Kind::kDeadLetter;
     milliseconds delay{0};
 };
+// Waits are full-jittered (RetryPolicy::jitter) backoff: see common/backoff.
 [[nodiscard]] RetryDecision decide_retry(const RetryPolicy& policy, int failed_attempt, std::mt19937_64& random);
 
 // Delayed retries wait in queues with one fixed TTL each ("tiers"), so a

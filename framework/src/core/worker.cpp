@@ -6,8 +6,9 @@
 #include <mutex>
 
 #include "amqp/topology.hpp"
-#include "core/retry_schedule.hpp"
+#include "common/backoff.hpp"
 #include "core/runtime.hpp"
+#include "outbox/relay.hpp"
 
 namespace idemq {
 
@@ -56,14 +57,23 @@ void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
 
 namespace {
 
-// The longest a retried copy of a message can wait in the broker: the sum of
-// the delayed retries' ceilings.
-std::chrono::milliseconds longest_retry_schedule(const RetryPolicy& policy) {
-    std::chrono::milliseconds total{0};
-    for (int n = 0; n < policy.delayed_retries; ++n) {
-        total += detail::backoff_ceiling(policy.delayed_base, policy.delayed_cap, n);
+// This worker's relay publishes to whoever consumes its outbox's exchanges,
+// this worker's handlers included. A row retried until its last attempt may
+// reach its receiver that long after an earlier copy did: if the receiver's
+// inbox has pruned the key meanwhile, the copy is applied again.
+void check_relay_retention(const WorkerOptions& options) {
+    const auto schedule = detail::longest_retry_schedule(detail::RelaySettings::from(options));
+    const auto needed = schedule + detail::kRelayRetentionMargin;
+    if (options.inbox_retention <= needed) {
+        const auto seconds = [](auto d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
+        throw ConfigError(fmt::format(
+            "IDEMQ_INBOX_RETENTION ({} s) is not longer than the outbox relay's longest retry schedule with "
+            "IDEMQ_OUTBOX_MAX_ATTEMPTS={} ({} s) plus a margin of {} s for relay lag: a republished copy could "
+            "arrive after its key was pruned and be applied twice; raise the retention, lower the attempts, or "
+            "run this worker with IDEMQ_OUTBOX_RELAY=off (docs/outbox.md, Retention)",
+            options.inbox_retention.count(), options.outbox_max_attempts, seconds(schedule),
+            seconds(detail::kRelayRetentionMargin)));
     }
-    return total;
 }
 
 }  // namespace
@@ -77,7 +87,8 @@ WorkerStats Worker::run() {
         // A copy of a message can wait in a delay queue for the whole retry
         // schedule (a crash between its publish and the original's ack): if
         // the key is pruned meanwhile, that copy would be applied again.
-        const auto schedule = longest_retry_schedule(registered.route.retry);
+        const RetryPolicy& retry = registered.route.retry;
+        const auto schedule = detail::longest_backoff(retry.delayed_base, retry.delayed_cap, retry.delayed_retries);
         if (impl_->options.inbox_retention <= schedule) {
             throw ConfigError(fmt::format(
                 "IDEMQ_INBOX_RETENTION ({} s) is shorter than handler '{}''s longest retry schedule ({} s): a retried "
@@ -86,6 +97,7 @@ WorkerStats Worker::run() {
                 std::chrono::duration_cast<std::chrono::seconds>(schedule).count()));
         }
     }
+    if (impl_->options.outbox_relay) check_relay_retention(impl_->options);
     std::unique_ptr<detail::Runtime> runtime;
     {
         std::lock_guard lock(impl_->run_mutex);

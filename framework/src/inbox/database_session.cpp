@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "common/backoff.hpp"
 #include "common/log.hpp"
 #include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
@@ -84,7 +85,6 @@ DatabaseSession::~DatabaseSession() { discard(); }
 pqxx::connection* DatabaseSession::get(const std::stop_token& stop) {
     if (connection_) return connection_.get();
     thread_local std::mt19937_64 random{std::random_device{}()};
-    std::chrono::milliseconds backoff = kFirstBackoff;
     for (int attempt = 1;; ++attempt) {
         try {
             auto connection =
@@ -117,10 +117,8 @@ pqxx::connection* DatabaseSession::get(const std::stop_token& stop) {
             }
         }
         // Jitter keeps a fleet of workers from reconnecting in lockstep.
-        const auto sleep = std::chrono::milliseconds(
-            std::uniform_int_distribution<std::int64_t>(backoff.count() / 2, backoff.count())(random));
+        const auto sleep = jittered(backoff_ceiling(kFirstBackoff, kMaxBackoff, attempt - 1), Jitter::kEqual, random);
         if (!sleep_unless_stopped(sleep, stop)) return nullptr;
-        backoff = std::min(backoff * 2, kMaxBackoff);
     }
 }
 

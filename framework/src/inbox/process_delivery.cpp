@@ -43,7 +43,7 @@ public:
     [[nodiscard]] std::string_view trace_state() const noexcept override { return header("tracestate"); }
     [[nodiscard]] Logger& log() noexcept override { return logger_; }
     [[nodiscard]] Outbox& outbox() override { return outbox_; }
-    [[nodiscard]] bool staged() const noexcept { return outbox_.staged() > 0; }
+    [[nodiscard]] std::size_t staged() const noexcept { return outbox_.staged(); }
 
 private:
     [[nodiscard]] std::string_view header(std::string_view name) const noexcept {
@@ -82,9 +82,8 @@ public:
         }
         return outboxes_[static_cast<std::size_t>(at - fresh_.data())];
     }
-    [[nodiscard]] bool staged() const noexcept {
-        return std::any_of(outboxes_.begin(), outboxes_.end(), [](const auto& o) { return o.staged() > 0; });
-    }
+    // What the handling of the `i`th fresh message staged.
+    [[nodiscard]] std::size_t staged(std::size_t i) const noexcept { return outboxes_[i].staged(); }
 
 private:
     std::string_view handler_;
@@ -140,8 +139,8 @@ AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, s
     DeliveryContext context(handler_name, message, key, tx);
     handler.handle(message, tx, context);
     tx.commit();
-    if (context.staged()) OutboxDoorbell::instance().ring();
-    return {.end = End::kCommitted};
+    if (context.staged() > 0) OutboxDoorbell::instance().ring();
+    return {.end = End::kCommitted, .staged = context.staged()};
 }
 
 }  // namespace
@@ -176,12 +175,14 @@ std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHand
     }
     std::vector<AttemptResult> outcomes(items.size(), AttemptResult{.end = End::kCommitted});
     std::vector<Message> fresh;
-    std::vector<std::string> fresh_keys;  // raw bytes, as the handler's key function gave them
+    std::vector<std::string> fresh_keys;   // raw bytes, as the handler's key function gave them
+    std::vector<std::size_t> fresh_items;  // their places in `items`
     std::vector<std::string> seen;
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (claimed.contains(keys[i])) {
             fresh.push_back(*items[i].message);
             fresh_keys.push_back(items[i].key);
+            fresh_items.push_back(i);
         } else {
             seen.push_back(keys[i]);
         }
@@ -202,14 +203,17 @@ std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHand
                 it->second == fingerprints[i] ? AttemptResult{.end = End::kDuplicate} : key_conflict(items[i].key);
         }
     }
-    bool staged = false;
+    std::size_t staged = 0;
     if (!fresh.empty()) {
         Batch context(handler_name, tx, std::span<const Message>(fresh), fresh_keys);
         handler.handle_batch(std::span<const Message>(fresh), tx, context);
-        staged = context.staged();
+        for (std::size_t j = 0; j < fresh.size(); ++j) {
+            outcomes[fresh_items[j]].staged = context.staged(j);
+            staged += context.staged(j);
+        }
     }
     tx.commit();
-    if (staged) OutboxDoorbell::instance().ring();
+    if (staged > 0) OutboxDoorbell::instance().ring();
     return outcomes;
 }
 

@@ -26,8 +26,9 @@ struct AttemptResult {
         kDatabaseLost,  // the database failed, not the message: run the attempt again
     };
     End end = End::kCommitted;
-    Failure failure{};      // kRefused, kFailed, kDatabaseLost
-    bool in_doubt = false;  // kDatabaseLost after a COMMIT with unknown outcome
+    Failure failure{};       // kRefused, kFailed, kDatabaseLost
+    bool in_doubt = false;   // kDatabaseLost after a COMMIT with unknown outcome
+    std::size_t staged = 0;  // kCommitted: outbox rows the handling staged, now committed
 };
 
 // The message's idempotency key, or why it has none that idemq can use (the

@@ -13,25 +13,33 @@
 
 namespace idemq::detail {
 
+std::string aged_rows_delete_sql(std::string_view schema, std::string_view table, std::string_view time_column) {
+    return fmt::format(
+        "DELETE FROM {0}.{1} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {0}.{1} "
+        "WHERE {2} < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        quote_identifier(schema), quote_identifier(table), quote_identifier(time_column));
+}
+
+std::size_t delete_aged_batch(pqxx::connection& connection, const std::string& delete_sql,
+                              std::chrono::seconds older_than, std::size_t batch) {
+    pqxx::work tx(connection);
+    const pqxx::result result =
+        tx.exec_params(delete_sql, static_cast<double>(older_than.count()), static_cast<long long>(batch));
+    tx.commit();
+    return static_cast<std::size_t>(result.affected_rows());
+}
+
 std::size_t prune_inbox(pqxx::connection& connection, std::string_view schema, std::chrono::seconds older_than,
                         std::size_t batch, std::chrono::milliseconds pause, const std::stop_token& stop) {
-    const std::string quoted = quote_identifier(schema);
-    // Batches of ctids: the received_at index finds candidates, and no more
-    // than `batch` rows are scanned or locked at once.
-    const std::string inbox_sql = fmt::format(
-        "DELETE FROM {0}.inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM {0}.inbox "
-        "WHERE received_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",
-        quoted);
-    const std::string marks_sql = fmt::format(
-        "DELETE FROM {0}.handling_started WHERE last_started_at < now() - make_interval(secs => $1)", quoted);
+    const std::string inbox_sql = aged_rows_delete_sql(schema, "inbox", "received_at");
+    const std::string marks_sql =
+        fmt::format("DELETE FROM {0}.handling_started WHERE last_started_at < now() - make_interval(secs => $1)",
+                    quote_identifier(schema));
     std::size_t deleted = 0;
     for (;;) {
-        pqxx::work tx(connection);
-        const pqxx::result result =
-            tx.exec_params(inbox_sql, static_cast<double>(older_than.count()), static_cast<long long>(batch));
-        tx.commit();
-        deleted += static_cast<std::size_t>(result.affected_rows());
-        if (static_cast<std::size_t>(result.affected_rows()) < batch) break;
+        const std::size_t batch_deleted = delete_aged_batch(connection, inbox_sql, older_than, batch);
+        deleted += batch_deleted;
+        if (batch_deleted < batch) break;
         if (!sleep_unless_stopped(pause, stop)) return deleted;
     }
     pqxx::work tx(connection);

@@ -7,11 +7,26 @@
 #include <chrono>
 #include <cstddef>
 #include <stop_token>
+#include <string>
 #include <string_view>
 
 #include "loop/periodic_task.hpp"
 
 namespace idemq::detail {
+
+// Bounded deletion of aged rows, shared by the inbox and the outbox's
+// published rows: a DELETE that removes at most $2 rows of `table` whose
+// `time_column` is older than $1 seconds. Batches of ctids: the time
+// column's index finds candidates, and no more than a batch of rows is
+// scanned or locked at once.
+[[nodiscard]] std::string aged_rows_delete_sql(std::string_view schema, std::string_view table,
+                                               std::string_view time_column);
+
+// One batch of `delete_sql` (from aged_rows_delete_sql) in its own short
+// transaction. Returns the rows deleted: fewer than `batch` means none are
+// left.
+std::size_t delete_aged_batch(pqxx::connection& connection, const std::string& delete_sql,
+                              std::chrono::seconds older_than, std::size_t batch);
 
 // Deletes inbox rows (and leftover crash-loop marks) received longer ago than
 // `older_than`, `batch` rows per short transaction with `pause` between

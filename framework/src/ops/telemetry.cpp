@@ -84,6 +84,17 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
                             .Help("Times consumption paused because Postgres was unreachable")
                             .Register(*registry_)
                             .Add({});
+    outbox_staged_ =
+        &BuildCounter()
+             .Name("idemq_outbox_staged_total")
+             .Help("Outbox rows staged by this process's handlers, counted once their transaction committed")
+             .Register(*registry_)
+             .Add({});
+    outbox_latency_ = &BuildHistogram()
+                           .Name("idemq_outbox_publish_latency_seconds")
+                           .Help("Time from staging an outbox row to recording its broker confirm (database clock)")
+                           .Register(*registry_)
+                           .Add({}, latency_buckets());
     outbox_published_ = &BuildCounter()
                              .Name("idemq_outbox_published_total")
                              .Help("Outbox rows the broker confirmed (this process's relay)")
@@ -112,6 +123,16 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
     outbox_parked_rows_ = &BuildGauge()
                                .Name("idemq_outbox_parked_rows")
                                .Help("Outbox rows parked now, waiting for an operator")
+                               .Register(*registry_)
+                               .Add({});
+    outbox_lease_held_ = &BuildGauge()
+                              .Name("idemq_outbox_lease_held")
+                              .Help("1 while this process's outbox relay holds the outbox's lease, else 0")
+                              .Register(*registry_)
+                              .Add({});
+    outbox_lease_epoch_ = &BuildGauge()
+                               .Name("idemq_outbox_lease_epoch")
+                               .Help("The lease epoch this process's relay holds (0 while it holds none)")
                                .Register(*registry_)
                                .Add({});
     paused_ = &BuildGauge()
@@ -184,7 +205,11 @@ void Telemetry::batch_committed(std::size_t h, std::size_t size) {
     handlers_[h].batch_size->Observe(static_cast<double>(size));
 }
 
+void Telemetry::outbox_staged(std::size_t rows) { outbox_staged_->Increment(static_cast<double>(rows)); }
+
 void Telemetry::outbox_published(std::size_t rows) { outbox_published_->Increment(static_cast<double>(rows)); }
+
+void Telemetry::outbox_publish_latency(double seconds) { outbox_latency_->Observe(seconds); }
 
 void Telemetry::outbox_failed(std::size_t rows, std::size_t parked) {
     outbox_failures_->Increment(static_cast<double>(rows));
@@ -195,6 +220,11 @@ void Telemetry::outbox_backlog(double pending, double oldest_seconds, double par
     outbox_pending_->Set(pending);
     outbox_oldest_->Set(oldest_seconds);
     outbox_parked_rows_->Set(parked);
+}
+
+void Telemetry::outbox_lease(std::optional<std::int64_t> epoch) {
+    outbox_lease_held_->Set(epoch ? 1 : 0);
+    outbox_lease_epoch_->Set(epoch ? static_cast<double>(*epoch) : 0);
 }
 
 std::string Telemetry::render() const {

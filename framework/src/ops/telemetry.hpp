@@ -8,8 +8,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,11 +39,18 @@ public:
     void reconnected(const std::string& component);
     void pause_started();
     void batch_committed(std::size_t handler, std::size_t size);
-    // The outbox relay's: rows confirmed by the broker; refused publishes and
-    // how many of those rows were parked; the table now.
+    // Outbox rows staged by handlers of this process whose transaction is
+    // known to have committed.
+    void outbox_staged(std::size_t rows);
+    // The outbox relay's: rows confirmed by the broker, with how long each
+    // took from staging to its confirm being recorded (by the database's
+    // clock); refused publishes and how many of those rows were parked; the
+    // table now; the lease's epoch while this relay holds it, else nullopt.
     void outbox_published(std::size_t rows);
+    void outbox_publish_latency(double seconds);
     void outbox_failed(std::size_t rows, std::size_t parked);
     void outbox_backlog(double pending, double oldest_seconds, double parked);
+    void outbox_lease(std::optional<std::int64_t> epoch);
 
     // The Prometheus text exposition format.
     [[nodiscard]] std::string render() const;
@@ -70,12 +79,16 @@ private:
     prometheus::Family<prometheus::Counter>* dead_lettered_;
     prometheus::Family<prometheus::Counter>* reconnects_;
     prometheus::Counter* database_pauses_;
+    prometheus::Counter* outbox_staged_;
     prometheus::Counter* outbox_published_;
+    prometheus::Histogram* outbox_latency_;
     prometheus::Counter* outbox_failures_;
     prometheus::Counter* outbox_parked_;
     prometheus::Gauge* outbox_pending_;
     prometheus::Gauge* outbox_oldest_;
     prometheus::Gauge* outbox_parked_rows_;
+    prometheus::Gauge* outbox_lease_held_;
+    prometheus::Gauge* outbox_lease_epoch_;
     prometheus::Gauge* paused_;
 };
 

@@ -51,7 +51,8 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
                                    "INSERT INTO {0}.outbox_published (id, ordering_key, exchange, routing_key, "
                                    "message_id, staged_by, staged_at, attempts, relay, epoch) "
                                    "SELECT id, ordering_key, exchange, routing_key, message_id, staged_by, staged_at, "
-                                   "attempts + 1, $2, $3 FROM gone",
+                                   "attempts + 1, $2, $3 FROM gone "
+                                   "RETURNING extract(epoch FROM clock_timestamp() - staged_at)::float8",
                                    s));
     connection.prepare(kRelayFailedStatement,
                        fmt::format("UPDATE {}.outbox SET attempts = attempts + 1, last_error = $2, "

@@ -37,7 +37,8 @@ void prepare_outbox_statements(pqxx::connection_base& connection, std::string_vi
 //       an ordering key, and the first row of each ordering key.
 //   idemq_relay_done(ids bigint[], owner, epoch) -> moves confirmed rows to
 //       outbox_published, only while `owner` holds the lease in `epoch`;
-//       the rows moved.
+//       per row moved, the seconds from its staging to now (the database's
+//       clock, so no clock skew between hosts enters).
 //   idemq_relay_failed(id, error, retry after seconds, attempt limit) ->
 //       counts a failed publish; parks the row at the limit; parked or not.
 //   idemq_relay_backlog() -> (rows not parked, seconds since the oldest was

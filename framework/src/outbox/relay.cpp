@@ -19,14 +19,15 @@
 #include <atomic>
 #include <csignal>
 #include <map>
-#include <random>
 
 #include "amqp/dead_letter.hpp"
 #include "amqp/properties.hpp"
+#include "common/backoff.hpp"
 #include "common/log.hpp"
 #include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
+#include "inbox/retention.hpp"
 #include "inbox/store_sql.hpp"
 #include "outbox/doorbell.hpp"
 #include "outbox/outbox_sql.hpp"
@@ -38,6 +39,12 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kOutagePause{1000};
 constexpr milliseconds kBacklogEvery{1000};
+// Pruning of outbox_published: a pass once a minute, a batch a round, and
+// a short pause between batches of one pass so it never competes with
+// publishing for the table for long.
+constexpr std::chrono::seconds kPruneEvery{60};
+constexpr milliseconds kPrunePause{20};
+constexpr std::size_t kPruneBatch = 1000;
 
 std::string relay_identity() {
     static std::atomic<int> relays{0};
@@ -52,7 +59,12 @@ RelaySettings RelaySettings::from(const WorkerOptions& options) {
             .schema = options.schema,
             .lease = options.outbox_lease,
             .max_attempts = options.outbox_max_attempts,
-            .heartbeat = options.heartbeat};
+            .heartbeat = options.heartbeat,
+            .retention = options.outbox_retention};
+}
+
+std::chrono::milliseconds longest_retry_schedule(const RelaySettings& settings) {
+    return longest_backoff(settings.retry_base, settings.retry_cap, settings.max_attempts - 1);
 }
 
 struct OutboxRelay::Row {
@@ -86,6 +98,7 @@ OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
     : settings_(std::move(settings)),
       telemetry_(telemetry),
       identity_(relay_identity()),
+      prune_sql_(aged_rows_delete_sql(settings_.schema, "outbox_published", "published_at")),
       thread_([this](std::stop_token stop) { run(stop); }) {}
 
 OutboxRelay::~OutboxRelay() {
@@ -112,7 +125,7 @@ void OutboxRelay::run(const std::stop_token& stop) {
             listener_.reset();
             database_.reset();
             broker_.reset();
-            epoch_.reset();
+            held(std::nullopt);
             sleep_unless_stopped(kOutagePause, stop);
         }
     }
@@ -143,6 +156,7 @@ bool OutboxRelay::round(const std::stop_token& stop) {
     }
     report_backlog();
     if (!hold_lease()) return false;
+    prune_published();
     std::vector<Row> rows;
     {
         pqxx::work tx(*database_);
@@ -190,14 +204,14 @@ bool OutboxRelay::hold_lease() {
     tx.commit();
     if (row.empty()) {
         if (epoch_) log().warn("outbox relay: another relay holds the outbox now; standing by");
-        epoch_.reset();
+        held(std::nullopt);
         listener_.reset();
         return false;
     }
     if (!listener_) listener_ = std::make_unique<Listener>(*database_);
     const auto epoch = row[0][0].as<std::int64_t>();
     if (epoch_ != epoch) log().info("outbox relay {} holds the outbox (epoch {})", identity_, epoch);
-    epoch_ = epoch;
+    held(epoch);
     lease_renewed_ = now;
     return true;
 }
@@ -272,17 +286,18 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
             // Fenced: another relay took over meanwhile and owns these rows;
             // it publishes them again, and the receiving inbox absorbs the copies.
             log().warn("outbox relay: lost the outbox lease while publishing; standing by");
-            epoch_.reset();
+            held(std::nullopt);
         }
-        if (telemetry_ != nullptr) telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
+        if (telemetry_ != nullptr) {
+            telemetry_->outbox_published(static_cast<std::size_t>(moved.affected_rows()));
+            for (const auto& row : moved) telemetry_->outbox_publish_latency(row[0].as<double>());
+        }
     }
-    thread_local std::mt19937_64 random{std::random_device{}()};
     for (const Row* row : failed) {
-        const int exponent = std::min(row->attempts, 20);
-        const auto ceiling = std::min<std::int64_t>(settings_.retry_cap.count(),
-                                                    settings_.retry_base.count() * (std::int64_t{1} << exponent));
         // Jitter: rows refused together do not come back together.
-        const auto delay_ms = std::uniform_int_distribution<std::int64_t>(ceiling / 2, ceiling)(random);
+        const auto delay_ms =
+            jittered(backoff_ceiling(settings_.retry_base, settings_.retry_cap, row->attempts), Jitter::kEqual, random_)
+                .count();
         const pqxx::result marked =
             tx.exec_prepared(kRelayFailedStatement, row->id, bounded(*row->outcome),
                              static_cast<double>(delay_ms) / 1000.0, row->hopeless ? 0 : settings_.max_attempts);
@@ -306,6 +321,27 @@ void OutboxRelay::report_backlog() {
     telemetry_->outbox_backlog(row[0][0].as<double>(), row[0][1].as<double>(), row[0][2].as<double>());
 }
 
+void OutboxRelay::prune_published() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < prune_due_) return;
+    const std::size_t deleted = delete_aged_batch(*database_, prune_sql_, settings_.retention, kPruneBatch);
+    pruned_ += deleted;
+    if (deleted == kPruneBatch) {
+        prune_due_ = now + kPrunePause;  // there may be more
+        return;
+    }
+    if (pruned_ > 0) {
+        log().info("outbox relay: pruned {} published rows older than {} s", pruned_, settings_.retention.count());
+    }
+    pruned_ = 0;
+    prune_due_ = now + kPruneEvery;
+}
+
+void OutboxRelay::held(std::optional<std::int64_t> epoch) noexcept {
+    epoch_ = epoch;
+    if (telemetry_ != nullptr) telemetry_->outbox_lease(epoch);
+}
+
 void OutboxRelay::give_up_lease() noexcept {
     if (!epoch_ || !database_) return;
     try {
@@ -315,6 +351,7 @@ void OutboxRelay::give_up_lease() noexcept {
     } catch (...) {
         // It lapses by itself within one lease.
     }
+    held(std::nullopt);
 }
 
 }  // namespace idemq::detail

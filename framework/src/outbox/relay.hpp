@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -19,8 +20,8 @@
 namespace idemq::detail {
 
 struct RelaySettings {
-    std::string amqp_url;
-    std::string database_url;
+    std::string amqp_url{};
+    std::string database_url{};
     std::string schema = "idemq";
     // Publishes in flight at once, and rows read per round.
     std::size_t window = 1000;
@@ -36,13 +37,28 @@ struct RelaySettings {
     std::chrono::milliseconds retry_base{1000};
     std::chrono::milliseconds retry_cap{300'000};
     std::chrono::seconds heartbeat{30};
+    // Published rows older than this are deleted by the lease holder.
+    std::chrono::seconds retention{7 * 24 * 3600};
+
     // Crash tests only: SIGKILL the process once this many rows were
     // confirmed, before they are recorded (0: never). See FaultPoints.
     std::size_t crash_after_confirms = 0;
 
-    // The worker's settings for its relay (and `<worker> relay`'s).
+    // The relay a worker's options describe (in a worker and standalone alike).
     [[nodiscard]] static RelaySettings from(const WorkerOptions& options);
 };
+
+// The longest a refused row goes on being retried: the sum of the waits
+// between its first and its last attempt (max_attempts − 1 of them), with
+// the backoff the relay uses. A copy published at the last attempt may be
+// the first to reach the receiver, this long after the first try.
+[[nodiscard]] std::chrono::milliseconds longest_retry_schedule(const RelaySettings& settings);
+
+// What inbox retention must exceed beyond that schedule (Worker::run checks
+// it): the wait before a row's first attempt, i.e. relay lag and outages,
+// which an operator is alerted to within minutes (IdemqOutboxRelayLagging)
+// and is expected to have dealt with within the hour.
+inline constexpr std::chrono::hours kRelayRetentionMargin{1};
 
 // Publishes committed outbox rows with publisher confirms, at least once,
 // and moves each confirmed row to outbox_published. One relay at a time
@@ -51,7 +67,9 @@ struct RelaySettings {
 // own broker connection: neither is the worker's. A database or broker
 // outage is waited out and charges no row; a publish the broker refuses
 // (returned, nacked, no such exchange) is retried with backoff and parked
-// after `max_attempts`.
+// after `max_attempts`. The lease holder also prunes outbox_published past
+// `retention`, one bounded batch per round, so pruning never holds up
+// publishing for longer than one small DELETE.
 class OutboxRelay final {
 public:
     OutboxRelay(RelaySettings settings, Telemetry* telemetry);
@@ -76,7 +94,10 @@ private:
     // Until this process stages rows, another one NOTIFYs, or the poll passes.
     void wait_for_work();
     void report_backlog();
+    void prune_published();
     void give_up_lease() noexcept;
+    // Records whether (and in which epoch) this relay holds the lease.
+    void held(std::optional<std::int64_t> epoch) noexcept;
 
     RelaySettings settings_;
     Telemetry* telemetry_;
@@ -87,10 +108,14 @@ private:
     std::optional<std::int64_t> epoch_;
     std::chrono::steady_clock::time_point lease_renewed_{};
     std::chrono::steady_clock::time_point backlog_reported_{};
+    std::string prune_sql_;
+    std::chrono::steady_clock::time_point prune_due_{};
+    std::size_t pruned_ = 0;  // in the current pass
     bool reported_outage_ = false;
     std::size_t confirmed_ = 0;  // by the broker, over the relay's life
     WakeUp wake_;
     OutboxDoorbell::Subscription doorbell_{wake_};
+    std::mt19937_64 random_{std::random_device{}()};
     std::jthread thread_;  // last: starts once everything above exists
 };
 

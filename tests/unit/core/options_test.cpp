@@ -78,6 +78,10 @@ TEST_CASE("a missing or wrong setting is refused with a message naming it") {
     options = valid();
     options.outbox_lease = std::chrono::seconds(0);
     CHECK(config_error(options).find("IDEMQ_OUTBOX_LEASE") != std::string::npos);
+
+    options = valid();
+    options.outbox_retention = std::chrono::minutes(59);
+    CHECK(config_error(options).find("IDEMQ_OUTBOX_RETENTION") != std::string::npos);
 }
 
 TEST_CASE("settings come from the IDEMQ_ environment variables") {
@@ -86,8 +90,10 @@ TEST_CASE("settings come from the IDEMQ_ environment variables") {
     const ScopedEnv prefetch("IDEMQ_PREFETCH", "70");
     const ScopedEnv schema("IDEMQ_SCHEMA", "inbox_x");
     const ScopedEnv lease("IDEMQ_OUTBOX_LEASE", "2s");
+    const ScopedEnv outbox_retention("IDEMQ_OUTBOX_RETENTION", "36h");
     const WorkerOptions options = WorkerOptions::from_environment();
     CHECK(options.outbox_lease == std::chrono::seconds(2));
+    CHECK(options.outbox_retention == std::chrono::hours(36));
     CHECK(options.amqp_url == "amqp://a:b@h:1/v");
     CHECK(options.concurrency == 7);
     CHECK(options.prefetch == 70);

@@ -15,35 +15,6 @@
 using namespace idemq::detail;
 using std::chrono::milliseconds;
 
-TEST_CASE("the backoff ceiling doubles from the base up to the cap") {
-    CHECK(backoff_ceiling(milliseconds(1000), milliseconds(3'600'000), 0) == milliseconds(1000));
-    CHECK(backoff_ceiling(milliseconds(1000), milliseconds(3'600'000), 3) == milliseconds(8000));
-    CHECK(backoff_ceiling(milliseconds(1000), milliseconds(3'600'000), 12) == milliseconds(3'600'000));
-    CHECK(backoff_ceiling(milliseconds(1000), milliseconds(3'600'000), 1000) == milliseconds(3'600'000));
-}
-
-TEST_CASE("full jitter stays within [0, ceiling] and spreads over it") {
-    std::mt19937_64 random(42);
-    const milliseconds ceiling = backoff_ceiling(milliseconds(1000), milliseconds(60'000), 4);  // 16 s
-    double sum = 0;
-    milliseconds lowest = ceiling;
-    milliseconds highest{0};
-    constexpr int kSamples = 10'000;
-    for (int i = 0; i < kSamples; ++i) {
-        const milliseconds delay = full_jitter(milliseconds(1000), milliseconds(60'000), 4, true, random);
-        REQUIRE(delay >= milliseconds(0));
-        REQUIRE(delay <= ceiling);
-        sum += static_cast<double>(delay.count());
-        lowest = std::min(lowest, delay);
-        highest = std::max(highest, delay);
-    }
-    // Uniform: mean near half the ceiling, both ends reached.
-    CHECK(sum / kSamples == doctest::Approx(ceiling.count() / 2.0).epsilon(0.03));
-    CHECK(lowest < ceiling / 50);
-    CHECK(highest > ceiling - ceiling / 50);
-    CHECK(full_jitter(milliseconds(1000), milliseconds(60'000), 4, false, random) == ceiling);
-}
-
 TEST_CASE("attempts go immediate, then delayed with growing ceilings, then to the DLQ") {
     std::mt19937_64 random(7);
     idemq::RetryPolicy policy;  // 2 immediate, 8 delayed, base 1 s, cap 1 h

@@ -1,0 +1,155 @@
+// Running the outbox: retention of published rows, the start-up check of
+// inbox retention against the relay's retry schedule, the outbox's metrics,
+// readiness under relay lag, and idemqctl trace over outbox rows.
+#include <doctest/doctest.h>
+
+#include <idemq/idemq.hpp>
+
+#include <pqxx/transaction>
+
+#include "amqp/connection.hpp"
+#include "outbox/relay.hpp"
+#include "payments_worker.hpp"
+#include "running_worker.hpp"
+#include "support.hpp"
+
+using idemq::detail::OutboxRelay;
+
+namespace {
+
+struct OutboxOps {
+    test::Database db;
+    test::Vhost vhost;
+    pqxx::connection connection;
+    idemq::detail::Telemetry telemetry{{}};
+
+    OutboxOps() : connection(db.url()) { idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations()); }
+
+    [[nodiscard]] idemq::detail::RelaySettings settings() const {
+        return {.amqp_url = vhost.url(), .database_url = db.url()};
+    }
+    void exec(const std::string& sql) {
+        pqxx::work tx(connection);
+        tx.exec(sql);
+        tx.commit();
+    }
+    // `rows` published rows with ids from `first`, published `age` ago.
+    void add_published(int first, int rows, const std::string& age) {
+        exec(
+            fmt::format("INSERT INTO idemq.outbox_published (id, exchange, routing_key, message_id, staged_at, "
+                        "published_at, attempts, relay, epoch) "
+                        "SELECT i, 'events', 'a', ('m-' || i)::bytea, now() - interval '{0}', now() - interval '{0}', "
+                        "1, 'earlier', 1 FROM generate_series({1}, {2}) i",
+                        age, first, first + rows - 1));
+    }
+};
+
+// Stages one event per message, to the exchange the body names ("throw"
+// stages and then fails the handling for good).
+struct Stager final : idemq::Handler {
+    void handle(const idemq::Message& message, pqxx::transaction_base&, idemq::Context& ctx) override {
+        const std::string body(message.body());
+        ctx.outbox().publish(
+            {.exchange = body == "missing" ? "ops.missing" : "ops.events", .routing_key = "staged", .body = body});
+        if (body == "throw") throw idemq::PermanentError("staged, then refused");
+    }
+};
+
+// A worker in this process running Stager on queue "stager", and its relay.
+struct StagingWorker : OutboxOps {
+    test::Broker broker{vhost.url()};
+    std::unique_ptr<test::RunningWorker> worker;
+
+    StagingWorker() {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
+        setup.declare_exchange("ops.events", "topic");
+        setup.declare_queue("ops.sink");
+        setup.bind_queue("ops.sink", "ops.events", "#");
+        worker = std::make_unique<test::RunningWorker>(
+            idemq::WorkerOptions{.amqp_url = vhost.url(), .database_url = db.url()},
+            [](idemq::Worker& w) { w.add_handler({.handler = "stager"}, std::make_unique<Stager>()); });
+        REQUIRE(test::eventually([&] { return broker.consumed("stager") && worker->metrics_port() > 0; }));
+    }
+    [[nodiscard]] test::Metrics metrics() const {
+        return test::Metrics(test::http_get(worker->metrics_port(), "/metrics").second);
+    }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(OutboxOps, "the lease holder deletes published rows older than the retention, in batches") {
+    // More than one batch of old rows, and young ones that stay.
+    add_published(1, 2500, "8 days");
+    add_published(10'001, 10, "6 days");
+    {
+        OutboxRelay relay(settings(), &telemetry);
+        REQUIRE(test::eventually([&] { return db.count("SELECT count(*) FROM idemq.outbox_published") == 10; }));
+        CHECK(db.count("SELECT min(id) FROM idemq.outbox_published") == 10'001);
+        const test::Metrics metrics(telemetry.render());
+        CHECK(metrics.value("idemq_outbox_lease_held") == 1);
+        CHECK(metrics.value("idemq_outbox_lease_epoch") == 1);
+    }
+    // Stopped, it let the lease go.
+    CHECK(test::Metrics(telemetry.render()).value("idemq_outbox_lease_held") == 0);
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox_lease WHERE expires_at > now()") == 0);
+}
+
+TEST_CASE("a worker with a relay refuses to start when inbox retention does not outlast the relay's retries") {
+    test::Database db;
+    test::Vhost vhost;
+    struct Nothing final : idemq::Handler {
+        void handle(const idemq::Message&, pqxx::transaction_base&, idemq::Context&) override {}
+    };
+    // 1 h of retention against 10 attempts (511 s of waits) plus the 1 h margin.
+    idemq::Worker worker({.amqp_url = vhost.url(),
+                          .database_url = db.url(),
+                          .inbox_retention = std::chrono::hours(1),
+                          .handle_signals = false});
+    worker.add_handler({.handler = "quiet"}, std::make_unique<Nothing>());
+    try {
+        (void)worker.run();
+        FAIL("expected a ConfigError");
+    } catch (const idemq::ConfigError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("IDEMQ_INBOX_RETENTION") != std::string::npos);
+        CHECK(what.find("IDEMQ_OUTBOX_MAX_ATTEMPTS=10 (511 s)") != std::string::npos);
+    }
+}
+
+TEST_CASE_FIXTURE(StagingWorker, "/metrics counts committed staging, publish latency and the lease this worker holds") {
+    broker.publish("", "stager",
+                   {{.body = "a", .message_id = "1"},
+                    {.body = "b", .message_id = "2"},
+                    {.body = "throw", .message_id = "3"},
+                    {.body = "c", .message_id = "4"}});
+    REQUIRE(test::eventually([&] {
+        return broker.ready("ops.sink") == 3 && metrics().value("idemq_outbox_published_total") == 3 &&
+               worker->stats().dead_lettered.size() == 1;
+    }));
+    const test::Metrics m = metrics();
+    // The handling that staged and then threw rolled its row back: not counted.
+    CHECK(m.value("idemq_outbox_staged_total") == 3);
+    CHECK(m.value("idemq_outbox_publish_latency_seconds_count") == 3);
+    // Staged, woken at once and confirmed within a second, by the database's clock.
+    CHECK(m.value("idemq_outbox_publish_latency_seconds_sum") > 0);
+    CHECK(m.value("idemq_outbox_publish_latency_seconds_sum") < 3);
+    CHECK(m.value("idemq_outbox_lease_held") == 1);
+    CHECK(m.value("idemq_outbox_lease_epoch") == static_cast<double>(db.count("SELECT epoch FROM idemq.outbox_lease")));
+}
+
+TEST_CASE_FIXTURE(StagingWorker,
+                  "/readyz stays ready while the outbox has a parked row and a backlog it cannot publish") {
+    broker.publish("", "stager", {{.body = "missing", .message_id = "1"}, {.body = "missing", .message_id = "2"}});
+    // Both refused (no such exchange) and waiting for their next attempt.
+    REQUIRE(test::eventually([&] {
+        const test::Metrics m = metrics();
+        return m.value("idemq_outbox_publish_failures_total") >= 2 && m.value("idemq_outbox_pending_rows") == 2;
+    }));
+    exec("UPDATE idemq.outbox SET parked_at = now() WHERE id = (SELECT min(id) FROM idemq.outbox)");
+    REQUIRE(test::eventually([&] {
+        const test::Metrics m = metrics();
+        return m.value("idemq_outbox_parked_rows") == 1 && m.value("idemq_outbox_pending_rows") == 1 &&
+               m.value("idemq_outbox_oldest_pending_seconds") > 0;
+    }));
+    CHECK(test::http_get(worker->metrics_port(), "/readyz").first == 200);
+}
