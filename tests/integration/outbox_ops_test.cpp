@@ -7,6 +7,11 @@
 
 #include <pqxx/transaction>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "amqp/connection.hpp"
 #include "outbox/relay.hpp"
 #include "payments_worker.hpp"
@@ -152,4 +157,19 @@ TEST_CASE_FIXTURE(StagingWorker,
                m.value("idemq_outbox_oldest_pending_seconds") > 0;
     }));
     CHECK(test::http_get(worker->metrics_port(), "/readyz").first == 200);
+}
+
+TEST_CASE("the example alert rules are valid, and the outbox alerts fire when their unit tests say") {
+    const std::string docs = std::string(IDEMQ_SOURCE_DIR) + "/docs";
+    const std::string out = test::unique_name("/tmp/idemq-alerts") + ".out";
+    const int checked =
+        std::system(fmt::format("promtool check rules {0}/prometheus-alerts.yml > {1} 2>&1 && cd {0} && "
+                                "promtool test rules prometheus-alerts.test.yml >> {1} 2>&1",
+                                docs, out)
+                        .c_str());
+    std::ifstream report(out);
+    std::stringstream text;
+    text << report.rdbuf();
+    std::remove(out.c_str());
+    CHECK_MESSAGE(checked == 0, text.str());
 }
