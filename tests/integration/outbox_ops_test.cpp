@@ -173,3 +173,35 @@ TEST_CASE("the example alert rules are valid, and the outbox alerts fire when th
     std::remove(out.c_str());
     CHECK_MESSAGE(checked == 0, text.str());
 }
+
+TEST_CASE_FIXTURE(OutboxOps, "idemqctl trace finds a message's outbox rows: waiting or parked, and published") {
+    {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "x", .message_id = "traced"});
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "y", .message_id = "traced"});
+        tx.commit();
+    }
+    exec(
+        "UPDATE idemq.outbox SET attempts = 3, parked_at = now(), last_error = 'NO_ROUTE' "
+        "WHERE id = (SELECT min(id) FROM idemq.outbox)");
+    exec(
+        "INSERT INTO idemq.outbox_published (id, exchange, routing_key, message_id, staged_at, attempts, relay, epoch) "
+        "VALUES (1000, 'ops.events', 'r', 'traced', now(), 2, 'host/relay-1', 7)");
+    const auto trace = [&](const std::string& id) {
+        test::Process process(test::bin("idemqctl"), {"trace", id},
+                              {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}});
+        const int code = process.wait();
+        return std::pair{code, process.output()};
+    };
+    const auto [code, out] = trace("traced");
+    CHECK(code == 0);
+    CHECK(out.find("outbox: row 1 parked after 3 attempt(s), to exchange 'ops.events' routing key 'r'") !=
+          std::string::npos);
+    CHECK(out.find("(last error: NO_ROUTE)") != std::string::npos);
+    CHECK(out.find("outbox: row 2 pending after 0 attempt(s)") != std::string::npos);
+    CHECK(out.find("outbox: row 1000 published at ") != std::string::npos);
+    CHECK(out.find("by relay 'host/relay-1' in epoch 7 after 2 attempt(s)") != std::string::npos);
+    const auto [missing_code, missing] = trace("untraced");
+    CHECK(missing_code == 1);
+    CHECK(missing.find("the outbox") != std::string::npos);
+}
