@@ -80,11 +80,6 @@ OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
       prune_sql_(aged_rows_delete_sql(settings_.schema, "outbox_published", "published_at")),
       thread_([this](std::stop_token stop) { run(stop); }) {}
 
-OutboxRelay::~OutboxRelay() {
-    thread_.request_stop();
-    if (thread_.joinable()) thread_.join();
-}
-
 void OutboxRelay::run(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
         bool more = false;
