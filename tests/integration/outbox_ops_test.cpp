@@ -205,3 +205,36 @@ TEST_CASE_FIXTURE(OutboxOps, "idemqctl trace finds a message's outbox rows: wait
     CHECK(missing_code == 1);
     CHECK(missing.find("the outbox") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(OutboxOps,
+                  "a standalone relay serves /metrics on IDEMQ_METRICS_ADDR: its lease and what it published") {
+    {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
+        setup.declare_exchange("ops.events", "topic");
+        setup.declare_queue("ops.sink");
+        setup.bind_queue("ops.sink", "ops.events", "#");
+    }
+    {
+        pqxx::work tx(connection);
+        for (int i = 0; i < 3; ++i) {
+            idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = std::to_string(i)});
+        }
+        tx.commit();
+    }
+    const int port = test::free_loopback_port();
+    test::Process relay(test::bin("idemqctl"), {"relay"},
+                        {{"IDEMQ_AMQP_URL", vhost.url()},
+                         {"IDEMQ_DATABASE_URL", db.url()},
+                         {"IDEMQ_METRICS_ADDR", fmt::format("127.0.0.1:{}", port)}});
+    const auto published = [&] {
+        const auto answer = test::try_http_get(port, "/metrics");
+        return answer && answer->first == 200 &&
+               test::Metrics(answer->second).value("idemq_outbox_published_total") == 3;
+    };
+    REQUIRE_MESSAGE(test::eventually(published), relay.output());
+    const test::Metrics metrics(test::http_get(port, "/metrics").second);
+    CHECK(metrics.value("idemq_outbox_lease_held") == 1);
+    CHECK(metrics.value("idemq_outbox_publish_latency_seconds_count") == 3);
+    CHECK(test::http_get(port, "/healthz").first == 200);
+    test::stop_gracefully(relay);
+}

@@ -5,9 +5,14 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <string>
+#include <thread>
 
 #include "common/log.hpp"
 #include "inbox/schema_check.hpp"
+#include "loop/event_loop.hpp"
+#include "ops/health.hpp"
+#include "ops/telemetry.hpp"
 #include "outbox/relay.hpp"
 
 namespace idemq::detail {
@@ -23,13 +28,24 @@ int run_relay(const WorkerOptions& options) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // /metrics, /healthz and /readyz as a worker serves them
+    // (IDEMQ_METRICS_ADDR), from a loop on a thread of its own: the relay's
+    // lag, parked rows and lease can be scraped and alerted on.
+    Telemetry telemetry({});
+    EventLoop loop;
+    Health health(loop, options, telemetry, [] { return std::string(); });
+    health.start();
+    std::thread serving([&loop] { loop.run(); });
     {
-        OutboxRelay relay(relay_settings(options), nullptr);
+        OutboxRelay relay(relay_settings(options), &telemetry);
         log().info("outbox relay {} running; SIGTERM or SIGINT stops it", relay.identity());
         int signum = 0;
         sigwait(&stop_signals, &signum);
         log().info("received signal {}: stopping the outbox relay", signum);
     }
+    loop.post([&loop] { loop.stop(); });
+    serving.join();
+    health.stop_serving();
     return 0;
 }
 
