@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "amqp/connection.hpp"
@@ -57,6 +58,19 @@ struct Stager final : idemq::Handler {
         ctx.outbox().publish(
             {.exchange = body == "missing" ? "ops.missing" : "ops.events", .routing_key = "staged", .body = body});
         if (body == "throw") throw idemq::PermanentError("staged, then refused");
+    }
+};
+
+// The batch form: two events for every message of the batch.
+struct BatchStager final : idemq::BatchHandler {
+    void handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base&,
+                      idemq::BatchContext& ctx) override {
+        for (const auto& message : messages) {
+            for (int i = 0; i < 2; ++i) {
+                ctx.outbox(message).publish(
+                    {.exchange = "ops.events", .routing_key = "batch", .body = std::string(message.body())});
+            }
+        }
     }
 };
 
@@ -237,4 +251,20 @@ TEST_CASE_FIXTURE(OutboxOps,
     CHECK(metrics.value("idemq_outbox_publish_latency_seconds_count") == 3);
     CHECK(test::http_get(port, "/healthz").first == 200);
     test::stop_gracefully(relay);
+}
+
+TEST_CASE_FIXTURE(OutboxOps, "a batch handler's staged rows are counted once its batch commits") {
+    test::Broker broker(vhost.url());
+    test::RunningWorker worker(
+        {.amqp_url = vhost.url(), .database_url = db.url(), .outbox_relay = false}, [](idemq::Worker& w) {
+            w.add_batch_handler({.handler = "batcher"}, std::make_unique<BatchStager>(), {.max_messages = 10});
+        });
+    REQUIRE(test::eventually([&] { return broker.consumed("batcher") && worker.metrics_port() > 0; }));
+    std::vector<test::Outgoing> messages;
+    for (int i = 0; i < 5; ++i) messages.push_back({.body = "b" + std::to_string(i), .message_id = std::to_string(i)});
+    broker.publish("", "batcher", messages);
+    REQUIRE(test::eventually([&] { return worker.stats().processed == 5; }));
+    CHECK(test::Metrics(test::http_get(worker.metrics_port(), "/metrics").second).value("idemq_outbox_staged_total") ==
+          10);
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 10);  // no relay here: all still pending
 }
