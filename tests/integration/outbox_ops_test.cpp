@@ -268,3 +268,24 @@ TEST_CASE_FIXTURE(OutboxOps, "a batch handler's staged rows are counted once its
           10);
     CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 10);  // no relay here: all still pending
 }
+
+TEST_CASE_FIXTURE(OutboxOps, "a pruning statement that fails does not hold up publishing") {
+    {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
+        setup.declare_exchange("ops.events", "topic");
+        setup.declare_queue("ops.sink");
+        setup.bind_queue("ops.sink", "ops.events", "#");
+    }
+    {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "still goes"});
+        tx.commit();
+    }
+    // A retention so long that now() minus it is out of Postgres's range.
+    auto long_retention = settings();
+    long_retention.retention = std::chrono::seconds(1'000'000'000'000LL);
+    OutboxRelay relay(long_retention, &telemetry);
+    test::Broker broker(vhost.url());
+    REQUIRE(test::eventually([&] { return broker.ready("ops.sink") == 1; }));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 0);
+}
