@@ -34,6 +34,13 @@ struct OutboxOps {
     [[nodiscard]] idemq::detail::RelaySettings settings() const {
         return {.amqp_url = vhost.url(), .database_url = db.url()};
     }
+    // Exchange ops.events, every key of it routed to queue ops.sink.
+    void declare_sink() const {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
+        setup.declare_exchange("ops.events", "topic");
+        setup.declare_queue("ops.sink");
+        setup.bind_queue("ops.sink", "ops.events", "#");
+    }
     void exec(const std::string& sql) {
         pqxx::work tx(connection);
         tx.exec(sql);
@@ -80,10 +87,7 @@ struct StagingWorker : OutboxOps {
     std::unique_ptr<test::RunningWorker> worker;
 
     StagingWorker() {
-        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
-        setup.declare_exchange("ops.events", "topic");
-        setup.declare_queue("ops.sink");
-        setup.bind_queue("ops.sink", "ops.events", "#");
+        declare_sink();
         worker = std::make_unique<test::RunningWorker>(
             idemq::WorkerOptions{.amqp_url = vhost.url(), .database_url = db.url()},
             [](idemq::Worker& w) { w.add_handler({.handler = "stager"}, std::make_unique<Stager>()); });
@@ -222,12 +226,7 @@ TEST_CASE_FIXTURE(OutboxOps, "idemqctl trace finds a message's outbox rows: wait
 
 TEST_CASE_FIXTURE(OutboxOps,
                   "a standalone relay serves /metrics on IDEMQ_METRICS_ADDR: its lease and what it published") {
-    {
-        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
-        setup.declare_exchange("ops.events", "topic");
-        setup.declare_queue("ops.sink");
-        setup.bind_queue("ops.sink", "ops.events", "#");
-    }
+    declare_sink();
     {
         pqxx::work tx(connection);
         for (int i = 0; i < 3; ++i) {
@@ -270,12 +269,7 @@ TEST_CASE_FIXTURE(OutboxOps, "a batch handler's staged rows are counted once its
 }
 
 TEST_CASE_FIXTURE(OutboxOps, "a pruning statement that fails does not hold up publishing") {
-    {
-        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
-        setup.declare_exchange("ops.events", "topic");
-        setup.declare_queue("ops.sink");
-        setup.bind_queue("ops.sink", "ops.events", "#");
-    }
+    declare_sink();
     {
         pqxx::work tx(connection);
         idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "still goes"});
