@@ -7,6 +7,12 @@
 
 #include <pqxx/transaction>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <span>
+#include <sstream>
+
 #include "amqp/connection.hpp"
 #include "outbox/relay.hpp"
 #include "payments_worker.hpp"
@@ -27,6 +33,13 @@ struct OutboxOps {
 
     [[nodiscard]] idemq::detail::RelaySettings settings() const {
         return {.amqp_url = vhost.url(), .database_url = db.url()};
+    }
+    // Exchange ops.events, every key of it routed to queue ops.sink.
+    void declare_sink() const {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
+        setup.declare_exchange("ops.events", "topic");
+        setup.declare_queue("ops.sink");
+        setup.bind_queue("ops.sink", "ops.events", "#");
     }
     void exec(const std::string& sql) {
         pqxx::work tx(connection);
@@ -55,16 +68,26 @@ struct Stager final : idemq::Handler {
     }
 };
 
+// The batch form: two events for every message of the batch.
+struct BatchStager final : idemq::BatchHandler {
+    void handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base&,
+                      idemq::BatchContext& ctx) override {
+        for (const auto& message : messages) {
+            for (int i = 0; i < 2; ++i) {
+                ctx.outbox(message).publish(
+                    {.exchange = "ops.events", .routing_key = "batch", .body = std::string(message.body())});
+            }
+        }
+    }
+};
+
 // A worker in this process running Stager on queue "stager", and its relay.
 struct StagingWorker : OutboxOps {
     test::Broker broker{vhost.url()};
     std::unique_ptr<test::RunningWorker> worker;
 
     StagingWorker() {
-        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "outbox ops setup"});
-        setup.declare_exchange("ops.events", "topic");
-        setup.declare_queue("ops.sink");
-        setup.bind_queue("ops.sink", "ops.events", "#");
+        declare_sink();
         worker = std::make_unique<test::RunningWorker>(
             idemq::WorkerOptions{.amqp_url = vhost.url(), .database_url = db.url()},
             [](idemq::Worker& w) { w.add_handler({.handler = "stager"}, std::make_unique<Stager>()); });
@@ -152,4 +175,111 @@ TEST_CASE_FIXTURE(StagingWorker,
                m.value("idemq_outbox_oldest_pending_seconds") > 0;
     }));
     CHECK(test::http_get(worker->metrics_port(), "/readyz").first == 200);
+}
+
+TEST_CASE("the example alert rules are valid, and the outbox alerts fire when their unit tests say") {
+    const std::string docs = std::string(IDEMQ_SOURCE_DIR) + "/docs";
+    const std::string out = test::unique_name("/tmp/idemq-alerts") + ".out";
+    const int checked =
+        std::system(fmt::format("promtool check rules {0}/prometheus-alerts.yml > {1} 2>&1 && cd {0} && "
+                                "promtool test rules prometheus-alerts.test.yml >> {1} 2>&1",
+                                docs, out)
+                        .c_str());
+    std::ifstream report(out);
+    std::stringstream text;
+    text << report.rdbuf();
+    std::remove(out.c_str());
+    CHECK_MESSAGE(checked == 0, text.str());
+}
+
+TEST_CASE_FIXTURE(OutboxOps, "idemqctl trace finds a message's outbox rows: waiting or parked, and published") {
+    {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "x", .message_id = "traced"});
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "y", .message_id = "traced"});
+        tx.commit();
+    }
+    exec(
+        "UPDATE idemq.outbox SET attempts = 3, parked_at = now(), last_error = 'NO_ROUTE' "
+        "WHERE id = (SELECT min(id) FROM idemq.outbox)");
+    exec(
+        "INSERT INTO idemq.outbox_published (id, exchange, routing_key, message_id, staged_at, attempts, relay, epoch) "
+        "VALUES (1000, 'ops.events', 'r', 'traced', now(), 2, 'host/relay-1', 7)");
+    const auto trace = [&](const std::string& id) {
+        test::Process process(test::bin("idemqctl"), {"trace", id},
+                              {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}});
+        const int code = process.wait();
+        return std::pair{code, process.output()};
+    };
+    const auto [code, out] = trace("traced");
+    CHECK(code == 0);
+    CHECK(out.find("outbox: row 1 parked after 3 attempt(s), to exchange 'ops.events' routing key 'r'") !=
+          std::string::npos);
+    CHECK(out.find("(last error: NO_ROUTE)") != std::string::npos);
+    CHECK(out.find("outbox: row 2 pending after 0 attempt(s)") != std::string::npos);
+    CHECK(out.find("outbox: row 1000 published at ") != std::string::npos);
+    CHECK(out.find("by relay 'host/relay-1' in epoch 7 after 2 attempt(s)") != std::string::npos);
+    const auto [missing_code, missing] = trace("untraced");
+    CHECK(missing_code == 1);
+    CHECK(missing.find("the outbox") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(OutboxOps,
+                  "a standalone relay serves /metrics on IDEMQ_METRICS_ADDR: its lease and what it published") {
+    declare_sink();
+    {
+        pqxx::work tx(connection);
+        for (int i = 0; i < 3; ++i) {
+            idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = std::to_string(i)});
+        }
+        tx.commit();
+    }
+    const int port = test::free_loopback_port();
+    test::Process relay(test::bin("idemqctl"), {"relay"},
+                        {{"IDEMQ_AMQP_URL", vhost.url()},
+                         {"IDEMQ_DATABASE_URL", db.url()},
+                         {"IDEMQ_METRICS_ADDR", fmt::format("127.0.0.1:{}", port)}});
+    const auto published = [&] {
+        const auto answer = test::try_http_get(port, "/metrics");
+        return answer && answer->first == 200 &&
+               test::Metrics(answer->second).value("idemq_outbox_published_total") == 3;
+    };
+    REQUIRE_MESSAGE(test::eventually(published), relay.output());
+    const test::Metrics metrics(test::http_get(port, "/metrics").second);
+    CHECK(metrics.value("idemq_outbox_lease_held") == 1);
+    CHECK(metrics.value("idemq_outbox_publish_latency_seconds_count") == 3);
+    CHECK(test::http_get(port, "/healthz").first == 200);
+    test::stop_gracefully(relay);
+}
+
+TEST_CASE_FIXTURE(OutboxOps, "a batch handler's staged rows are counted once its batch commits") {
+    test::Broker broker(vhost.url());
+    test::RunningWorker worker(
+        {.amqp_url = vhost.url(), .database_url = db.url(), .outbox_relay = false}, [](idemq::Worker& w) {
+            w.add_batch_handler({.handler = "batcher"}, std::make_unique<BatchStager>(), {.max_messages = 10});
+        });
+    REQUIRE(test::eventually([&] { return broker.consumed("batcher") && worker.metrics_port() > 0; }));
+    std::vector<test::Outgoing> messages;
+    for (int i = 0; i < 5; ++i) messages.push_back({.body = "b" + std::to_string(i), .message_id = std::to_string(i)});
+    broker.publish("", "batcher", messages);
+    REQUIRE(test::eventually([&] { return worker.stats().processed == 5; }));
+    CHECK(test::Metrics(test::http_get(worker.metrics_port(), "/metrics").second).value("idemq_outbox_staged_total") ==
+          10);
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 10);  // no relay here: all still pending
+}
+
+TEST_CASE_FIXTURE(OutboxOps, "a pruning statement that fails does not hold up publishing") {
+    declare_sink();
+    {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "ops.events", .routing_key = "r", .body = "still goes"});
+        tx.commit();
+    }
+    // A retention so long that now() minus it is out of Postgres's range.
+    auto long_retention = settings();
+    long_retention.retention = std::chrono::seconds(1'000'000'000'000LL);
+    OutboxRelay relay(long_retention, &telemetry);
+    test::Broker broker(vhost.url());
+    REQUIRE(test::eventually([&] { return broker.ready("ops.sink") == 1; }));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 0);
 }

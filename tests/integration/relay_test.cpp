@@ -261,8 +261,10 @@ TEST_CASE_FIXTURE(RelayFixture, "rows of one ordering key arrive in commit order
     }
     // Two standalone relays: the first kills itself with confirmed rows not
     // yet recorded, the second takes over when its lease lapses.
-    std::map<std::string, std::string> env{
-        {"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}, {"IDEMQ_OUTBOX_LEASE", "1s"}};
+    std::map<std::string, std::string> env{{"IDEMQ_AMQP_URL", vhost.url()},
+                                           {"IDEMQ_DATABASE_URL", db.url()},
+                                           {"IDEMQ_OUTBOX_LEASE", "1s"},
+                                           {"IDEMQ_METRICS_ADDR", "127.0.0.1:0"}};
     auto crash_env = env;
     crash_env["IDEMQ_TEST_RELAY_CRASH_AFTER_CONFIRMS"] = "300";
     test::Process doomed(test::bin("payments-worker"), {"relay"}, crash_env);
@@ -314,8 +316,9 @@ TEST_CASE_FIXTURE(RelayFixture, "rows of one ordering key arrive in commit order
 
 TEST_CASE_FIXTURE(RelayFixture, "a worker binary runs the relay alone with `relay`, and lets the lease go on SIGTERM") {
     for (int i = 0; i < 5; ++i) stage("m" + std::to_string(i));
-    test::Process relay(test::bin("payments-worker"), {"relay"},
-                        {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}});
+    test::Process relay(
+        test::bin("payments-worker"), {"relay"},
+        {{"IDEMQ_AMQP_URL", vhost.url()}, {"IDEMQ_DATABASE_URL", db.url()}, {"IDEMQ_METRICS_ADDR", "127.0.0.1:0"}});
     REQUIRE_MESSAGE(test::eventually([&] { return broker.ready("sink") == 5 && pending() == 0; }), relay.output());
     test::stop_gracefully(relay);
     // A graceful stop hands over at once: the lease has expired already.

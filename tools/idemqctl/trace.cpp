@@ -17,6 +17,7 @@
 #include "core/retry_schedule.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"
+#include "outbox/outbox_sql.hpp"
 
 namespace idemqctl {
 namespace {
@@ -46,7 +47,8 @@ TraceCommand::TraceCommand(CLI::App& parent) {
     if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
     if (const char* url = std::getenv("IDEMQ_AMQP_URL")) amqp_url_ = url;
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
-    command_ = parent.add_subcommand("trace", "Where is message X? Inbox, delay queues, work and dead-letter queues");
+    command_ =
+        parent.add_subcommand("trace", "Where is message X? Inbox, outbox, delay queues, work and dead-letter queues");
     command_->add_option("message-id", message_id_, "message id (or idempotency key)")->required();
     command_->add_option("--queue", queues_, "a handler's work queue: its <queue>.dlq is searched (repeatable)");
     command_->add_option("--database-url", database_url_, "Postgres URL (default: IDEMQ_DATABASE_URL)");
@@ -84,6 +86,26 @@ int TraceCommand::run() {
                    row[1].as<int>());
     }
 
+    // Staged by a handler or other code: waiting for the relay, or published.
+    const auto text = [](const pqxx::field& bytes) {
+        return idemq::detail::printable(pqxx::binarystring(bytes).str());
+    };
+    for (const auto& row : tx.exec_params(idemq::detail::outbox_trace_pending_sql(schema_), id)) {
+        ++places;
+        const std::string error = row[6].as<std::string>();
+        fmt::print("outbox: row {} {} after {} attempt(s), to exchange '{}' routing key '{}', staged at {}{}\n",
+                   row[0].as<long long>(), row[1].as<std::string>(), row[2].as<int>(), text(row[4]), text(row[5]),
+                   row[3].as<std::string>(), error.empty() ? "" : fmt::format(" (last error: {})", error));
+    }
+    for (const auto& row : tx.exec_params(idemq::detail::outbox_trace_published_sql(schema_), id)) {
+        ++places;
+        fmt::print(
+            "outbox: row {} published at {} by relay '{}' in epoch {} after {} attempt(s), to exchange '{}' "
+            "routing key '{}'\n",
+            row[0].as<long long>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<long long>(),
+            row[4].as<int>(), text(row[5]), text(row[6]));
+    }
+
     // Delay queues double from 250 ms; any worker's are among these.
     for (const auto tier : idemq::detail::delay_tiers(std::chrono::hours(24 * 30))) {
         const std::string queue = idemq::detail::tier_name(tier);
@@ -114,7 +136,7 @@ int TraceCommand::run() {
         }
     }
     if (places == 0) {
-        fmt::print("'{}' was not found in the inbox, the delay queues{}\n", message_id_,
+        fmt::print("'{}' was not found in the inbox, the outbox, the delay queues{}\n", message_id_,
                    queues_.empty() ? " (add --queue to search work and dead-letter queues)" : " or the given queues");
         return 1;
     }

@@ -5,10 +5,15 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <string>
+#include <thread>
 
 #include "common/log.hpp"
 #include "core/fault_points.hpp"
 #include "inbox/schema_check.hpp"
+#include "loop/event_loop.hpp"
+#include "ops/health.hpp"
+#include "ops/telemetry.hpp"
 #include "outbox/relay.hpp"
 
 namespace idemq::detail {
@@ -24,15 +29,26 @@ int run_relay(const WorkerOptions& options) {
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // /metrics, /healthz and /readyz as a worker serves them
+    // (IDEMQ_METRICS_ADDR), from a loop on a thread of its own: the relay's
+    // lag, parked rows and lease can be scraped and alerted on.
+    Telemetry telemetry({});
+    EventLoop loop;
+    Health health(loop, options, telemetry, [] { return std::string(); });
+    health.start();
+    std::thread serving([&loop] { loop.run(); });
     {
         auto settings = RelaySettings::from(options);
         settings.crash_after_confirms = FaultPoints::from_environment().relay_crash_after_confirms();
-        OutboxRelay relay(std::move(settings), nullptr);
+        OutboxRelay relay(std::move(settings), &telemetry);
         log().info("outbox relay {} running; SIGTERM or SIGINT stops it", relay.identity());
         int signum = 0;
         sigwait(&stop_signals, &signum);
         log().info("received signal {}: stopping the outbox relay", signum);
     }
+    loop.post([&loop] { loop.stop(); });
+    serving.join();
+    health.stop_serving();
     return 0;
 }
 

@@ -73,15 +73,34 @@ namespace {
 // The rows an operator command names: these ids, or every parked row.
 constexpr const char* kSelected = "(CASE WHEN $1::bigint[] IS NULL THEN parked_at IS NOT NULL ELSE id = ANY($1) END)";
 
+// A row's state as idemqctl shows it, and a timestamp as ISO 8601 UTC.
+constexpr const char* kRowState =
+    "CASE WHEN parked_at IS NOT NULL THEN 'parked' WHEN next_attempt_at > now() THEN 'waiting' ELSE 'pending' END";
+std::string utc(std::string_view column) {
+    return fmt::format("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", column);
+}
+
 }  // namespace
 
 std::string outbox_list_sql(std::string_view schema) {
     return fmt::format(
-        "SELECT id, CASE WHEN parked_at IS NOT NULL THEN 'parked' WHEN next_attempt_at > now() THEN 'waiting' "
-        "ELSE 'pending' END, attempts, to_char(staged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-        "encode(exchange, 'hex'), encode(routing_key, 'hex'), encode(message_id, 'hex'), coalesce(last_error, '') "
-        "FROM {}.outbox WHERE (NOT $1 OR parked_at IS NOT NULL) ORDER BY id LIMIT $2",
-        quote_identifier(schema));
+        "SELECT id, {}, attempts, {}, encode(exchange, 'hex'), encode(routing_key, 'hex'), encode(message_id, 'hex'), "
+        "coalesce(last_error, '') FROM {}.outbox WHERE (NOT $1 OR parked_at IS NOT NULL) ORDER BY id LIMIT $2",
+        kRowState, utc("staged_at"), quote_identifier(schema));
+}
+
+std::string outbox_trace_pending_sql(std::string_view schema) {
+    return fmt::format(
+        "SELECT id, {}, attempts, {}, exchange, routing_key, coalesce(last_error, '') FROM {}.outbox "
+        "WHERE message_id = $1 ORDER BY id",
+        kRowState, utc("staged_at"), quote_identifier(schema));
+}
+
+std::string outbox_trace_published_sql(std::string_view schema) {
+    return fmt::format(
+        "SELECT id, {}, relay, epoch, attempts, exchange, routing_key FROM {}.outbox_published "
+        "WHERE message_id = $1 ORDER BY id",
+        utc("published_at"), quote_identifier(schema));
 }
 
 std::string outbox_retry_sql(std::string_view schema) {

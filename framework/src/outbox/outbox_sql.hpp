@@ -60,6 +60,13 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
 //       attempts reset); only parked or waiting rows.
 //   purge -> the ids deleted; only parked rows are ever deleted.
 [[nodiscard]] std::string outbox_list_sql(std::string_view schema);
+// idemqctl trace: the outbox rows with message id $1 (bytea).
+//   pending -> id, state (pending|waiting|parked), attempts, staged_at,
+//       exchange, routing key (bytea), last error.
+//   published -> id, published_at, relay, epoch, attempts, exchange,
+//       routing key (bytea).
+[[nodiscard]] std::string outbox_trace_pending_sql(std::string_view schema);
+[[nodiscard]] std::string outbox_trace_published_sql(std::string_view schema);
 [[nodiscard]] std::string outbox_retry_sql(std::string_view schema);
 [[nodiscard]] std::string outbox_purge_sql(std::string_view schema);
 

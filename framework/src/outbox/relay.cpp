@@ -101,10 +101,7 @@ OutboxRelay::OutboxRelay(RelaySettings settings, Telemetry* telemetry)
       prune_sql_(aged_rows_delete_sql(settings_.schema, "outbox_published", "published_at")),
       thread_([this](std::stop_token stop) { run(stop); }) {}
 
-OutboxRelay::~OutboxRelay() {
-    thread_.request_stop();
-    if (thread_.joinable()) thread_.join();
-}
+OutboxRelay::~OutboxRelay() = default;
 
 void OutboxRelay::run(const std::stop_token& stop) {
     const std::stop_callback wake_on_stop(stop, [this] { wake_.ring(); });
@@ -324,7 +321,19 @@ void OutboxRelay::report_backlog() {
 void OutboxRelay::prune_published() {
     const auto now = std::chrono::steady_clock::now();
     if (now < prune_due_) return;
-    const std::size_t deleted = delete_aged_batch(*database_, prune_sql_, settings_.retention, kPruneBatch);
+    std::size_t deleted = 0;
+    try {
+        deleted = delete_aged_batch(*database_, prune_sql_, settings_.retention, kPruneBatch);
+    } catch (const std::exception& e) {
+        // A lost connection is an outage like any other; anything else is
+        // pruning's own failure, which must never hold up publishing.
+        if (!database_->is_open()) throw;
+        log().warn("outbox relay: pruning outbox_published failed, will try again in {} s: {}", kPruneEvery.count(),
+                   first_line(e.what()));
+        pruned_ = 0;
+        prune_due_ = now + kPruneEvery;
+        return;
+    }
     pruned_ += deleted;
     if (deleted == kPruneBatch) {
         prune_due_ = now + kPrunePause;  // there may be more

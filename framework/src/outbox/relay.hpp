@@ -73,8 +73,11 @@ inline constexpr std::chrono::hours kRelayRetentionMargin{1};
 class OutboxRelay final {
 public:
     OutboxRelay(RelaySettings settings, Telemetry* telemetry);
-    // Stops, lets the lease go so another relay takes over at once, joins.
-    ~OutboxRelay();
+    // Stops, lets the lease go so another relay takes over at once, joins:
+    // thread_, a jthread and the last member, asks its run() to stop (which
+    // gives up the lease on the way out) and joins before anything run()
+    // uses is destroyed.
+    ~OutboxRelay();  // = default, where Listener is complete
     OutboxRelay(const OutboxRelay&) = delete;
     OutboxRelay& operator=(const OutboxRelay&) = delete;
 
@@ -116,7 +119,7 @@ private:
     WakeUp wake_;
     OutboxDoorbell::Subscription doorbell_{wake_};
     std::mt19937_64 random_{std::random_device{}()};
-    std::jthread thread_;  // last: starts once everything above exists
+    std::jthread thread_;  // last: starts once everything above exists, and is joined first
 };
 
 }  // namespace idemq::detail
