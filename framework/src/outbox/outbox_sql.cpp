@@ -41,6 +41,7 @@ void prepare_relay_statements(pqxx::connection_base& connection, std::string_vie
                     "FROM {0}.outbox o WHERE parked_at IS NULL AND next_attempt_at <= now() "
                     "AND (ordering_key IS NULL OR id = "
                     "(SELECT min(h.id) FROM {0}.outbox h WHERE h.ordering_key = o.ordering_key)) "
+                    "AND id NOT IN (SELECT unnest($2::bigint[])) "
                     "ORDER BY id LIMIT $1",
                     s));
     connection.prepare(kRelayDoneStatement,

@@ -32,9 +32,11 @@ void prepare_outbox_statements(pqxx::connection_base& connection, std::string_vi
 //       the lease now (taking it when free or expired: a new epoch), none
 //       when another relay holds it.
 //   idemq_relay_give_up(owner) -> lets the lease expire now.
-//   idemq_relay_batch(limit) -> (id, exchange, routing key, properties JSON,
-//       body, attempts) of committed rows due now, by id: every row without
-//       an ordering key, and the first row of each ordering key.
+//   idemq_relay_batch(limit, ids in flight bigint[]) -> (id, exchange,
+//       routing key, properties JSON, body, attempts, ordered) of committed
+//       rows due now and not in flight, by id: every row without an ordering
+//       key, and the first row of each ordering key (a key whose first row
+//       is in flight has none).
 //   idemq_relay_done(ids bigint[], owner, epoch) -> moves confirmed rows to
 //       outbox_published, only while `owner` holds the lease in `epoch`;
 //       per row moved, the seconds from its staging to now (the database's

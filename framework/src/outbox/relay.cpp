@@ -122,6 +122,7 @@ void OutboxRelay::run(const std::stop_token& stop) {
             listener_.reset();
             database_.reset();
             broker_.reset();
+            in_flight_.clear();  // unanswered: published or not, they go again
             held(std::nullopt);
             sleep_unless_stopped(kOutagePause, stop);
         }
@@ -152,43 +153,65 @@ bool OutboxRelay::round(const std::stop_token& stop) {
         prepare_relay_statements(*database_, settings_.schema);
     }
     report_backlog();
-    if (!hold_lease()) return false;
-    prune_published();
-    std::vector<Row> rows;
-    {
-        pqxx::work tx(*database_);
-        for (const auto& r : tx.exec_prepared(kRelayBatchStatement, static_cast<long long>(settings_.window))) {
-            rows.push_back({.id = r[0].as<std::int64_t>(),
-                            .exchange = pqxx::binarystring(r[1]).str(),
-                            .routing_key = pqxx::binarystring(r[2]).str(),
-                            .properties = r[3].as<std::string>(),
-                            .body = pqxx::binarystring(r[4]).str(),
-                            .attempts = r[5].as<int>(),
-                            .ordered = r[6].as<bool>(),
-                            .outcome = std::nullopt});
-        }
-        tx.commit();
-    }
-    if (rows.empty()) {
-        if (broker_) broker_->take_events();  // heartbeats while idle
+    if (!hold_lease()) {
+        drain();  // what a stale owner confirmed is fenced off, not recorded
         return false;
     }
-    if (stop.stop_requested()) return false;
+    prune_published();
+    std::list<Row> due = read_due();
+    if (due.empty()) {
+        if (in_flight_.empty()) {
+            if (broker_) broker_->take_events();  // heartbeats while idle
+            return false;
+        }
+        drain();
+        return true;  // more may have been staged meanwhile
+    }
+    if (stop.stop_requested()) {
+        drain();
+        return false;
+    }
+    const auto first = due.begin();
+    in_flight_.splice(in_flight_.end(), due);
     try {
-        publish(rows);
+        publish(first);
     } catch (...) {
-        // What the broker confirmed before it went away is settled all the
-        // same; the rest is unanswered and charged nothing.
+        // What the broker answered before it went away is recorded all the
+        // same; run() forgets the rest, which goes again.
         broker_.reset();
-        settle(rows);
+        settle_answered();
         throw;
     }
-    settle(rows);
-    // A round takes one row per ordering key: a lane whose head went out
-    // may have its next row waiting already, so go again without a pause.
-    return rows.size() == settings_.window || std::any_of(rows.begin(), rows.end(), [](const Row& row) {
-               return row.ordered && row.outcome && row.outcome->empty();
-           });
+    settle_answered();
+    return true;
+}
+
+std::list<OutboxRelay::Row> OutboxRelay::read_due() {
+    std::vector<long long> flying;
+    flying.reserve(in_flight_.size());
+    for (const auto& row : in_flight_) flying.push_back(row.id);
+    std::list<Row> rows;
+    pqxx::work tx(*database_);
+    for (const auto& r :
+         tx.exec_prepared(kRelayBatchStatement, static_cast<long long>(settings_.window), bigint_array(flying))) {
+        rows.push_back({.id = r[0].as<std::int64_t>(),
+                        .exchange = pqxx::binarystring(r[1]).str(),
+                        .routing_key = pqxx::binarystring(r[2]).str(),
+                        .properties = r[3].as<std::string>(),
+                        .body = pqxx::binarystring(r[4]).str(),
+                        .attempts = r[5].as<int>(),
+                        .ordered = r[6].as<bool>(),
+                        .outcome = std::nullopt});
+    }
+    tx.commit();
+    return rows;
+}
+
+void OutboxRelay::drain() {
+    if (in_flight_.empty()) return;
+    if (broker_) broker_->wait_all();
+    settle_answered();
+    in_flight_.clear();  // none is left unanswered but after a lost connection: they go again
 }
 
 bool OutboxRelay::hold_lease() {
@@ -213,44 +236,75 @@ bool OutboxRelay::hold_lease() {
     return true;
 }
 
-void OutboxRelay::publish(std::vector<Row>& rows) {
+void OutboxRelay::publish(std::list<Row>::iterator first) {
     const auto connect = [this] {
         broker_ = std::make_unique<BlockingPublisher>(
             AmqpConnection::Settings{.url = settings_.amqp_url,
                                      .connection_name = fmt::format("idemq outbox relay ({})", identity_),
                                      .heartbeat = settings_.heartbeat},
             settings_.window);
+        known_exchanges_.clear();
     };
     if (!broker_) connect();
     // A publish to an exchange that does not exist closes the channel, and
-    // would look like a broker outage: ask first, once per exchange a round.
-    std::map<std::string, bool> exists;
-    for (auto& row : rows) {
-        auto [it, fresh] = exists.try_emplace(row.exchange, true);
-        if (fresh) {
-            it->second = broker_->connection().exchange_exists(row.exchange);
+    // would look like a broker outage: ask first, once per exchange and
+    // connection. Asking about a missing one closes the channel too, losing
+    // the confirms still due on it: those are waited for first.
+    std::set<std::string> missing;
+    for (auto row = first; row != in_flight_.end(); ++row) {
+        if (known_exchanges_.contains(row->exchange) || missing.contains(row->exchange)) continue;
+        if (broker_->outstanding() > 0) broker_->wait_all();
+        if (broker_->connection().exchange_exists(row->exchange)) {
+            known_exchanges_.insert(row->exchange);
+        } else {
+            missing.insert(row->exchange);
             // The reopened channel has no confirms: publish on a new connection.
-            if (!it->second) connect();
+            connect();
         }
-        if (!it->second) row.outcome = fmt::format("exchange '{}' does not exist", printable(row.exchange));
     }
-    for (auto& row : rows) {
-        if (row.outcome) continue;
-        OwnedProperties properties;
-        try {
-            properties = OwnedProperties::from_json(nlohmann::json::parse(row.properties));
-        } catch (const std::exception& e) {
-            row.outcome = fmt::format("its stored properties cannot be read: {}", e.what());
-            row.hopeless = true;
+    for (auto row = first; row != in_flight_.end(); ++row) {
+        if (missing.contains(row->exchange)) {
+            row->outcome = fmt::format("exchange '{}' does not exist", printable(row->exchange));
             continue;
         }
-        broker_->publish(row.exchange, row.routing_key, std::move(properties), row.body,
-                         [&row](std::optional<std::string> error) { row.outcome = error.value_or(""); });
+        OwnedProperties properties;
+        try {
+            properties = OwnedProperties::from_json(nlohmann::json::parse(row->properties));
+        } catch (const std::exception& e) {
+            row->outcome = fmt::format("its stored properties cannot be read: {}", e.what());
+            row->hopeless = true;
+            continue;
+        }
+        Row* const published = &*row;  // a list's elements stay put while others come and go
+        broker_->publish(row->exchange, row->routing_key, std::move(properties), row->body,
+                         [published](std::optional<std::string> error) { published->outcome = error.value_or(""); });
     }
-    broker_->wait_all();
+    broker_->take_events();
+}
+
+void OutboxRelay::settle_answered() {
+    std::vector<long long> confirmed;
+    std::vector<const Row*> failed;
+    for (const auto& row : in_flight_) {
+        if (!row.outcome) continue;  // not answered yet
+        if (row.outcome->empty()) {
+            confirmed.push_back(row.id);
+        } else {
+            failed.push_back(&row);
+        }
+    }
+    if (confirmed.empty() && failed.empty()) return;
+    const auto forget_answered = [this] {
+        in_flight_.remove_if([](const Row& row) { return row.outcome.has_value(); });
+    };
+    if (!epoch_) {
+        // The lease went to another relay, which owns these rows now and
+        // sends them again: nothing of them is ours to record.
+        forget_answered();
+        return;
+    }
     if (settings_.crash_after_confirms > 0) {
-        confirmed_ += static_cast<std::size_t>(std::count_if(
-            rows.begin(), rows.end(), [](const Row& row) { return row.outcome && row.outcome->empty(); }));
+        confirmed_ += confirmed.size();
         if (confirmed_ >= settings_.crash_after_confirms) {
             log().critical(
                 "IDEMQ_TEST_RELAY_CRASH_AFTER_CONFIRMS: killing the process after {} confirmed rows, "
@@ -260,20 +314,6 @@ void OutboxRelay::publish(std::vector<Row>& rows) {
             std::raise(SIGKILL);
         }
     }
-}
-
-void OutboxRelay::settle(const std::vector<Row>& rows) {
-    std::vector<long long> confirmed;
-    std::vector<const Row*> failed;
-    for (const auto& row : rows) {
-        if (!row.outcome) continue;  // unanswered: published or not, it goes again
-        if (row.outcome->empty()) {
-            confirmed.push_back(row.id);
-        } else {
-            failed.push_back(&row);
-        }
-    }
-    if (confirmed.empty() && failed.empty()) return;
     pqxx::work tx(*database_);
     std::size_t parked = 0;
     if (!confirmed.empty()) {
@@ -305,6 +345,7 @@ void OutboxRelay::settle(const std::vector<Row>& rows) {
                               : fmt::format("; retrying in {} ms", delay_ms));
     }
     tx.commit();
+    forget_answered();
     if (telemetry_ != nullptr) telemetry_->outbox_failed(failed.size(), parked);
 }
 

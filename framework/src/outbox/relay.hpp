@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -88,12 +90,20 @@ private:
     struct Row;
     class Listener;
     void run(const std::stop_token& stop);
-    // One round: true when there may be more to publish at once (a full
-    // window, or the head of an ordered lane went out).
+    // One round: reads the rows due that are not in flight, publishes them
+    // and records what the broker has answered so far, so the broker
+    // confirms one window while the relay reads and records around it.
+    // True when there may be more to do at once.
     bool round(const std::stop_token& stop);
     [[nodiscard]] bool hold_lease();
-    void publish(std::vector<Row>& rows);
-    void settle(const std::vector<Row>& rows);
+    [[nodiscard]] std::list<Row> read_due();
+    // Publishes the rows of in_flight_ from `first` on.
+    void publish(std::list<Row>::iterator first);
+    // Records the answered rows of in_flight_ (moved, or charged an
+    // attempt) and forgets them; unanswered ones stay in flight.
+    void settle_answered();
+    // Waits for every answer, records them, and forgets what is in flight.
+    void drain();
     // Until this process stages rows, another one NOTIFYs, or the poll passes.
     void wait_for_work();
     void report_backlog();
@@ -108,6 +118,10 @@ private:
     std::unique_ptr<pqxx::connection> database_;
     std::unique_ptr<Listener> listener_;  // while holding the lease
     std::unique_ptr<BlockingPublisher> broker_;
+    // Published and not yet recorded: their confirms may still be coming.
+    std::list<Row> in_flight_;
+    // Exchanges known to exist on the current broker connection.
+    std::set<std::string> known_exchanges_;
     std::optional<std::int64_t> epoch_;
     std::chrono::steady_clock::time_point lease_renewed_{};
     std::chrono::steady_clock::time_point backlog_reported_{};
