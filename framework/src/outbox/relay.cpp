@@ -171,6 +171,7 @@ bool OutboxRelay::round(const std::stop_token& stop) {
         drain();
         return false;
     }
+    const bool full = due.size() == settings_.window;
     const auto first = due.begin();
     in_flight_.splice(in_flight_.end(), due);
     try {
@@ -182,8 +183,15 @@ bool OutboxRelay::round(const std::stop_token& stop) {
         settle_answered();
         throw;
     }
-    settle_answered();
-    return true;
+    if (full) {
+        // A backlog: read the next window while the broker confirms this one.
+        settle_answered();
+        return true;
+    }
+    // All that was due is out: wait for it rather than read again for
+    // nothing. A lane whose head went out may have its next row waiting,
+    // so go round again at once then.
+    return drain();
 }
 
 std::list<OutboxRelay::Row> OutboxRelay::read_due() {
@@ -207,11 +215,15 @@ std::list<OutboxRelay::Row> OutboxRelay::read_due() {
     return rows;
 }
 
-void OutboxRelay::drain() {
-    if (in_flight_.empty()) return;
+bool OutboxRelay::drain() {
+    if (in_flight_.empty()) return false;
     if (broker_) broker_->wait_all();
+    const bool lane_moved = std::any_of(in_flight_.begin(), in_flight_.end(), [](const Row& row) {
+        return row.ordered && row.outcome && row.outcome->empty();
+    });
     settle_answered();
     in_flight_.clear();  // none is left unanswered but after a lost connection: they go again
+    return lane_moved;
 }
 
 bool OutboxRelay::hold_lease() {

@@ -103,7 +103,8 @@ private:
     // attempt) and forgets them; unanswered ones stay in flight.
     void settle_answered();
     // Waits for every answer, records them, and forgets what is in flight.
-    void drain();
+    // True when the head of an ordered lane went out: its next row may be due.
+    bool drain();
     // Until this process stages rows, another one NOTIFYs, or the poll passes.
     void wait_for_work();
     void report_backlog();
