@@ -1,4 +1,4 @@
-# Every dependency comes from a Debian package. libuv, rabbitmq-c and libpqxx
+# Every dependency comes from a Debian package. libuv, rabbitmq-c, libpqxx and libpq
 # ship only pkg-config files on Debian 12, so they become IMPORTED targets
 # here; the installed package config (idemq-config.cmake.in) recreates the
 # same targets with find_dependency.
@@ -6,6 +6,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(idemq_libuv REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(idemq_rabbitmq REQUIRED IMPORTED_TARGET librabbitmq>=0.11)
 pkg_check_modules(idemq_pqxx REQUIRED IMPORTED_TARGET libpqxx>=6.4)
+# libpq itself, for what libpqxx does not wrap (PQconninfoParse).
+pkg_check_modules(idemq_libpq REQUIRED IMPORTED_TARGET libpq)
 find_package(OpenSSL REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)

@@ -143,7 +143,7 @@ resolve_port_base() {
 
 # services_init: the state directory, ports and OS users of this checkout's
 # services (HASH STATE PORT_FILE PORT_BASE PG_PORT AMQP_PORT DIST_PORT
-# EPMD_PORT RMQ_USER PG_USER).  Call once, before sourcing rabbitmq.sh and
+# EPMD_PORT AMQPS_PORT RMQ_USER PG_USER).  Call once, before sourcing rabbitmq.sh and
 # postgres.sh.
 services_init() {
   # Stable per-checkout hash (CRC of the physical repo path).
@@ -157,6 +157,8 @@ services_init() {
   readonly AMQP_PORT=$((PORT_BASE + 1))
   readonly DIST_PORT=$((PORT_BASE + 2))
   readonly EPMD_PORT=$((PORT_BASE + 3))
+  # RabbitMQ's TLS listener (Postgres takes TLS on its one port).
+  readonly AMQPS_PORT=$((PORT_BASE + 4))
   # Which OS users run the servers.  PostgreSQL refuses to run as root and the
   # Debian RabbitMQ scripts expect the rabbitmq user, so as root we use the
   # system users created by the packages; otherwise everything runs as the

@@ -49,6 +49,7 @@ pg_wait_ready() {
 }
 
 pg_prepare() {
+  tls_prepare
   ensure_dir "$PG_DIR" "$PG_USER"
   if [[ $PG_SOCKDIR != "$PG_DIR" ]]; then
     mkdir -p "$PG_SOCKDIR"
@@ -79,7 +80,15 @@ unix_socket_directories = '$PG_SOCKDIR'
 max_connections = 200
 shared_buffers = 256MB
 fsync = on
+# TLS on the same port (libpq asks for it); plain connections still work.
+ssl = on
+ssl_cert_file = 'server.pem'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'ca.pem'
+ssl_min_protocol_version = 'TLSv1.2'
 EOF
+  pg_as install -m 0644 "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$PGDATA_DIR/"
+  tls_install_key server "$PG_USER" "$PGDATA_DIR/server.key"
 }
 
 pg_start() {

@@ -147,6 +147,7 @@ rmq_running() { rmq_pid >/dev/null; }
 rmq_up() { rmq_running && port_open "$AMQP_PORT"; }
 
 rmq_prepare() {
+  tls_prepare
   ensure_dir "$RMQ_DIR" "$RMQ_USER"
   local tmp
   tmp=$(mktemp)
@@ -156,9 +157,24 @@ listeners.tcp.default = 127.0.0.1:$AMQP_PORT
 disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = info
+# TLS beside the plain listener: TLS 1.2 and 1.3 only, and a client
+# certificate from the test CA is required (mutual TLS); EXTERNAL logs a
+# client in as the common name of its certificate.
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $RMQ_DIR/tls/ca.pem
+ssl_options.certfile = $RMQ_DIR/tls/server.pem
+ssl_options.keyfile = $RMQ_DIR/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+ssl_cert_login_from = common_name
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = AMQPLAIN
+auth_mechanisms.3 = EXTERNAL
 EOF
   install -m 0644 "$tmp" "$RMQ_DIR/rabbitmq.conf"
-  printf '[].\n' >"$tmp"
+  printf '[rabbitmq_auth_mechanism_ssl].\n' >"$tmp"
   install -m 0644 "$tmp" "$RMQ_DIR/enabled_plugins"
   : >"$tmp"
   install -m 0644 "$tmp" "$RMQ_DIR/rabbitmq-env.conf"
@@ -170,7 +186,9 @@ EOF
   if ((EUID == 0)); then
     chown "$RMQ_USER:$(id -gn "$RMQ_USER")" "$RMQ_DIR"/{rabbitmq.conf,enabled_plugins,rabbitmq-env.conf,.erlang.cookie}
   fi
-  run_as "$RMQ_USER" mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  run_as "$RMQ_USER" mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log" "$RMQ_DIR/tls"
+  install -m 0644 "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$RMQ_DIR/tls/"
+  tls_install_key server "$RMQ_USER" "$RMQ_DIR/tls/server.key"
 }
 
 # rmq_listening LAUNCHER OUT: the node listens on the AMQP port (a condition

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/broker_flags.hpp"
+
 // The idemqctl subcommands that are more than a few lines, one file each.
 namespace idemqctl {
 
@@ -21,7 +23,7 @@ private:
     std::string message_id_;
     std::string database_url_;
     std::string schema_ = "idemq";
-    std::string amqp_url_;
+    idemq::detail::BrokerFlags broker_flags_;
     std::vector<std::string> queues_;
 };
 

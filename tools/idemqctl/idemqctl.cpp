@@ -19,6 +19,7 @@
 
 #include "amqp/confirmed_publisher.hpp"
 #include "amqp/connection.hpp"
+#include "cli/broker_flags.hpp"
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
 #include "commands.hpp"
@@ -28,7 +29,7 @@ namespace {
 using idemq::ConfigError;
 
 struct PublishOptions {
-    std::string amqp_url;
+    idemq::detail::BrokerFlags broker;
     std::string exchange;
     std::string routing_key;
     std::optional<std::string> message_id;
@@ -66,7 +67,7 @@ std::string random_prefix() {
 }
 
 int publish(const PublishOptions& options) {
-    if (options.amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
+    const idemq::detail::BrokerTarget broker = options.broker.resolve();
     if (options.count < 1) throw ConfigError("--count must be at least 1");
     if (options.message_id && options.no_message_id)
         throw ConfigError("--message-id and --no-message-id exclude each other");
@@ -80,7 +81,8 @@ int publish(const PublishOptions& options) {
     const std::string body = read_body(options);
     const std::string prefix = options.id_prefix.empty() ? random_prefix() : options.id_prefix;
 
-    idemq::detail::BlockingPublisher publisher({.url = options.amqp_url, .connection_name = "idemqctl publish"});
+    idemq::detail::BlockingPublisher publisher(
+        {.url = broker.url, .security = broker.security, .connection_name = "idemqctl publish"});
     int confirmed = 0;
     std::vector<std::string> failures;
     for (int i = 1; i <= options.count; ++i) {
@@ -125,9 +127,8 @@ int main(int argc, char** argv) {
     migrate->add_option("--schema", schema, "schema of idemq's tables (default: IDEMQ_SCHEMA or idemq)");
 
     PublishOptions publish_options;
-    publish_options.amqp_url = env_or("IDEMQ_AMQP_URL", "");
     CLI::App* publish_command = cli.add_subcommand("publish", "Publish persistent messages with publisher confirms");
-    publish_command->add_option("--amqp-url", publish_options.amqp_url, "AMQP URL (default: IDEMQ_AMQP_URL)");
+    publish_options.broker.add_to(*publish_command);
     publish_command->add_option("--exchange", publish_options.exchange, "exchange (default: the default exchange)");
     publish_command->add_option("--routing-key", publish_options.routing_key, "routing key")->required();
     publish_command->add_option("--message-id", publish_options.message_id,

@@ -25,18 +25,21 @@ namespace {
 using idemq::detail::Delivery;
 
 // Every copy of `message_id` now in `queue`; the queue is left as it was.
-std::vector<Delivery> find_in_queue(const std::string& url, const std::string& queue, const std::string& message_id) {
+std::vector<Delivery> find_in_queue(const idemq::detail::BrokerTarget& broker, const std::string& queue,
+                                    const std::string& message_id) {
     std::vector<Delivery> found;
-    idemq::detail::QueueReader reader(url, queue);
+    idemq::detail::QueueReader reader(broker.url, broker.security, queue);
     while (auto delivery = reader.next()) {
         if (delivery->properties.message_id() == message_id) found.push_back(std::move(*delivery));
     }
     return found;
 }
 
-bool queue_has_messages(const std::string& url, const std::string& queue) {
-    idemq::detail::AmqpConnection connection(
-        {.url = url, .connection_name = "idemqctl trace", .heartbeat = std::chrono::seconds(0)});
+bool queue_has_messages(const idemq::detail::BrokerTarget& broker, const std::string& queue) {
+    idemq::detail::AmqpConnection connection({.url = broker.url,
+                                              .security = broker.security,
+                                              .connection_name = "idemqctl trace",
+                                              .heartbeat = std::chrono::seconds(0)});
     const auto counts = connection.inspect_queue(queue);
     return counts && counts->messages > 0;
 }
@@ -45,20 +48,19 @@ bool queue_has_messages(const std::string& url, const std::string& queue) {
 
 TraceCommand::TraceCommand(CLI::App& parent) {
     if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
-    if (const char* url = std::getenv("IDEMQ_AMQP_URL")) amqp_url_ = url;
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
     command_ =
         parent.add_subcommand("trace", "Where is message X? Inbox, outbox, delay queues, work and dead-letter queues");
     command_->add_option("message-id", message_id_, "message id (or idempotency key)")->required();
     command_->add_option("--queue", queues_, "a handler's work queue: its <queue>.dlq is searched (repeatable)");
     command_->add_option("--database-url", database_url_, "Postgres URL (default: IDEMQ_DATABASE_URL)");
-    command_->add_option("--amqp-url", amqp_url_, "AMQP URL (default: IDEMQ_AMQP_URL)");
+    broker_flags_.add_to(*command_);
     command_->add_option("--schema", schema_, "schema of idemq's tables (default: IDEMQ_SCHEMA or idemq)");
 }
 
 int TraceCommand::run() {
     if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
-    if (amqp_url_.empty()) throw idemq::ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
+    const idemq::detail::BrokerTarget broker = broker_flags_.resolve();
     int places = 0;
 
     auto connection = idemq::detail::open_database(database_url_, "idemqctl trace");
@@ -109,8 +111,8 @@ int TraceCommand::run() {
     // Delay queues double from 250 ms; any worker's are among these.
     for (const auto tier : idemq::detail::delay_tiers(std::chrono::hours(24 * 30))) {
         const std::string queue = idemq::detail::tier_name(tier);
-        if (!queue_has_messages(amqp_url_, queue)) continue;
-        for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
+        if (!queue_has_messages(broker, queue)) continue;
+        for (const auto& delivery : find_in_queue(broker, queue, message_id_)) {
             ++places;
             const auto view = idemq::detail::view_of(delivery);
             const auto attempt = delivery.properties.int_header(idemq::detail::header::kAttempt).value_or(0);
@@ -127,8 +129,8 @@ int TraceCommand::run() {
         // Only the dead-letter queue is read: reading a live work queue would
         // take its backlog away from the workers for the time of the scan.
         const std::string queue = name.ends_with(".dlq") ? name : idemq::detail::dead_letter_queue_name(name);
-        if (!queue_has_messages(amqp_url_, queue)) continue;
-        for (const auto& delivery : find_in_queue(amqp_url_, queue, message_id_)) {
+        if (!queue_has_messages(broker, queue)) continue;
+        for (const auto& delivery : find_in_queue(broker, queue, message_id_)) {
             ++places;
             const auto view = idemq::detail::view_of(delivery);
             fmt::print("dlq: in {} with reason {} ({}: {}), failed at {} after {} attempt(s)\n", queue, view.reason,

@@ -7,12 +7,34 @@
 
 namespace idemq {
 
+/// TLS to the broker, for amqps:// URLs (docs/security.md). Peer and host name
+/// verification are on unless turned off explicitly.
+struct AmqpTls {
+    std::string ca_file{};    ///< IDEMQ_AMQP_CACERT: PEM file of the CAs to trust; empty: the system trust store
+    std::string cert_file{};  ///< IDEMQ_AMQP_CERT: client certificate (PEM, with its chain) for mutual TLS
+    std::string key_file{};   ///< IDEMQ_AMQP_KEY: the client certificate's private key (PEM, not encrypted)
+    /// IDEMQ_AMQP_TLS_VERIFY (on|off): off accepts any certificate for any host, so anyone on the path can
+    /// read and change the traffic; a warning says so at every connection.
+    bool verify = true;
+};
+
+/// How the worker logs in to the broker.
+enum class AmqpAuth {
+    plain,     ///< user and password from the URL
+    external,  ///< the client certificate alone (SASL EXTERNAL, mutual TLS): no password anywhere
+};
+
 /// Worker settings. Build with designated initializers or from the
 /// environment; `validate()` runs once at start and throws `ConfigError`
 /// naming the setting. See docs/configuration.md.
 struct WorkerOptions {
-    std::string amqp_url{};        ///< IDEMQ_AMQP_URL, e.g. amqp://user:pass@host:5672/vhost
-    std::string database_url{};    ///< IDEMQ_DATABASE_URL, a libpq URL or key=value string
+    std::string amqp_url{};      ///< IDEMQ_AMQP_URL, e.g. amqp://user:pass@host:5672/vhost
+    std::string database_url{};  ///< IDEMQ_DATABASE_URL, a libpq URL or key=value string (sslmode etc. pass through)
+    AmqpTls amqp_tls{};          ///< IDEMQ_AMQP_CACERT, IDEMQ_AMQP_CERT, IDEMQ_AMQP_KEY, IDEMQ_AMQP_TLS_VERIFY
+    AmqpAuth amqp_auth = AmqpAuth::plain;  ///< IDEMQ_AMQP_AUTH (plain|external)
+    /// IDEMQ_REQUIRE_TLS (0|1): refuse a broker connection that is not amqps:// with verification, and a
+    /// database connection whose sslmode is not verify-full.
+    bool require_tls = false;
     int concurrency = 4;           ///< IDEMQ_CONCURRENCY: handler threads, one Postgres connection each
     int prefetch = 32;             ///< IDEMQ_PREFETCH: unacked deliveries the broker may hand us
     std::string schema = "idemq";  ///< IDEMQ_SCHEMA: where the inbox lives

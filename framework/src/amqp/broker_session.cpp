@@ -19,6 +19,7 @@ std::unique_ptr<BrokerSession> open_broker_session(const WorkerOptions& options,
     const auto settings = [&](std::string_view role) {
         return AmqpConnection::Settings{
             .url = options.amqp_url,
+            .security = BrokerSecurity::of(options),
             .connection_name = fmt::format("idemq {} {} ({})", role, names, process_identity()),
             .heartbeat = options.heartbeat};
     };

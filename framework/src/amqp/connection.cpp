@@ -3,7 +3,6 @@
 #include <idemq/errors.hpp>
 
 #include <amqp_framing.h>
-#include <amqp_tcp_socket.h>
 #include <fmt/format.h>
 #include <sys/time.h>
 
@@ -45,19 +44,12 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
     if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
         throw ConfigError(fmt::format("IDEMQ_AMQP_URL is not a valid AMQP URL: {}", redact_url(settings.url)));
     }
-    if (info.ssl != 0) throw ConfigError("IDEMQ_AMQP_URL: amqps:// (TLS) is not supported yet; use amqp://");
 
     state_ = amqp_new_connection();
     if (state_ == nullptr) throw std::bad_alloc();
-    amqp_socket_t* socket = amqp_tcp_socket_new(state_);
-    if (socket == nullptr) {
-        amqp_destroy_connection(state_);
-        throw std::bad_alloc();
-    }
     try {
-        timeval connect_timeout = to_timeval(settings.timeout);
-        check_status(amqp_socket_open_noblock(socket, info.host, info.port, &connect_timeout),
-                     fmt::format("connecting to {}:{}", info.host, info.port));
+        open_broker_socket(state_, info.ssl != 0, info.host, info.port, settings.security,
+                           to_timeval(settings.timeout));
         timeval rpc_timeout = to_timeval(settings.timeout);
         amqp_set_rpc_timeout(state_, &rpc_timeout);
         amqp_set_handshake_timeout(state_, &rpc_timeout);
@@ -78,18 +70,41 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
         client_properties[1].value.value.bytes = as_amqp_bytes(settings.connection_name);
         amqp_table_t properties{static_cast<int>(client_properties.size()), client_properties.data()};
 
+        const bool external = settings.security.auth == AmqpAuth::external;
+        // EXTERNAL sends no password: the broker takes the user from the
+        // client certificate. rabbitmq-c cannot send an empty identity
+        // (it fails to allocate zero bytes), and RabbitMQ ignores it.
         const amqp_rpc_reply_t reply =
-            amqp_login_with_properties(state_, info.vhost, 0, kFrameMax, static_cast<int>(settings.heartbeat.count()),
-                                       &properties, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+            external ? amqp_login_with_properties(state_, info.vhost, 0, kFrameMax,
+                                                  static_cast<int>(settings.heartbeat.count()), &properties,
+                                                  AMQP_SASL_METHOD_EXTERNAL, info.user)
+                     : amqp_login_with_properties(state_, info.vhost, 0, kFrameMax,
+                                                  static_cast<int>(settings.heartbeat.count()), &properties,
+                                                  AMQP_SASL_METHOD_PLAIN, info.user, info.password);
         if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
             const std::string where = fmt::format("logging in to {}", redact_url(settings.url));
             if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
-                throw BrokerError(fmt::format("{}: the broker refused the connection (check the user, the password "
-                                              "and access to vhost '{}'; the default vhost is written %2f)",
-                                              where, info.vhost),
-                                  true);
+                throw BrokerError(
+                    fmt::format("{}: the broker refused the connection (check {} and access to vhost '{}'; the "
+                                "default vhost is written %2f)",
+                                where,
+                                external ? "that the broker offers EXTERNAL and knows the user named by the "
+                                           "client certificate (IDEMQ_AMQP_CERT)"
+                                         : "the user, the password",
+                                info.vhost),
+                    true);
             }
-            throw BrokerError(fmt::format("{}: {}", where, amqp_error_string2(reply.library_error)), true);
+            std::string reason = describe_library_error(reply.library_error);
+            // A broker that wants a client certificate checks for one only
+            // after the TLS 1.3 handshake, and drops the session at login;
+            // rabbitmq-c keeps no trace of its alert.
+            if (info.ssl != 0 && settings.security.tls.cert_file.empty() &&
+                reply.library_error == AMQP_STATUS_SSL_ERROR) {
+                reason +=
+                    ": the broker ended the TLS session at login; if it requires a client certificate, set "
+                    "IDEMQ_AMQP_CERT and IDEMQ_AMQP_KEY";
+            }
+            throw BrokerError(fmt::format("{}: {}", where, reason), true);
         }
         open_ = true;
         open_channel();
@@ -126,7 +141,7 @@ void AmqpConnection::open_channel() {
 void AmqpConnection::check_status(int status, std::string_view what) {
     if (status >= 0) return;
     open_ = false;
-    throw BrokerError(fmt::format("AMQP {} failed: {}", what, amqp_error_string2(status)), true);
+    throw BrokerError(fmt::format("AMQP {} failed: {}", what, describe_library_error(status)), true);
 }
 
 // The one place an amqp_rpc_reply_t becomes an exception.
@@ -137,7 +152,8 @@ void AmqpConnection::check_reply(std::string_view what) {
         case AMQP_RESPONSE_NONE: open_ = false; throw BrokerError(fmt::format("AMQP {}: no reply", what), true);
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             open_ = false;
-            throw BrokerError(fmt::format("AMQP {} failed: {}", what, amqp_error_string2(reply.library_error)), true);
+            throw BrokerError(fmt::format("AMQP {} failed: {}", what, describe_library_error(reply.library_error)),
+                              true);
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
                 const auto& m = *static_cast<const amqp_connection_close_t*>(reply.reply.decoded);

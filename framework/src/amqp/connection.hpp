@@ -2,6 +2,7 @@
 
 #include "amqp/events.hpp"
 #include "amqp/properties.hpp"
+#include "amqp/tls.hpp"
 
 #include <idemq/errors.hpp>
 
@@ -31,14 +32,18 @@ class AmqpConnection final {
 public:
     struct Settings {
         std::string url;
+        BrokerSecurity security{};  // TLS and login; amqps:// URLs use TLS
         std::string connection_name;
         std::chrono::seconds heartbeat{30};
         std::chrono::milliseconds timeout{10'000};  // connect and each synchronous RPC
     };
 
-    // Connects, logs in (announcing consumer_cancel_notify, connection.blocked
-    // and publisher confirms) and opens channel 1. Throws ConfigError for a
-    // malformed URL, BrokerError when the broker cannot be reached or refuses.
+    // Connects (over TLS for amqps://), logs in with the URL's user and
+    // password or the client certificate (EXTERNAL), announcing
+    // consumer_cancel_notify, connection.blocked and publisher confirms, and
+    // opens channel 1. Throws ConfigError for a malformed URL or TLS settings
+    // that contradict it, BrokerError when the broker cannot be reached, its
+    // certificate is refused or it refuses us.
     explicit AmqpConnection(const Settings& settings);
     ~AmqpConnection();
     AmqpConnection(const AmqpConnection&) = delete;

@@ -9,8 +9,11 @@
 
 namespace idemq::detail {
 
-QueueReader::QueueReader(const std::string& url, const std::string& queue)
-    : connection_({.url = url, .connection_name = "idemq queue reader", .heartbeat = std::chrono::seconds(0)}) {
+QueueReader::QueueReader(const std::string& url, const BrokerSecurity& security, const std::string& queue)
+    : connection_({.url = url,
+                   .security = security,
+                   .connection_name = "idemq queue reader",
+                   .heartbeat = std::chrono::seconds(0)}) {
     const auto counts = connection_.inspect_queue(queue);
     if (!counts) throw ConfigError(fmt::format("queue '{}' does not exist", queue));
     total_ = counts->messages;

@@ -14,7 +14,7 @@ namespace idemq::detail {
 class QueueReader final {
 public:
     // Throws ConfigError when the queue does not exist.
-    QueueReader(const std::string& url, const std::string& queue);
+    QueueReader(const std::string& url, const BrokerSecurity& security, const std::string& queue);
     ~QueueReader();
     QueueReader(const QueueReader&) = delete;
     QueueReader& operator=(const QueueReader&) = delete;

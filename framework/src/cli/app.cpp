@@ -9,16 +9,18 @@
 #include <csignal>
 #include <optional>
 
+#include "cli/broker_flags.hpp"
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
 #include "common/log.hpp"
+#include "inbox/database_tls.hpp"
 
 namespace idemq {
 namespace {
 
 // Flags that override the IDEMQ_* environment, shared by the subcommands.
 struct Overrides {
-    std::optional<std::string> amqp_url;
+    detail::BrokerFlags broker;
     std::optional<std::string> database_url;
     std::optional<int> concurrency;
     std::optional<int> prefetch;
@@ -29,13 +31,13 @@ struct Overrides {
         command.add_option("--schema", schema, "schema of idemq's tables (overrides IDEMQ_SCHEMA, default idemq)");
     }
     void add_broker_flags(CLI::App& command) {
-        command.add_option("--amqp-url", amqp_url, "AMQP URL (overrides IDEMQ_AMQP_URL)");
+        broker.add_to(command);
         command.add_option("--concurrency", concurrency, "handler threads (overrides IDEMQ_CONCURRENCY, default 4)");
         command.add_option("--prefetch", prefetch,
                            "unacked deliveries in flight (overrides IDEMQ_PREFETCH, default 32)");
     }
     void apply(WorkerOptions& options) const {
-        if (amqp_url) options.amqp_url = *amqp_url;
+        broker.apply(options);
         if (database_url) options.database_url = *database_url;
         if (concurrency) options.concurrency = *concurrency;
         if (prefetch) options.prefetch = *prefetch;
@@ -86,7 +88,7 @@ int run_app(int argc, char** argv, const App& app) {
     CLI::App* migrate = cli.add_subcommand("migrate", "Apply pending database migrations, then exit");
     overrides.add_database_flags(*migrate);
     CLI::App* relay = cli.add_subcommand("relay", "Run only the outbox relay (no consuming) until SIGTERM or SIGINT");
-    relay->add_option("--amqp-url", overrides.amqp_url, "AMQP URL (overrides IDEMQ_AMQP_URL)");
+    overrides.broker.add_to(*relay);
     overrides.add_database_flags(*relay);
     // The dlq commands of a worker know its handlers' queues.
     std::vector<Route> routes;
@@ -107,6 +109,7 @@ int run_app(int argc, char** argv, const App& app) {
         overrides.apply(options);
         if (migrate->parsed()) {
             if (options.database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL is not set");
+            if (options.require_tls) detail::require_verified_database_tls(options.database_url);
             std::vector<Migration> all = framework_migrations();
             if (app.migrations) {
                 for (auto& m : app.migrations()) all.push_back(std::move(m));

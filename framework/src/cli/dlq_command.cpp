@@ -8,14 +8,11 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
-
 #include "amqp/topology.hpp"
 
 namespace idemq::detail {
 
 DlqCommand::DlqCommand(CLI::App& parent, std::vector<Route> routes) : routes_(std::move(routes)) {
-    if (const char* url = std::getenv("IDEMQ_AMQP_URL")) amqp_url_ = url;
     dlq_ = parent.add_subcommand("dlq", "Inspect, replay, export, import and purge dead-lettered messages");
     dlq_->require_subcommand(1);
 
@@ -43,7 +40,7 @@ DlqCommand::DlqCommand(CLI::App& parent, std::vector<Route> routes) : routes_(st
     export_->add_flag("--move", move_, "remove the exported messages from the DLQ once the file is written");
 
     import_ = dlq_->add_subcommand("import", "Publish the messages of an exported file (each with confirms)");
-    import_->add_option("--amqp-url", amqp_url_, "AMQP URL (default: IDEMQ_AMQP_URL)");
+    broker_flags_.add_to(*import_);
     import_->add_option("file", in_file_, "JSON-lines file written by dlq export")->required();
     import_->add_option("--to-queue", to_queue_, "publish to this queue (default exchange) instead");
 
@@ -54,7 +51,7 @@ DlqCommand::DlqCommand(CLI::App& parent, std::vector<Route> routes) : routes_(st
 }
 
 void DlqCommand::add_common(CLI::App& command) {
-    command.add_option("--amqp-url", amqp_url_, "AMQP URL (default: IDEMQ_AMQP_URL)");
+    broker_flags_.add_to(command);
     command.add_option("--queue", queue_, "the work queue (its DLQ is <queue>.dlq) or the DLQ itself");
     if (routes_.size() > 1) command.add_option("--handler", handler_, "the handler whose DLQ to use");
 }
@@ -100,7 +97,7 @@ void DlqCommand::require_selection() const {
 }
 
 int DlqCommand::run() {
-    if (amqp_url_.empty()) throw ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
+    broker_ = broker_flags_.resolve();
     for (const auto& text : header_filters_) filter_.headers.push_back(parse_header_filter(text));
     if (list_->parsed()) return list();
     if (show_->parsed()) return show();

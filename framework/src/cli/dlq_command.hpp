@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/broker_flags.hpp"
 #include "cli/dlq_filter.hpp"
 
 namespace idemq::detail {
@@ -48,7 +49,8 @@ private:
     CLI::App* import_ = nullptr;
     CLI::App* purge_ = nullptr;
 
-    std::string amqp_url_;
+    BrokerFlags broker_flags_;
+    BrokerTarget broker_;  // resolved by run()
     std::optional<std::string> queue_;
     std::optional<std::string> handler_;
     DlqFilter filter_;

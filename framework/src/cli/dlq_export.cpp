@@ -23,7 +23,7 @@ namespace idemq::detail {
 int DlqCommand::export_messages() {
     if (move_) require_selection();
     const std::string queue = dead_letter_queue();
-    QueueReader reader(amqp_url_, queue);
+    QueueReader reader(broker_.url, broker_.security, queue);
     // Written next to the target and renamed at the end: a killed export
     // never leaves a file that looks complete.
     const std::string temporary = out_file_ + ".partial";
@@ -67,7 +67,7 @@ int DlqCommand::export_messages() {
 int DlqCommand::purge() {
     require_selection();
     const std::string queue = dead_letter_queue();
-    QueueReader reader(amqp_url_, queue);
+    QueueReader reader(broker_.url, broker_.security, queue);
     std::uint64_t removed = 0;
     while (auto delivery = reader.next()) {
         const DeadLetterView view = view_of(*delivery);

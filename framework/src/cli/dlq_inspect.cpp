@@ -35,7 +35,7 @@ nlohmann::json view_json(const DeadLetterView& v) {
 
 int DlqCommand::list() {
     const std::string queue = dead_letter_queue();
-    QueueReader reader(amqp_url_, queue);
+    QueueReader reader(broker_.url, broker_.security, queue);
     std::map<std::pair<std::string, std::string>, std::uint64_t> groups;
     std::uint64_t listed = 0;
     if (!json_) {
@@ -73,7 +73,7 @@ int DlqCommand::list() {
 
 int DlqCommand::show() {
     const std::string queue = dead_letter_queue();
-    QueueReader reader(amqp_url_, queue);
+    QueueReader reader(broker_.url, broker_.security, queue);
     int found = 0;
     while (auto delivery = reader.next()) {
         if (delivery->properties.message_id() != show_id_) continue;

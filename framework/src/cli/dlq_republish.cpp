@@ -26,8 +26,11 @@ namespace idemq::detail {
 namespace {
 
 // The tools' publisher connection; at most kWindow publishes unconfirmed at once.
-AmqpConnection::Settings publisher_settings(const std::string& url) {
-    return {.url = url, .connection_name = "idemq dlq tool publisher", .heartbeat = std::chrono::seconds(0)};
+AmqpConnection::Settings publisher_settings(const BrokerTarget& broker) {
+    return {.url = broker.url,
+            .security = broker.security,
+            .connection_name = "idemq dlq tool publisher",
+            .heartbeat = std::chrono::seconds(0)};
 }
 constexpr std::size_t kWindow = 500;
 
@@ -64,9 +67,9 @@ private:
 int DlqCommand::replay() {
     require_selection();
     const std::string queue = dead_letter_queue();
-    QueueReader reader(amqp_url_, queue);
+    QueueReader reader(broker_.url, broker_.security, queue);
     std::optional<BlockingPublisher> publisher;
-    if (!dry_run_) publisher.emplace(publisher_settings(amqp_url_), kWindow);
+    if (!dry_run_) publisher.emplace(publisher_settings(broker_), kWindow);
     Pace pace(rate_);
     std::uint64_t matched = 0;
     std::uint64_t replayed = 0;
@@ -118,7 +121,7 @@ int DlqCommand::replay() {
 int DlqCommand::import_messages() {
     std::ifstream in(in_file_);
     if (!in) throw ConfigError(fmt::format("cannot read '{}'", in_file_));
-    BlockingPublisher publisher(publisher_settings(amqp_url_), kWindow);
+    BlockingPublisher publisher(publisher_settings(broker_), kWindow);
     std::uint64_t published = 0;
     std::uint64_t failed = 0;
     std::string line;

@@ -21,6 +21,7 @@ namespace idemq::detail {
 int run_relay(const WorkerOptions& options) {
     if (options.amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL is not set");
     if (options.database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL is not set");
+    options.validate();
     check_schema(options.database_url, options.schema);
     // Blocked before the relay's thread starts, so it inherits the mask and
     // the signals reach sigwait below only.

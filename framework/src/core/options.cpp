@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <limits>
 
+#include "amqp/tls.hpp"
 #include "common/config_text.hpp"
+#include "inbox/database_tls.hpp"
 
 namespace idemq {
 namespace {
@@ -35,6 +37,11 @@ bool parse_on_off(const char* name, std::string_view text) {
     return text == "on";
 }
 
+bool parse_zero_one(const char* name, std::string_view text) {
+    if (text != "0" && text != "1") throw ConfigError(fmt::format("{} must be 0 or 1, got '{}'", name, text));
+    return text == "1";
+}
+
 void require_range(const char* name, long long value, long long min, long long max) {
     if (value < min || value > max)
         throw ConfigError(fmt::format("{} must be from {} to {}, got {}", name, min, max, value));
@@ -44,13 +51,16 @@ void require_range(const char* name, long long value, long long min, long long m
 
 void WorkerOptions::validate() const {
     if (amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL is not set (e.g. amqp://user:password@host:5672/vhost)");
-    if (!amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://")) {
+    const bool amqps = amqp_url.starts_with("amqps://");
+    if (!amqp_url.starts_with("amqp://") && !amqps) {
         throw ConfigError(
-            fmt::format("IDEMQ_AMQP_URL must start with amqp://, got '{}'", detail::redact_url(amqp_url)));
+            fmt::format("IDEMQ_AMQP_URL must start with amqp:// or amqps://, got '{}'", detail::redact_url(amqp_url)));
     }
+    detail::check_broker_security(amqps, detail::BrokerSecurity::of(*this));
     if (database_url.empty()) {
         throw ConfigError("IDEMQ_DATABASE_URL is not set (e.g. postgresql://user:password@host:5432/dbname)");
     }
+    if (require_tls) detail::require_verified_database_tls(database_url);
     require_range("IDEMQ_CONCURRENCY", concurrency, 1, kMaxConcurrency);
     require_range("IDEMQ_PREFETCH", prefetch, 1, kMaxPrefetch);
     if (prefetch < concurrency) {
@@ -81,6 +91,13 @@ WorkerOptions WorkerOptions::from_environment() {
     WorkerOptions options;
     if (const char* v = env("IDEMQ_AMQP_URL")) options.amqp_url = v;
     if (const char* v = env("IDEMQ_DATABASE_URL")) options.database_url = v;
+    if (const char* v = env("IDEMQ_AMQP_CACERT")) options.amqp_tls.ca_file = v;
+    if (const char* v = env("IDEMQ_AMQP_CERT")) options.amqp_tls.cert_file = v;
+    if (const char* v = env("IDEMQ_AMQP_KEY")) options.amqp_tls.key_file = v;
+    if (const char* v = env("IDEMQ_AMQP_TLS_VERIFY"))
+        options.amqp_tls.verify = parse_on_off("IDEMQ_AMQP_TLS_VERIFY", v);
+    if (const char* v = env("IDEMQ_AMQP_AUTH")) options.amqp_auth = detail::parse_amqp_auth(v, "IDEMQ_AMQP_AUTH");
+    if (const char* v = env("IDEMQ_REQUIRE_TLS")) options.require_tls = parse_zero_one("IDEMQ_REQUIRE_TLS", v);
     if (const char* v = env("IDEMQ_CONCURRENCY")) {
         options.concurrency = static_cast<int>(parse_whole("IDEMQ_CONCURRENCY", v, 1, kMaxConcurrency));
     }

@@ -55,6 +55,7 @@ std::string relay_identity() {
 
 RelaySettings RelaySettings::from(const WorkerOptions& options) {
     return {.amqp_url = options.amqp_url,
+            .amqp_security = BrokerSecurity::of(options),
             .database_url = options.database_url,
             .schema = options.schema,
             .lease = options.outbox_lease,
@@ -252,6 +253,7 @@ void OutboxRelay::publish(std::list<Row>::iterator first) {
     const auto connect = [this] {
         broker_ = std::make_unique<BlockingPublisher>(
             AmqpConnection::Settings{.url = settings_.amqp_url,
+                                     .security = settings_.amqp_security,
                                      .connection_name = fmt::format("idemq outbox relay ({})", identity_),
                                      .heartbeat = settings_.heartbeat},
             settings_.window);

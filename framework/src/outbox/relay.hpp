@@ -23,6 +23,7 @@ namespace idemq::detail {
 
 struct RelaySettings {
     std::string amqp_url{};
+    BrokerSecurity amqp_security{};
     std::string database_url{};
     std::string schema = "idemq";
     // Publishes in flight at once, and rows read per round.

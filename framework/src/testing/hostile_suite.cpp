@@ -106,11 +106,12 @@ public:
 
     Report run() {
         apply_migrations(options_.worker.database_url, options_.worker.schema, framework_migrations());
-        detail::RawPublisher publisher(options_.worker.amqp_url);
+        detail::RawPublisher publisher(options_.worker.amqp_url, detail::BrokerSecurity::of(options_.worker));
         frame_max_ = static_cast<std::size_t>(std::max(publisher.connection().frame_max(), 0));
         // Queue inspection on a connection of its own: asking after a queue
         // that does not exist yet reopens the channel, out of confirm mode.
         detail::AmqpConnection broker({.url = options_.worker.amqp_url,
+                                       .security = detail::BrokerSecurity::of(options_.worker),
                                        .connection_name = "idemq hostile suite",
                                        .heartbeat = std::chrono::seconds(0)});
         if (const auto counts = broker.inspect_queue(queue_); counts && counts->messages > 0) {
@@ -298,6 +299,7 @@ private:
     // the queue before stay: they are returned when the connection closes.
     void collect_dead_letters() {
         detail::AmqpConnection reader({.url = options_.worker.amqp_url,
+                                       .security = detail::BrokerSecurity::of(options_.worker),
                                        .connection_name = "idemq hostile suite",
                                        .heartbeat = std::chrono::seconds(0)});
         for (std::uint32_t skipped = 0; skipped < dead_letters_before_; ++skipped) {

@@ -7,8 +7,11 @@
 
 namespace idemq::detail {
 
-RawPublisher::RawPublisher(const std::string& url)
-    : connection_({.url = url, .connection_name = "idemq raw publisher", .heartbeat = std::chrono::seconds(0)}) {
+RawPublisher::RawPublisher(const std::string& url, const BrokerSecurity& security)
+    : connection_({.url = url,
+                   .security = security,
+                   .connection_name = "idemq raw publisher",
+                   .heartbeat = std::chrono::seconds(0)}) {
     connection_.enable_publisher_confirms();
 }
 

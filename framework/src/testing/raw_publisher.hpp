@@ -13,7 +13,7 @@ namespace idemq::detail {
 // own), and waits for the broker's verdict. For tests and the hostile suite.
 class RawPublisher final {
 public:
-    explicit RawPublisher(const std::string& url);
+    explicit RawPublisher(const std::string& url, const BrokerSecurity& security = {});
 
     // nullopt once the broker confirmed the message, else why it did not
     // take it: unroutable (the publish is mandatory), refused, or unencodable.
