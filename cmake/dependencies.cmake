@@ -6,6 +6,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(idemq_libuv REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(idemq_rabbitmq REQUIRED IMPORTED_TARGET librabbitmq>=0.11)
 pkg_check_modules(idemq_pqxx REQUIRED IMPORTED_TARGET libpqxx>=6.4)
+# libpq itself, for PQconninfoParse: libpqxx.pc does not pass it on.
+pkg_check_modules(idemq_libpq REQUIRED IMPORTED_TARGET libpq)
 find_package(OpenSSL REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)

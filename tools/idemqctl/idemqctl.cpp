@@ -21,7 +21,9 @@
 #include "amqp/connection.hpp"
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
+#include "cli/secret_flags.hpp"
 #include "commands.hpp"
+#include "common/environment_setting.hpp"
 
 namespace {
 
@@ -65,7 +67,10 @@ std::string random_prefix() {
     return fmt::format("{:012x}", random() & 0xFFFFFFFFFFFFULL);
 }
 
-int publish(const PublishOptions& options) {
+int publish(PublishOptions options) {
+    if (options.amqp_url.empty()) {
+        options.amqp_url = idemq::detail::setting_from_environment("IDEMQ_AMQP_URL").value_or("");
+    }
     if (options.amqp_url.empty()) throw ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
     if (options.count < 1) throw ConfigError("--count must be at least 1");
     if (options.message_id && options.no_message_id)
@@ -118,14 +123,13 @@ int main(int argc, char** argv) {
     CLI::App cli{"idemq operator's tool", "idemqctl"};
     cli.require_subcommand(1);
 
-    std::string database_url = env_or("IDEMQ_DATABASE_URL", "");
+    std::string database_url;
     std::string schema = env_or("IDEMQ_SCHEMA", "idemq");
     CLI::App* migrate = cli.add_subcommand("migrate", "Apply idemq's own pending migrations (the inbox), then exit");
     migrate->add_option("--database-url", database_url, "Postgres URL (default: IDEMQ_DATABASE_URL)");
     migrate->add_option("--schema", schema, "schema of idemq's tables (default: IDEMQ_SCHEMA or idemq)");
 
     PublishOptions publish_options;
-    publish_options.amqp_url = env_or("IDEMQ_AMQP_URL", "");
     CLI::App* publish_command = cli.add_subcommand("publish", "Publish persistent messages with publisher confirms");
     publish_command->add_option("--amqp-url", publish_options.amqp_url, "AMQP URL (default: IDEMQ_AMQP_URL)");
     publish_command->add_option("--exchange", publish_options.exchange, "exchange (default: the default exchange)");
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
     idemqctl::InboxCommand inbox(cli);
     idemqctl::OutboxCommand outbox(cli);
     CLI11_PARSE(cli, argc, argv);
+    idemq::detail::scrub_secret_flags(argc, argv);
     try {
         if (dlq.parsed()) return dlq.run();
         if (trace.parsed()) return trace.run();
@@ -156,6 +161,9 @@ int main(int argc, char** argv) {
         if (outbox.parsed()) return outbox.run();
         if (relay->parsed()) return idemq::detail::run_relay(idemq::WorkerOptions::from_environment());
         if (migrate->parsed()) {
+            if (database_url.empty()) {
+                database_url = idemq::detail::setting_from_environment("IDEMQ_DATABASE_URL").value_or("");
+            }
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
             const auto migrations = idemq::framework_migrations();
             const std::size_t applied = idemq::apply_migrations(database_url, schema, migrations);

@@ -42,7 +42,9 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
     std::string url = settings.url;
     amqp_connection_info info{};
     amqp_default_connection_info(&info);
-    if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
+    // url_is_well_formed: also refuses what rabbitmq-c would misread, e.g. a
+    // host that is the tail of a password with an unencoded '@'.
+    if (!url_is_well_formed(settings.url) || amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
         throw ConfigError(fmt::format("IDEMQ_AMQP_URL is not a valid AMQP URL: {}", redact_url(settings.url)));
     }
     if (info.ssl != 0) throw ConfigError("IDEMQ_AMQP_URL: amqps:// (TLS) is not supported yet; use amqp://");

@@ -11,6 +11,7 @@
 
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
+#include "cli/secret_flags.hpp"
 #include "common/log.hpp"
 
 namespace idemq {
@@ -100,6 +101,7 @@ int run_app(int argc, char** argv, const App& app) {
     }
     detail::DlqCommand dlq(cli, routes);
     CLI11_PARSE(cli, argc, argv);
+    detail::scrub_secret_flags(argc, argv);
 
     try {
         if (dlq.parsed()) return dlq.run();

@@ -11,11 +11,11 @@
 #include <cstdlib>
 
 #include "amqp/topology.hpp"
+#include "common/environment_setting.hpp"
 
 namespace idemq::detail {
 
 DlqCommand::DlqCommand(CLI::App& parent, std::vector<Route> routes) : routes_(std::move(routes)) {
-    if (const char* url = std::getenv("IDEMQ_AMQP_URL")) amqp_url_ = url;
     dlq_ = parent.add_subcommand("dlq", "Inspect, replay, export, import and purge dead-lettered messages");
     dlq_->require_subcommand(1);
 
@@ -100,6 +100,8 @@ void DlqCommand::require_selection() const {
 }
 
 int DlqCommand::run() {
+    // Read only now: a worker binary builds this command for every subcommand.
+    if (amqp_url_.empty()) amqp_url_ = setting_from_environment("IDEMQ_AMQP_URL").value_or("");
     if (amqp_url_.empty()) throw ConfigError("IDEMQ_AMQP_URL (or --amqp-url) is not set");
     for (const auto& text : header_filters_) filter_.headers.push_back(parse_header_filter(text));
     if (list_->parsed()) return list();
