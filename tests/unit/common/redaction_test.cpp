@@ -31,7 +31,7 @@ void check_hidden(const std::string& shown) {
 
 }  // namespace
 
-TEST_CASE("an AMQP URL is shown with its password as *** whatever characters the password holds") {
+TEST_CASE("an AMQP URL is shown with its password masked whatever characters the password holds") {
     CHECK(redact_url("amqp://user:s3cret@host:5672/vh") == "amqp://user:***@host:5672/vh");
     CHECK(redact_url("amqps://user:s3cret@host/%2f") == "amqps://user:***@host:5671/%2F");
     for (const auto& secret : kSecrets) {
@@ -44,7 +44,7 @@ TEST_CASE("an AMQP URL is shown with its password as *** whatever characters the
     }
 }
 
-TEST_CASE("a Postgres URL is shown as its settings with the password as ***") {
+TEST_CASE("a Postgres URL is shown as its settings with the password masked") {
     CHECK(redact_url("postgresql://idemq:s3cret@127.0.0.1:5432/db?sslmode=require") ==
           "host=127.0.0.1 port=5432 dbname=db user=idemq password=*** sslmode=require");
     for (const auto& secret : kSecrets) {
@@ -57,7 +57,7 @@ TEST_CASE("a Postgres URL is shown as its settings with the password as ***") {
     }
 }
 
-TEST_CASE("a key=value connection string is shown with its password and sslpassword as ***") {
+TEST_CASE("a key=value connection string is shown with its password and sslpassword masked") {
     CHECK(redact_url("host=h user=u password=s3cret dbname=d connect_timeout=5") ==
           "host=h dbname=d user=u password=*** connect_timeout=5");
     CHECK(redact_url("host=h sslpassword=s3cret") == "host=h sslpassword=***");
