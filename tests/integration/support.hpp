@@ -52,6 +52,7 @@ public:
     Database(const Database&) = delete;
     Database& operator=(const Database&) = delete;
     [[nodiscard]] const std::string& url() const { return url_; }
+    [[nodiscard]] const std::string& name() const { return name_; }
     // One value of a one-row query, as text ("" for NULL).
     [[nodiscard]] std::string scalar(const std::string& sql) const;
     [[nodiscard]] long long count(const std::string& sql) const { return std::stoll(scalar(sql)); }
@@ -125,6 +126,7 @@ public:
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
     [[nodiscard]] bool running();
     [[nodiscard]] std::string output() const;
+    [[nodiscard]] int pid() const { return pid_; }
 
 private:
     int pid_ = -1;

@@ -22,7 +22,9 @@
 #include "cli/broker_flags.hpp"
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
+#include "cli/secret_flags.hpp"
 #include "commands.hpp"
+#include "common/environment_setting.hpp"
 
 namespace {
 
@@ -120,7 +122,7 @@ int main(int argc, char** argv) {
     CLI::App cli{"idemq operator's tool", "idemqctl"};
     cli.require_subcommand(1);
 
-    std::string database_url = env_or("IDEMQ_DATABASE_URL", "");
+    std::string database_url;
     std::string schema = env_or("IDEMQ_SCHEMA", "idemq");
     CLI::App* migrate = cli.add_subcommand("migrate", "Apply idemq's own pending migrations (the inbox), then exit");
     migrate->add_option("--database-url", database_url, "Postgres URL (default: IDEMQ_DATABASE_URL)");
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
     idemqctl::InboxCommand inbox(cli);
     idemqctl::OutboxCommand outbox(cli);
     CLI11_PARSE(cli, argc, argv);
+    idemq::detail::scrub_secret_flags(argc, argv);
     try {
         if (dlq.parsed()) return dlq.run();
         if (trace.parsed()) return trace.run();
@@ -157,6 +160,9 @@ int main(int argc, char** argv) {
         if (outbox.parsed()) return outbox.run();
         if (relay->parsed()) return idemq::detail::run_relay(idemq::WorkerOptions::from_environment());
         if (migrate->parsed()) {
+            if (database_url.empty()) {
+                database_url = idemq::detail::setting_from_environment("IDEMQ_DATABASE_URL").value_or("");
+            }
             if (database_url.empty()) throw ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
             const auto migrations = idemq::framework_migrations();
             const std::size_t applied = idemq::apply_migrations(database_url, schema, migrations);

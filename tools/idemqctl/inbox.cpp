@@ -6,13 +6,13 @@
 
 #include "commands.hpp"
 #include "common/config_text.hpp"
+#include "common/environment_setting.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/retention.hpp"
 
 namespace idemqctl {
 
 InboxCommand::InboxCommand(CLI::App& parent) {
-    if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
     command_ = parent.add_subcommand("inbox", "Maintain the inbox table");
     command_->require_subcommand(1);
@@ -24,6 +24,8 @@ InboxCommand::InboxCommand(CLI::App& parent) {
 }
 
 int InboxCommand::run() {
+    if (database_url_.empty())
+        database_url_ = idemq::detail::setting_from_environment("IDEMQ_DATABASE_URL").value_or("");
     if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
     const auto older_than = idemq::detail::parse_duration(older_than_, "--older-than");
     if (batch_ == 0) throw idemq::ConfigError("--batch must be at least 1");

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "common/environment_setting.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
 #include "inbox/store_sql.hpp"
@@ -33,7 +34,6 @@ std::string shown(const pqxx::field& hex) {
 }  // namespace
 
 OutboxCommand::OutboxCommand(CLI::App& parent) {
-    if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
     command_ = parent.add_subcommand("outbox", "Inspect the outbox, retry or purge parked rows");
     command_->require_subcommand(1);
@@ -53,6 +53,8 @@ OutboxCommand::OutboxCommand(CLI::App& parent) {
 }
 
 int OutboxCommand::run() {
+    if (database_url_.empty())
+        database_url_ = idemq::detail::setting_from_environment("IDEMQ_DATABASE_URL").value_or("");
     if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
     auto connection = idemq::detail::open_database(database_url_, "idemqctl outbox");
     if (list_->parsed()) {

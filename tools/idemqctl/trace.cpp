@@ -13,6 +13,7 @@
 #include "amqp/queue_reader.hpp"
 #include "amqp/topology.hpp"
 #include "commands.hpp"
+#include "common/environment_setting.hpp"
 #include "common/text.hpp"
 #include "core/retry_schedule.hpp"
 #include "inbox/database_session.hpp"
@@ -47,7 +48,6 @@ bool queue_has_messages(const idemq::detail::BrokerTarget& broker, const std::st
 }  // namespace
 
 TraceCommand::TraceCommand(CLI::App& parent) {
-    if (const char* url = std::getenv("IDEMQ_DATABASE_URL")) database_url_ = url;
     if (const char* schema = std::getenv("IDEMQ_SCHEMA")) schema_ = schema;
     command_ =
         parent.add_subcommand("trace", "Where is message X? Inbox, outbox, delay queues, work and dead-letter queues");
@@ -59,6 +59,8 @@ TraceCommand::TraceCommand(CLI::App& parent) {
 }
 
 int TraceCommand::run() {
+    if (database_url_.empty())
+        database_url_ = idemq::detail::setting_from_environment("IDEMQ_DATABASE_URL").value_or("");
     if (database_url_.empty()) throw idemq::ConfigError("IDEMQ_DATABASE_URL (or --database-url) is not set");
     const idemq::detail::BrokerTarget broker = broker_flags_.resolve();
     int places = 0;

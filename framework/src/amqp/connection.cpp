@@ -41,7 +41,9 @@ AmqpConnection::AmqpConnection(const Settings& settings) {
     std::string url = settings.url;
     amqp_connection_info info{};
     amqp_default_connection_info(&info);
-    if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
+    // url_is_well_formed: also refuses what rabbitmq-c would misread, e.g. a
+    // host that is the tail of a password with an unencoded '@'.
+    if (!url_is_well_formed(settings.url) || amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
         throw ConfigError(fmt::format("IDEMQ_AMQP_URL is not a valid AMQP URL: {}", redact_url(settings.url)));
     }
 

@@ -12,6 +12,7 @@
 #include "cli/broker_flags.hpp"
 #include "cli/dlq_command.hpp"
 #include "cli/relay_command.hpp"
+#include "cli/secret_flags.hpp"
 #include "common/log.hpp"
 #include "inbox/database_tls.hpp"
 
@@ -102,6 +103,7 @@ int run_app(int argc, char** argv, const App& app) {
     }
     detail::DlqCommand dlq(cli, routes);
     CLI11_PARSE(cli, argc, argv);
+    detail::scrub_secret_flags(argc, argv);
 
     try {
         if (dlq.parsed()) return dlq.run();

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "amqp/topology.hpp"
+#include "common/environment_setting.hpp"
 
 namespace idemq::detail {
 

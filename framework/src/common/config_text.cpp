@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <charconv>
-#include <regex>
 #include <system_error>
 
 namespace idemq::detail {
@@ -23,14 +22,6 @@ std::chrono::seconds parse_duration(std::string_view text, std::string_view sett
         throw ConfigError(fmt::format("{} must be a duration like 14d, 36h, 90m or 45s, got '{}'", setting, text));
     }
     return std::chrono::seconds(value * scale);
-}
-
-std::string redact_url(const std::string& url) {
-    // scheme://user:password@host..., libpq's key=value form and ?password=.
-    static const std::regex userinfo(R"(^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^@/]*@)");
-    static const std::regex keyword(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))", std::regex::icase);
-    std::string out = std::regex_replace(url, userinfo, "$1:***@");
-    return std::regex_replace(out, keyword, "$1***");
 }
 
 }  // namespace idemq::detail

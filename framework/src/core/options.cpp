@@ -10,6 +10,7 @@
 #include "amqp/tls.hpp"
 #include "common/config_text.hpp"
 #include "inbox/database_tls.hpp"
+#include "common/environment_setting.hpp"
 
 namespace idemq {
 namespace {
@@ -60,6 +61,14 @@ void WorkerOptions::validate() const {
     if (database_url.empty()) {
         throw ConfigError("IDEMQ_DATABASE_URL is not set (e.g. postgresql://user:password@host:5432/dbname)");
     }
+    // Refused here, before a driver's error message can quote pieces of it.
+    if (!detail::url_is_well_formed(amqp_url)) {
+        throw ConfigError(fmt::format("IDEMQ_AMQP_URL is not a valid AMQP URL: {}", detail::redact_url(amqp_url)));
+    }
+    if (!detail::url_is_well_formed(database_url)) {
+        throw ConfigError(fmt::format("IDEMQ_DATABASE_URL is not a valid Postgres URL or connection string: {}",
+                                      detail::redact_url(database_url)));
+    }
     if (require_tls) detail::require_verified_database_tls(database_url);
     require_range("IDEMQ_CONCURRENCY", concurrency, 1, kMaxConcurrency);
     require_range("IDEMQ_PREFETCH", prefetch, 1, kMaxPrefetch);
@@ -89,8 +98,8 @@ void WorkerOptions::validate() const {
 
 WorkerOptions WorkerOptions::from_environment() {
     WorkerOptions options;
-    if (const char* v = env("IDEMQ_AMQP_URL")) options.amqp_url = v;
-    if (const char* v = env("IDEMQ_DATABASE_URL")) options.database_url = v;
+    if (auto v = detail::setting_from_environment("IDEMQ_AMQP_URL")) options.amqp_url = *std::move(v);
+    if (auto v = detail::setting_from_environment("IDEMQ_DATABASE_URL")) options.database_url = *std::move(v);
     if (const char* v = env("IDEMQ_AMQP_CACERT")) options.amqp_tls.ca_file = v;
     if (const char* v = env("IDEMQ_AMQP_CERT")) options.amqp_tls.cert_file = v;
     if (const char* v = env("IDEMQ_AMQP_KEY")) options.amqp_tls.key_file = v;

@@ -1,11 +1,16 @@
 #include "inbox/database_session.hpp"
 
+#include <idemq/errors.hpp>
+
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <random>
 #include <thread>
 
 #include "common/backoff.hpp"
+#include "common/config_text.hpp"
 #include "common/log.hpp"
 #include "common/stoppable_sleep.hpp"
 #include "common/text.hpp"
@@ -50,6 +55,11 @@ std::string with_connection_defaults(const std::string& url) {
 
 std::unique_ptr<pqxx::connection> open_database(const std::string& url, const std::string& application_name,
                                                 std::chrono::milliseconds idle_in_transaction_timeout) {
+    // libpq's message for text it misreads can quote pieces of it, such as
+    // the tail of a password with an unencoded '/': refused before it sees it.
+    if (!url_is_well_formed(url)) {
+        throw ConfigError(fmt::format("not a valid Postgres URL or connection string: {}", redact_url(url)));
+    }
     auto connection = std::make_unique<pqxx::connection>(with_connection_defaults(url));
     // set_variable() rather than SET: libpqxx replays it if it ever
     // reactivates the connection behind our back.

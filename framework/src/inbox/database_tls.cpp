@@ -29,10 +29,9 @@ std::string effective_sslmode(const std::string& url) {
     char* error = nullptr;
     Conninfo parsed(PQconninfoParse(url.c_str(), &error));
     if (!parsed) {
-        // libpq's message quotes no part of the string, so no secret.
-        const std::string reason = error != nullptr ? error : "out of memory";
+        // libpq's message may quote the text, password and all.
         PQfreemem(error);
-        throw ConfigError(fmt::format("IDEMQ_DATABASE_URL does not parse: {}", reason));
+        throw ConfigError("IDEMQ_DATABASE_URL is not a valid Postgres URL or connection string");
     }
     if (const char* mode = value_of(parsed, "sslmode"); mode != nullptr && *mode != '\0') return mode;
     // PQconndefaults fills in the environment (PGSSLMODE) and the built-in defaults.

@@ -3,7 +3,11 @@
 #include <idemq/errors.hpp>
 #include <idemq/options.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -110,4 +114,30 @@ TEST_CASE("a number that does not parse is refused with the variable's name and 
         CHECK(what.find("IDEMQ_CONCURRENCY") != std::string::npos);
         CHECK(what.find("four") != std::string::npos);
     }
+}
+
+TEST_CASE("the URLs may come from the files that IDEMQ_AMQP_URL_FILE and IDEMQ_DATABASE_URL_FILE name") {
+    const std::string path = "/tmp/idemq_options_test_" + std::to_string(::getpid());
+    std::ofstream(path) << "postgresql://u:p%2Fq@h/db\n";
+    const ScopedEnv plain("IDEMQ_DATABASE_URL", "");  // empty counts as unset
+    const ScopedEnv file("IDEMQ_DATABASE_URL_FILE", path.c_str());
+    const WorkerOptions options = WorkerOptions::from_environment();
+    std::remove(path.c_str());
+    CHECK(options.database_url == "postgresql://u:p%2Fq@h/db");
+}
+
+TEST_CASE("a URL whose password is not percent-encoded is refused, naming the setting, without echoing it") {
+    WorkerOptions options = valid();
+    options.amqp_url = "amqp://u:Kq7/Zr9@h:5672/v";
+    std::string error = config_error(options);
+    CHECK(error.find("IDEMQ_AMQP_URL") != std::string::npos);
+    CHECK(error.find("Kq7") == std::string::npos);
+    CHECK(error.find("Zr9") == std::string::npos);
+
+    options = valid();
+    options.database_url = "postgresql://u:Kq7/Zr9@h/db";
+    error = config_error(options);
+    CHECK(error.find("IDEMQ_DATABASE_URL") != std::string::npos);
+    CHECK(error.find("Kq7") == std::string::npos);
+    CHECK(error.find("Zr9") == std::string::npos);
 }
