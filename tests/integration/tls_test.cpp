@@ -151,45 +151,52 @@ TEST_CASE("mutual TLS with EXTERNAL login: the client certificate alone, no pass
 
     security.tls.cert_file.clear();
     security.tls.key_file.clear();
-    CHECK_THROWS_WITH_AS(idemq::detail::AmqpConnection({.url = url, .security = security}),
-                         doctest::Contains("IDEMQ_AMQP_CERT"), idemq::ConfigError);
+    CHECK_THROWS_WITH_AS(
+        idemq::detail::AmqpConnection({.url = url, .security = security, .connection_name = "tls test"}),
+        doctest::Contains("IDEMQ_AMQP_CERT"), idemq::ConfigError);
 }
 
 TEST_CASE("refused, each naming what to fix: a CA, a host name, an expiry, a protocol, a client certificate") {
     test::Vhost vhost;
     const std::string url = amqps_url(vhost.url());
     REQUIRE(refusal(url, trusted()).empty());
-
-    SUBCASE("a server certificate from a CA that is not trusted") {
+    // Blocks, not SUBCASEs: those would set the vhost up again for each.
+    {
+        INFO("a server certificate from a CA that is not trusted");
         auto security = trusted();
         security.tls.ca_file = tls_file("other-ca.pem");
         const std::string why = refusal(url, security);
         CHECK(why.find("IDEMQ_AMQP_CACERT") != std::string::npos);
         CHECK(why.find("refused") != std::string::npos);
     }
-    SUBCASE("a server certificate for another host name") {
+    {
+        INFO("a server certificate for another host name");
         const TlsPeer peer("wrong-host");
         const std::string why = refusal(amqps_url(vhost.url(), peer.port()), trusted());
         CHECK(why.find("not valid for host 'localhost'") != std::string::npos);
         CHECK(why.find("wrong.example") != std::string::npos);
         CHECK(why.find("IDEMQ_AMQP_URL") != std::string::npos);
     }
-    SUBCASE("an expired server certificate") {
+    {
+        INFO("an expired server certificate");
         const TlsPeer peer("expired");
         const std::string why = refusal(amqps_url(vhost.url(), peer.port()), trusted());
         CHECK(why.find("certificate has expired") != std::string::npos);
         CHECK(why.find("renewed") != std::string::npos);
     }
-    SUBCASE("a server that offers only TLS 1.1") {
+    {
+        INFO("a server that offers only TLS 1.1");
         const TlsPeer peer("server", {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"});
         const std::string why = refusal(amqps_url(vhost.url(), peer.port()), trusted());
         CHECK(why.find("TLS 1.2") != std::string::npos);
     }
-    SUBCASE("no client certificate where the broker requires one") {
+    {
+        INFO("no client certificate where the broker requires one");
         const std::string why = refusal(url, trusted(false));
         CHECK(why.find("IDEMQ_AMQP_CERT") != std::string::npos);
     }
-    SUBCASE("verification turned off connects anywhere, and IDEMQ_REQUIRE_TLS=1 refuses that") {
+    {
+        INFO("verification turned off connects anywhere, and IDEMQ_REQUIRE_TLS=1 refuses that");
         auto security = trusted();
         security.tls.ca_file = tls_file("other-ca.pem");
         security.tls.verify = false;
