@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include "payments_worker.hpp"
@@ -53,6 +55,32 @@ private:
     std::vector<int> fds_;
     std::map<std::size_t, bool> seen_closed_;
 };
+
+// How many file descriptors process `pid` has open.
+int open_descriptors(int pid) {
+    const auto dir = std::filesystem::path("/proc") / std::to_string(pid) / "fd";
+    return static_cast<int>(
+        std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
+}
+
+// Sends all of `bytes`; false once the peer has closed.
+bool send_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (sent <= 0) return false;
+        bytes.remove_prefix(static_cast<std::size_t>(sent));
+    }
+    return true;
+}
+
+// Everything the peer sends until it closes.
+std::string read_to_end(int fd) {
+    std::string received;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+        received.append(buffer, static_cast<std::size_t>(n));
+    return received;
+}
 
 // Sets this process's soft open file limit; 0: up to the hard limit.
 void set_own_descriptor_limit(rlim_t soft) {
@@ -100,4 +128,50 @@ TEST_CASE(
     payments.stop();
     payments.check_exactly_once(200, expected);
     CHECK(payments.final_metric("idemq_dead_lettered_total") == 0);
+}
+
+TEST_CASE(
+    "idle, slow and oversized metrics clients cost the worker at most the cap in descriptors and never delay a "
+    "scrape") {
+    test::PaymentsWorker payments;
+    payments.wait_consuming();
+    const int port = payments.process().metrics_port();
+    const int pid = payments.process().pid();
+    const int baseline = open_descriptors(pid);
+    {
+        constexpr int kIdle = 200;
+        IdleClients idle(port, kIdle);
+        CHECK_MESSAGE(test::eventually([&] { return idle.closed() >= kIdle - kCap; }, std::chrono::seconds(3)),
+                      "closed by the server: " << idle.closed());
+        // The cap, and a little for the worker's own connections coming and going.
+        CHECK(open_descriptors(pid) <= baseline + kCap + 3);
+
+        const auto asked = std::chrono::steady_clock::now();
+        CHECK(test::http_get(port, "/metrics").first == 200);
+        CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(1));
+
+        // A request line over the 16 KiB limit is refused, not buffered.
+        const int huge = test::connect_loopback(port);
+        CHECK(send_all(huge, "GET /" + std::string(17 * 1024, 'a')));
+        CHECK(read_to_end(huge).starts_with("HTTP/1.1 400 "));
+        ::close(huge);
+
+        // A client that sends a byte now and then is cut when its request
+        // is not complete after the timeout: trickling does not extend it.
+        const int slow = test::connect_loopback(port);
+        const auto connected = std::chrono::steady_clock::now();
+        CHECK(send_all(slow, "GET /metrics HTTP/1.1\r\n"));
+        while (!closed_by_server(slow) && std::chrono::steady_clock::now() - connected < std::chrono::seconds(10)) {
+            if (!send_all(slow, "X")) break;
+            std::this_thread::sleep_for(milliseconds(200));
+        }
+        const auto held = std::chrono::steady_clock::now() - connected;
+        ::close(slow);
+        CHECK(held >= milliseconds(4'500));
+        CHECK(held < milliseconds(7'000));
+        CHECK_MESSAGE(test::eventually([&] { return idle.closed() == kIdle; }, std::chrono::seconds(3)),
+                      "closed by the server: " << idle.closed());
+    }
+    CHECK(test::eventually([&] { return open_descriptors(pid) <= baseline + 3; }, std::chrono::seconds(3)));
+    CHECK(test::http_get(port, "/healthz").first == 200);
 }

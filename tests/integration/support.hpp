@@ -125,6 +125,7 @@ public:
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
     [[nodiscard]] bool running();
     [[nodiscard]] std::string output() const;
+    [[nodiscard]] int pid() const { return pid_; }
 
 private:
     int pid_ = -1;
