@@ -9,7 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
 #include <map>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "payments_worker.hpp"
@@ -54,6 +58,68 @@ private:
     std::map<std::size_t, bool> seen_closed_;
 };
 
+// How many file descriptors process `pid` has open.
+int open_descriptors(int pid) {
+    const auto dir = std::filesystem::path("/proc") / std::to_string(pid) / "fd";
+    return static_cast<int>(
+        std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
+}
+
+// Sends all of `bytes`; false once the peer has closed.
+bool send_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (sent <= 0) return false;
+        bytes.remove_prefix(static_cast<std::size_t>(sent));
+    }
+    return true;
+}
+
+// Everything the peer sends until it closes.
+std::string read_to_end(int fd) {
+    std::string received;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+        received.append(buffer, static_cast<std::size_t>(n));
+    return received;
+}
+
+// A client that sends its request a byte at a time, every 200 ms, from its
+// own thread, until the server closes the connection.
+class TricklingClient {
+public:
+    explicit TricklingClient(int port)
+        : fd_(test::connect_loopback(port)),
+          connected_(std::chrono::steady_clock::now()),
+          thread_([this](const std::stop_token& stop) {
+              bool open = send_all(fd_, "GET /metrics HTTP/1.1\r\n");
+              while (open && !stop.stop_requested() && !closed_by_server(fd_)) {
+                  open = send_all(fd_, "X");
+                  std::this_thread::sleep_for(milliseconds(200));
+              }
+              held_ = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - connected_).count();
+          }) {}
+    ~TricklingClient() {
+        thread_.request_stop();
+        thread_.join();
+        ::close(fd_);
+    }
+    TricklingClient(const TricklingClient&) = delete;
+    TricklingClient& operator=(const TricklingClient&) = delete;
+    // How long the server kept the connection, once it closed it (or gave up).
+    [[nodiscard]] std::optional<milliseconds> held() const {
+        const long long held = held_.load();
+        if (held < 0) return std::nullopt;
+        return milliseconds(held);
+    }
+
+private:
+    int fd_;
+    std::chrono::steady_clock::time_point connected_;
+    std::atomic<long long> held_{-1};
+    std::jthread thread_;
+};
+
 // Sets this process's soft open file limit; 0: up to the hard limit.
 void set_own_descriptor_limit(rlim_t soft) {
     rlimit limit{};
@@ -66,8 +132,8 @@ void set_own_descriptor_limit(rlim_t soft) {
 }  // namespace
 
 TEST_CASE(
-    "a thousand idle metrics clients: at most the cap stay open, idle ones are cut, the worker keeps "
-    "consuming and reconnecting to Postgres") {
+    "a thousand idle, slow or oversized metrics clients: at most the cap stay open, none delays a scrape, the "
+    "worker keeps consuming and reconnecting to Postgres") {
     test::PaymentsWorker payments({.start = false});
     // The worker starts with the common default soft limit of 1024, as under
     // most supervisors; this test then needs more for its idle clients.
@@ -76,15 +142,28 @@ TEST_CASE(
     set_own_descriptor_limit(0);
     payments.wait_consuming();
     const int port = payments.process().metrics_port();
+    const int pid = payments.process().pid();
+    const int baseline = open_descriptors(pid);
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(200, expected);
     {
         IdleClients idle(port, kIdleClients);
+        // The newest client, so the displacements below take idle ones first.
+        const TricklingClient trickling(port);
         // Everything over the cap is closed at once, long before the idle timeout.
         CHECK_MESSAGE(test::eventually([&] { return idle.closed() >= kIdleClients - kCap; }, std::chrono::seconds(3)),
                       "closed by the server: " << idle.closed());
-        // A health check is answered even now: it displaces the oldest idle client.
-        CHECK(test::http_get(port, "/healthz").first == 200);
+        // The cap, and a little for the worker's own connections coming and going.
+        CHECK(open_descriptors(pid) <= baseline + kCap + 3);
+        // A scrape is answered at once even now: it displaces the oldest idle client.
+        const auto asked = std::chrono::steady_clock::now();
+        CHECK(test::http_get(port, "/metrics").first == 200);
+        CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(1));
+        // A request line over the 16 KiB limit is refused, not buffered.
+        const int huge = test::connect_loopback(port);
+        CHECK(send_all(huge, "GET /" + std::string(17 * 1024, 'a')));
+        CHECK(read_to_end(huge).starts_with("HTTP/1.1 400 "));
+        ::close(huge);
         // While they are held, the worker consumes and reconnects to Postgres.
         payments.publish(std::vector<test::Outgoing>(messages.begin(), messages.begin() + 100));
         REQUIRE_MESSAGE(test::eventually([&] { return payments.ledger_rows() == 100; }), payments.output());
@@ -94,6 +173,10 @@ TEST_CASE(
         // The idle rest is cut after the request timeout (5 s).
         CHECK_MESSAGE(test::eventually([&] { return idle.closed() == kIdleClients; }, std::chrono::seconds(15)),
                       "closed by the server: " << idle.closed());
+        // And so is the trickling client: its bytes do not extend the deadline.
+        REQUIRE(test::eventually([&] { return trickling.held().has_value(); }, std::chrono::seconds(10)));
+        CHECK(*trickling.held() >= milliseconds(4'500));
+        CHECK(*trickling.held() < milliseconds(7'000));
         CHECK(test::http_get(port, "/healthz").first == 200);
     }
     CHECK(test::http_get(port, "/healthz").first == 200);

@@ -23,6 +23,13 @@ void Health::start() {
             port_ = http_->port();
             log().info("metrics and health checks on http://{}:{}/ (/metrics, /healthz, /readyz)",
                        options_.metrics_address.substr(0, options_.metrics_address.rfind(':')), http_->port());
+            if (!http_->loopback_only()) {
+                // Explicit addresses are used as given; say once, loudly, what that means.
+                log().warn(
+                    "IDEMQ_METRICS_ADDR={} is not a loopback address: /metrics, /healthz and /readyz are reachable "
+                    "from the network, without authentication",
+                    options_.metrics_address);
+            }
         } catch (const Error& e) {
             // Two workers on one host with the default address: the second
             // still works, without its own endpoint. A chosen address must work.

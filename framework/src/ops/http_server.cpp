@@ -61,6 +61,7 @@ HttpServer::HttpServer(EventLoop& loop, const std::string& address, Handler hand
     if (uv_ip4_addr(host.c_str(), port, &addr) != 0) {
         throw ConfigError(fmt::format("IDEMQ_METRICS_ADDR: '{}' is not an IPv4 address", host));
     }
+    loopback_only_ = (ntohl(addr.sin_addr.s_addr) >> 24) == 127;
     if (uv_tcp_init(loop_.raw(), listener_.get()) != 0) throw Error("uv_tcp_init failed");
     listener_.mark_initialized();
     listener_.get()->data = this;

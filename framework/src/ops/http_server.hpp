@@ -35,6 +35,9 @@ public:
     HttpServer& operator=(const HttpServer&) = delete;
 
     [[nodiscard]] int port() const noexcept { return port_; }
+    // False when the address is reachable from other hosts (anything outside
+    // 127.0.0.0/8, 0.0.0.0 included): the endpoints have no authentication.
+    [[nodiscard]] bool loopback_only() const noexcept { return loopback_only_; }
 
     static constexpr std::size_t kMaxClients = 32;
     static constexpr std::chrono::milliseconds kRequestTimeout{5'000};
@@ -54,6 +57,7 @@ private:
     std::unordered_set<Client*> clients_;
     Timer sweep_;
     int port_ = 0;
+    bool loopback_only_ = true;
 };
 
 }  // namespace idemq::detail
