@@ -236,5 +236,32 @@ services_up() {
 }
 
 services_down() {
+  if [[ -n $SERVICES_STARTING ]]; then wait "$SERVICES_STARTING" 2>/dev/null || true; fi
   if ((SERVICES_STARTED)); then "$SCRIPT_DIR/services" stop || true; fi
+}
+
+# services_up_async, then services_up_wait: services_up with the servers'
+# start (most of it RabbitMQ booting) overlapping the caller's work.
+SERVICES_STARTING=""
+SERVICES_START_LOG=""
+services_up_async() {
+  if "$SCRIPT_DIR/services" status >/dev/null 2>&1; then return 0; fi
+  SERVICES_STARTED=1
+  SERVICES_START_LOG=$(mktemp /tmp/idemq-services-start.XXXXXX)
+  "$SCRIPT_DIR/services" start >"$SERVICES_START_LOG" 2>&1 &
+  SERVICES_STARTING=$!
+}
+
+services_up_wait() {
+  if [[ -n $SERVICES_STARTING ]]; then
+    local pid=$SERVICES_STARTING
+    SERVICES_STARTING=""
+    if ! wait "$pid"; then
+      cat "$SERVICES_START_LOG" >&2
+      die "the services did not start"
+    fi
+    cat "$SERVICES_START_LOG"
+    rm -f "$SERVICES_START_LOG"
+  fi
+  eval "$("$SCRIPT_DIR/services" env)"
 }

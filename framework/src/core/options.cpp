@@ -9,8 +9,8 @@
 
 #include "amqp/tls.hpp"
 #include "common/config_text.hpp"
-#include "inbox/database_tls.hpp"
 #include "common/environment_setting.hpp"
+#include "inbox/database_tls.hpp"
 
 namespace idemq {
 namespace {
