@@ -254,7 +254,7 @@ TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once
     for (int i = 0; i < 10; ++i) stage("m" + std::to_string(i));
     const auto started = std::chrono::steady_clock::now();
     OutboxRelay relay(settings(), &telemetry);
-    REQUIRE(test::eventually([&] { return broker.ready("sink") == 10; }));
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 10 && pending() == 0; }));
     CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1500));
     CHECK(db.count("SELECT count(*) FROM idemq.outbox_published WHERE epoch = 8") == 10);
     CHECK(db.scalar("SELECT owner FROM idemq.outbox_lease") == relay.identity());
