@@ -9,6 +9,7 @@
 #include <pqxx/transaction>
 
 #include <csignal>
+#include <cstdlib>
 #include <map>
 #include <thread>
 
@@ -55,6 +56,37 @@ struct RelayFixture {
     }
     long long pending() { return db.count("SELECT count(*) FROM idemq.outbox"); }
     long long published() { return db.count("SELECT count(*) FROM idemq.outbox_published"); }
+};
+
+// A RabbitMQ user of the test's own that may write to `writable` exchanges
+// only (a regex), and configure and read nothing: the relay's least
+// privilege, minus an exchange it is not meant to reach. Deleted afterwards.
+class RestrictedUser {
+public:
+    RestrictedUser(const test::Vhost& vhost, const std::string& writable)
+        : name_(test::unique_name("relay")), url_(vhost.url()) {
+        run(fmt::format("add_user {} {}", name_, kPassword));
+        run(fmt::format("set_permissions -p {} {} '^$' '{}' '^$'", vhost.name(), name_, writable));
+        const auto user_start = url_.find("://") + 3;
+        url_.replace(user_start, url_.find('@') - user_start, fmt::format("{}:{}", name_, kPassword));
+    }
+    ~RestrictedUser() { (void)std::system(fmt::format("{} delete_user {} >/dev/null 2>&1", ctl(), name_).c_str()); }
+    RestrictedUser(const RestrictedUser&) = delete;
+    RestrictedUser& operator=(const RestrictedUser&) = delete;
+    [[nodiscard]] const std::string& url() const { return url_; }
+
+private:
+    static constexpr const char* kPassword = "relay-secret";
+    static std::string ctl() {
+        const char* services = std::getenv("IDEMQ_SERVICES");
+        return fmt::format("{} ctl",
+                           services != nullptr && *services != '\0' ? services : IDEMQ_SOURCE_DIR "/scripts/services");
+    }
+    static void run(const std::string& command) {
+        REQUIRE_MESSAGE(std::system(fmt::format("{} {} >/dev/null", ctl(), command).c_str()) == 0, command);
+    }
+    std::string name_;
+    std::string url_;
 };
 
 }  // namespace
@@ -222,7 +254,7 @@ TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once
     for (int i = 0; i < 10; ++i) stage("m" + std::to_string(i));
     const auto started = std::chrono::steady_clock::now();
     OutboxRelay relay(settings(), &telemetry);
-    REQUIRE(test::eventually([&] { return broker.ready("sink") == 10; }));
+    REQUIRE(test::eventually([&] { return broker.ready("sink") == 10 && pending() == 0; }));
     CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1500));
     CHECK(db.count("SELECT count(*) FROM idemq.outbox_published WHERE epoch = 8") == 10);
     CHECK(db.scalar("SELECT owner FROM idemq.outbox_lease") == relay.identity());
@@ -323,4 +355,42 @@ TEST_CASE_FIXTURE(RelayFixture, "a worker binary runs the relay alone with `rela
     test::stop_gracefully(relay);
     // A graceful stop hands over at once: the lease has expired already.
     CHECK(db.count("SELECT count(*) FROM idemq.outbox_lease WHERE expires_at <= now()") == 1);
+}
+
+TEST_CASE_FIXTURE(RelayFixture,
+                  "a publish the broker refuses for lack of permission is that row's failure, and the rest go on") {
+    {
+        idemq::detail::AmqpConnection setup({.url = vhost.url(), .connection_name = "relay test setup"});
+        setup.declare_exchange("forbidden", "topic");
+        setup.bind_queue("sink", "forbidden", "#");
+    }
+    const auto stage_forbidden = [&](const std::string& body) {
+        pqxx::work tx(connection);
+        idemq::outbox::stage(tx, {.exchange = "forbidden", .routing_key = "a.charged", .body = body});
+        tx.commit();
+    };
+    // One window: permitted rows before, between and after the refused ones.
+    stage("before");
+    stage_forbidden("refused-1");
+    stage("between");
+    stage_forbidden("refused-2");
+    stage("after");
+    const RestrictedUser user(vhost, "^events$");
+    auto restricted = settings();
+    restricted.amqp_url = user.url();
+    OutboxRelay relay(restricted, &telemetry);
+    REQUIRE(test::eventually(
+        [&] { return db.count("SELECT count(*) FROM idemq.outbox WHERE parked_at IS NOT NULL") == 2; }));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox WHERE attempts = 3") == 2);  // charged each time, not hopeless
+    CHECK(db.scalar("SELECT min(last_error) FROM idemq.outbox")
+              .find("the broker refused the publish to exchange 'forbidden'") != std::string::npos);
+    CHECK(db.scalar("SELECT min(last_error) FROM idemq.outbox").find("ACCESS_REFUSED") != std::string::npos);
+    REQUIRE(test::eventually([&] { return published() == 3; }));
+    stage("later");  // the relay is not stuck behind them
+    REQUIRE(test::eventually([&] { return published() == 4 && broker.ready("sink") == 4; }));
+    CHECK(db.count("SELECT count(*) FROM idemq.outbox") == 2);
+    CHECK(telemetry.render().find("idemq_outbox_parked_total 2") != std::string::npos);
+    test::Process list(test::bin("idemqctl"), {"outbox", "list", "--parked"}, {{"IDEMQ_DATABASE_URL", db.url()}});
+    CHECK(list.wait() == 0);
+    CHECK(list.output().find("2 row(s) parked") != std::string::npos);
 }

@@ -260,40 +260,62 @@ void OutboxRelay::publish(std::list<Row>::iterator first) {
         known_exchanges_.clear();
     };
     if (!broker_) connect();
-    // A publish to an exchange that does not exist closes the channel, and
-    // would look like a broker outage: ask first, once per exchange and
-    // connection. Asking about a missing one closes the channel too, losing
-    // the confirms still due on it: those are waited for first.
-    std::set<std::string> missing;
+    // A publish the broker refuses (to an exchange that does not exist, or
+    // to one this relay's user may not write to) closes the channel, and
+    // would look like a broker outage, which charges nothing: the row would
+    // go round forever and hold up its lane and the window. So the first row
+    // to each exchange on a connection goes alone and is waited for, and a
+    // channel closed then is that row's failure. A passive declare asks about
+    // a missing exchange first; it needs no permission, so only the publish
+    // tells a refused one. Closing the channel loses the confirms still due
+    // on it: those are waited for first.
+    // Exchanges found missing or refused in this round, with why: their other
+    // rows fail alike. The next round asks again, as a retry should.
+    std::map<std::string, std::string> refused;
     for (auto row = first; row != in_flight_.end(); ++row) {
-        if (known_exchanges_.contains(row->exchange) || missing.contains(row->exchange)) continue;
+        if (const auto why = refused.find(row->exchange); why != refused.end()) {
+            row->outcome = why->second;
+            continue;
+        }
+        if (known_exchanges_.contains(row->exchange)) {
+            (void)send(*row);
+            continue;
+        }
         if (broker_->outstanding() > 0) broker_->wait_all();
-        if (broker_->connection().exchange_exists(row->exchange)) {
-            known_exchanges_.insert(row->exchange);
-        } else {
-            missing.insert(row->exchange);
-            // The reopened channel has no confirms: publish on a new connection.
-            connect();
-        }
-    }
-    for (auto row = first; row != in_flight_.end(); ++row) {
-        if (missing.contains(row->exchange)) {
+        if (!broker_->connection().exchange_exists(row->exchange)) {
             row->outcome = fmt::format("exchange '{}' does not exist", printable(row->exchange));
+            refused.emplace(row->exchange, *row->outcome);
+            connect();  // the reopened channel has no confirms
             continue;
         }
-        OwnedProperties properties;
         try {
-            properties = OwnedProperties::from_json(nlohmann::json::parse(row->properties));
-        } catch (const std::exception& e) {
-            row->outcome = fmt::format("its stored properties cannot be read: {}", e.what());
-            row->hopeless = true;
-            continue;
+            if (!send(*row)) continue;  // unreadable: the exchange's next row goes alone instead
+            broker_->wait_all();
+            known_exchanges_.insert(row->exchange);
+        } catch (const BrokerError& e) {
+            if (e.connection_level()) throw;
+            row->outcome =
+                fmt::format("the broker refused the publish to exchange '{}': {}", printable(row->exchange), e.what());
+            refused.emplace(row->exchange, *row->outcome);
+            connect();  // the channel is closed: publish on a new connection
         }
-        Row* const published = &*row;  // a list's elements stay put while others come and go
-        broker_->publish(row->exchange, row->routing_key, std::move(properties), row->body,
-                         [published](std::optional<std::string> error) { published->outcome = error.value_or(""); });
     }
     broker_->take_events();
+}
+
+bool OutboxRelay::send(Row& row) {
+    OwnedProperties properties;
+    try {
+        properties = OwnedProperties::from_json(nlohmann::json::parse(row.properties));
+    } catch (const std::exception& e) {
+        row.outcome = fmt::format("its stored properties cannot be read: {}", e.what());
+        row.hopeless = true;
+        return false;
+    }
+    Row* const published = &row;  // a list's elements stay put while others come and go
+    broker_->publish(row.exchange, row.routing_key, std::move(properties), row.body,
+                     [published](std::optional<std::string> error) { published->outcome = error.value_or(""); });
+    return true;
 }
 
 void OutboxRelay::settle_answered() {

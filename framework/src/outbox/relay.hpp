@@ -69,8 +69,8 @@ inline constexpr std::chrono::hours kRelayRetentionMargin{1};
 // its own, with its own Postgres connection and, while there is work, its
 // own broker connection: neither is the worker's. A database or broker
 // outage is waited out and charges no row; a publish the broker refuses
-// (returned, nacked, no such exchange) is retried with backoff and parked
-// after `max_attempts`. The lease holder also prunes outbox_published past
+// (returned, nacked, no such exchange, no permission to write to it) is
+// retried with backoff and parked after `max_attempts`. The lease holder also prunes outbox_published past
 // `retention`, one bounded batch per round, so pruning never holds up
 // publishing for longer than one small DELETE.
 class OutboxRelay final {
@@ -100,6 +100,8 @@ private:
     [[nodiscard]] std::list<Row> read_due();
     // Publishes the rows of in_flight_ from `first` on.
     void publish(std::list<Row>::iterator first);
+    // Publishes one row; false when it cannot be (its outcome says why).
+    [[nodiscard]] bool send(Row& row);
     // Records the answered rows of in_flight_ (moved, or charged an
     // attempt) and forgets them; unanswered ones stay in flight.
     void settle_answered();
