@@ -168,7 +168,9 @@ TEST_CASE_FIXTURE(StagingWorker,
         const test::Metrics m = metrics();
         return m.value("idemq_outbox_publish_failures_total") >= 2 && m.value("idemq_outbox_pending_rows") == 2;
     }));
-    exec("UPDATE idemq.outbox SET parked_at = now() WHERE id = (SELECT min(id) FROM idemq.outbox)");
+    // Parked as the relay parks a row, with its attempts spent: a failure
+    // the relay records for it meanwhile keeps it parked.
+    exec("UPDATE idemq.outbox SET attempts = 1000, parked_at = now() WHERE id = (SELECT min(id) FROM idemq.outbox)");
     REQUIRE(test::eventually([&] {
         const test::Metrics m = metrics();
         return m.value("idemq_outbox_parked_rows") == 1 && m.value("idemq_outbox_pending_rows") == 1 &&
