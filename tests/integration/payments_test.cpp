@@ -52,33 +52,60 @@ TEST_CASE("the same message id delivered three times books one charge and counts
 
 namespace {
 
-// PAYMENTS_BATCH_SIZE for the workers: "" runs the per-message handler.
-void killed_after_commit(const std::string& batch_size) {
-    test::PaymentsWorker payments(
-        {.env = {{"PAYMENTS_BATCH_SIZE", batch_size}, {"IDEMQ_TEST_CRASH_AFTER_COMMIT", "m-crash"}}});
+// How the workers commit: alone (empty), in batches or in groups.
+using Mode = std::map<std::string, std::string>;
+const Mode kPerMessage{};
+const Mode kBatches{{"PAYMENTS_BATCH_SIZE", "50"}};
+const Mode kGroups{{"PAYMENTS_GROUP_COMMIT", "50"}, {"IDEMQ_PREFETCH", "200"}};
+
+Mode with(Mode mode, const std::string& name, const std::string& value) {
+    mode[name] = value;
+    return mode;
+}
+
+// With companions, m-crash is published among them, so that it commits in
+// a group (or a batch) with some of them.
+void killed_after_commit(const Mode& mode, int companions = 0) {
+    test::PaymentsWorker payments({.env = with(mode, "IDEMQ_TEST_CRASH_AFTER_COMMIT", "m-crash")});
     test::Broker& broker = payments.broker();
     payments.wait_consuming();
-    payments.publish({{.body = test::charge("A7", 500), .message_id = "m-crash"}});
+    std::vector<test::Outgoing> messages;
+    for (int i = 0; i < companions; ++i) {
+        messages.push_back({.body = test::charge("A8", 10), .message_id = "m-" + std::to_string(i)});
+    }
+    messages.insert(messages.begin() + companions / 2, {.body = test::charge("A7", 500), .message_id = "m-crash"});
+    payments.publish(messages);
     CHECK(payments.process().wait() == 128 + SIGKILL);
     CHECK(payments.db().count("SELECT count(*) FROM payments.ledger WHERE message_id = 'm-crash'") == 1);
     // The unacked delivery went back to the queue with the dead connection.
-    CHECK(test::eventually([&] { return broker.ready(kQueue) == 1; }));
+    CHECK(test::eventually([&] { return broker.ready(kQueue) >= 1; }));
 
     payments.env().erase("IDEMQ_TEST_CRASH_AFTER_COMMIT");
     payments.start();
     payments.wait_consuming();
-    REQUIRE_MESSAGE(test::eventually([&] { return payments.metric("idemq_duplicates_total") >= 1; }),
+    REQUIRE_MESSAGE(test::eventually([&] {
+                        return payments.metric("idemq_duplicates_total") >= 1 &&
+                               payments.db().count("SELECT count(*) FROM payments.ledger") == companions + 1 &&
+                               broker.ready(kQueue) == 0;
+                    }),
                     payments.output());
     payments.stop();
-    CHECK(payments.final_metric("idemq_duplicates_total") == 1);
-    CHECK(payments.final_metric("idemq_messages_processed_total") == 0);
-    CHECK(payments.db().count("SELECT count(*) FROM payments.ledger") == 1);
+    if (companions == 0) {
+        CHECK(payments.final_metric("idemq_duplicates_total") == 1);
+        CHECK(payments.final_metric("idemq_messages_processed_total") == 0);
+    }
+    CHECK(payments.db().count("SELECT count(*) FROM payments.ledger") == companions + 1);
+    CHECK(payments.db().count("SELECT count(DISTINCT message_id) FROM payments.ledger") == companions + 1);
     CHECK(payments.db().count("SELECT balance_cents FROM payments.balances WHERE account = 'A7'") == 500);
+    if (companions > 0) {
+        CHECK(payments.db().count("SELECT balance_cents FROM payments.balances WHERE account = 'A8'") ==
+              10LL * companions);
+    }
     CHECK(broker.ready(kQueue) == 0);
 }
 
-void two_workers_exactly_once(const std::string& batch_size) {
-    test::PaymentsWorker payments({.env = {{"PAYMENTS_BATCH_SIZE", batch_size}}});
+void two_workers_exactly_once(const Mode& mode) {
+    test::PaymentsWorker payments({.env = mode});
     const test::Database& db = payments.db();
     test::Broker& broker = payments.broker();
 
@@ -134,26 +161,34 @@ void two_workers_exactly_once(const std::string& batch_size) {
     CHECK(final_both("idemq_duplicates_total") == 600);
     INFO("first worker processed " << first.final_metric("idemq_messages_processed_total") << ", second "
                                    << second->final_metric("idemq_messages_processed_total"));
-    // A committed batch is one observation of the batch size histogram.
-    if (!batch_size.empty()) CHECK(final_both("idemq_batch_size_count") > 0);
+    // A committed batch or group is one observation of the batch size histogram.
+    if (!mode.empty()) CHECK(final_both("idemq_batch_size_count") > 0);
 }
 
 }  // namespace
 
 TEST_CASE("a worker killed after COMMIT and before the ack applies the effect once: the redelivery is a duplicate") {
-    killed_after_commit("");
+    killed_after_commit(kPerMessage);
 }
 
 TEST_CASE("batch mode: a worker killed after a batch COMMIT and before the acks applies the effect once") {
-    killed_after_commit("50");
+    killed_after_commit(kBatches);
+}
+
+TEST_CASE("group commit: a worker killed after a group COMMIT and before the acks applies the effect once") {
+    killed_after_commit(kGroups, 9);
 }
 
 TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges") {
-    two_workers_exactly_once("");
+    two_workers_exactly_once(kPerMessage);
 }
 
 TEST_CASE("batch mode: two workers share 2,000 messages with 30% duplicates, each charge booked once") {
-    two_workers_exactly_once("50");
+    two_workers_exactly_once(kBatches);
+}
+
+TEST_CASE("group commit: two workers share 2,000 messages with 30% duplicates, each charge booked once") {
+    two_workers_exactly_once(kGroups);
 }
 
 TEST_CASE("bad input goes to the dead-letter queue with its reason, and the worker keeps running") {

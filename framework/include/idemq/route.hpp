@@ -2,6 +2,8 @@
 
 #include <idemq/retry_policy.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +25,17 @@ enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
     return {};
 }
 
+/// Group commit for a plain Handler: up to `max_messages` deliveries of the
+/// route that are ready share one transaction and one COMMIT, each message in
+/// a savepoint of its own. Every per-message guarantee holds: a message whose
+/// handler fails is rolled back alone and takes its own retry or dead-letter
+/// path; the others commit; each delivery is acked after the COMMIT. It trades
+/// latency (up to `linger`, plus the group's handlers) for throughput.
+struct GroupCommit {
+    std::size_t max_messages = 1;         ///< 1: every message commits alone (the default); at most 1000.
+    std::chrono::milliseconds linger{2};  ///< How long a group's first message waits for more (0 to 1 s).
+};
+
 /// Where a handler's messages come from. Every name is declared idempotently
 /// at start: a durable `exchange` of `exchange_type`, a durable `queue` bound
 /// to it with each of `routing_keys`, and the durable dead-letter queue
@@ -33,7 +46,8 @@ struct Route {
     std::string exchange{};  ///< Empty: consume `queue` only, bind nothing.
     ExchangeType exchange_type = ExchangeType::kTopic;
     std::vector<std::string> routing_keys{};
-    RetryPolicy retry{};  ///< What happens when `handle` throws.
+    RetryPolicy retry{};         ///< What happens when `handle` throws.
+    GroupCommit group_commit{};  ///< Off by default; not for a BatchHandler (it has BatchOptions).
 };
 
 }  // namespace idemq

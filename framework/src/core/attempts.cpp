@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "common/log.hpp"
 #include "common/text.hpp"
@@ -25,7 +26,8 @@ using std::chrono::milliseconds;
 class DeliveryAttempts final {
 public:
     DeliveryAttempts(const RegisteredHandler& registered, const WorkerOptions& options, const FaultPoints& faults,
-                     Telemetry& telemetry, const Job& job, DatabaseSession& session, const std::stop_token& stop)
+                     Telemetry& telemetry, const Job& job, DatabaseSession& session, const std::stop_token& stop,
+                     std::optional<AttemptResult> first_attempt)
         : registered_(registered),
           name_(registered.route.handler),
           policy_(registered.route.retry),
@@ -37,7 +39,8 @@ public:
           tags_(tags_for(name_, *message_)),
           session_(session),
           stop_(stop),
-          fingerprint_(delivery_fingerprint(*message_)) {
+          fingerprint_(delivery_fingerprint(*message_)),
+          first_attempt_(std::move(first_attempt)) {
         session_.forget_losses();
     }
 
@@ -56,7 +59,8 @@ public:
         key_ = std::get<std::string>(std::move(key_or_failure));
 
         for (;;) {
-            std::optional<AttemptResult> result = attempt();
+            std::optional<AttemptResult> result =
+                first_attempt_ ? std::exchange(first_attempt_, std::nullopt) : attempt();
             if (!result) return leave(Verdict::release());
             switch (result->end) {
                 // The mark was cleared in the same transaction.
@@ -212,19 +216,20 @@ private:
     const std::string fingerprint_;
     std::string first_failure_at_;  // of an earlier attempt of this delivery
     std::string key_;
-    std::string mark_;  // the fingerprint while this delivery is marked
+    std::string mark_;                            // the fingerprint while this delivery is marked
+    std::optional<AttemptResult> first_attempt_;  // made elsewhere already (a group commit)
     OutageBackoff backoff_{stop_};
 };
 
 }  // namespace
 
-Verdict handle_delivery(const Job& job, const AttemptContext& context) {
+Verdict handle_delivery(const Job& job, const AttemptContext& context, std::optional<AttemptResult> first_attempt) {
     const MessageTags tags = tags_for(context.registered.route.handler, *job.message);
     const auto started = std::chrono::steady_clock::now();
     Verdict verdict = Verdict::release();
     try {
         verdict = DeliveryAttempts(context.registered, context.options, context.faults, context.telemetry, job,
-                                   context.session, context.stop)
+                                   context.session, context.stop, std::move(first_attempt))
                       .run();
     } catch (const std::exception& e) {
         // Not a message failure (the schema vanished, say): give it back and

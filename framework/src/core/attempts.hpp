@@ -2,6 +2,7 @@
 
 #include <idemq/options.hpp>
 
+#include <optional>
 #include <stop_token>
 
 #include "core/fault_points.hpp"
@@ -29,7 +30,10 @@ struct AttemptContext {
 // attempt runs in its own transaction (inbox/process_delivery); failures are
 // retried at once as the route says, then handed on as a delayed retry or a
 // dead letter; a lost Postgres connection is waited out and never charged;
-// a stop gives the delivery back. Never throws.
-[[nodiscard]] Verdict handle_delivery(const Job& job, const AttemptContext& context);
+// a stop gives the delivery back. With `first_attempt`, that attempt has been
+// made already (a kFailed or kRefused from a group commit): its result is
+// the first, charged as any other. Never throws.
+[[nodiscard]] Verdict handle_delivery(const Job& job, const AttemptContext& context,
+                                      std::optional<AttemptResult> first_attempt = std::nullopt);
 
 }  // namespace idemq::detail

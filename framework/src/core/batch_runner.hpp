@@ -13,7 +13,7 @@
 
 namespace idemq::detail {
 
-// What a batch needs from the worker running it.
+// What a batch or a group commit needs from the worker running it.
 struct BatchRun {
     RegisteredHandler& registered;
     Telemetry& telemetry;
@@ -21,6 +21,8 @@ struct BatchRun {
     const std::stop_token& stop;
     std::function<void(const Job&, Verdict)> post;  // hands one delivery's verdict to the loop
     std::function<void(Job&)> run_alone;            // the per-message path: attempts, retries, DLQ
+    // The per-message path after a first attempt made in a group commit.
+    std::function<void(Job&, AttemptResult)> go_on_alone = {};
 };
 
 // Handler thread: several deliveries of one batch handler in one

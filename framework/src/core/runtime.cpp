@@ -13,6 +13,7 @@
 #include "common/text.hpp"
 #include "core/attempts.hpp"
 #include "core/batch_runner.hpp"
+#include "core/group_runner.hpp"
 #include "core/intake.hpp"
 #include "core/retry_schedule.hpp"
 #include "core/startup_signals.hpp"
@@ -183,14 +184,29 @@ void Runtime::post_verdict(const Job& job, Verdict verdict) {
     });
 }
 
-// Handler thread.
+// Handler thread: a batch handler's batch, or a plain handler's group commit.
 void Runtime::run_batch(std::vector<Job>& jobs, DatabaseSession& session, const std::stop_token& stop) {
-    detail::run_batch(jobs, {.registered = handlers_[jobs.front().handler_index],
-                             .telemetry = telemetry_,
-                             .session = session,
-                             .stop = stop,
-                             .post = [this](const Job& job, Verdict verdict) { post_verdict(job, std::move(verdict)); },
-                             .run_alone = [&](Job& job) { run_job(job, session, stop); }});
+    RegisteredHandler& registered = handlers_[jobs.front().handler_index];
+    const AttemptContext context{.registered = registered,
+                                 .options = options_,
+                                 .faults = faults_,
+                                 .telemetry = telemetry_,
+                                 .session = session,
+                                 .stop = stop};
+    const BatchRun run{
+        .registered = registered,
+        .telemetry = telemetry_,
+        .session = session,
+        .stop = stop,
+        .post = [this](const Job& job, Verdict verdict) { post_verdict(job, std::move(verdict)); },
+        .run_alone = [&](Job& job) { run_job(job, session, stop); },
+        .go_on_alone =
+            [&](Job& job, AttemptResult first) { post_verdict(job, handle_delivery(job, context, std::move(first))); }};
+    if (registered.batch != nullptr) {
+        detail::run_batch(jobs, run);
+    } else {
+        run_group(jobs, run);
+    }
 }
 
 void Runtime::on_delivery(Delivery delivery) {
@@ -220,14 +236,17 @@ void Runtime::on_delivery(Delivery delivery) {
         return;
     }
     // A redelivered message may follow a crash: it goes alone, through the
-    // crash-loop guard, never inside a batch.
-    const bool batchable = registered.batch != nullptr && !message->redelivered();
+    // crash-loop guard, never inside a batch or a group.
+    const bool batch = registered.batch != nullptr;
+    const std::size_t shared = message->redelivered() ? 0
+                               : batch                ? registered.batch_options.max_messages
+                                                      : registered.route.group_commit.max_messages;
     pool_->submit(Job{.delivery_tag = tag,
                       .generation = link_.generation(),
                       .handler_index = handler->second,
                       .message = std::move(message),
-                      .batch_max = batchable ? registered.batch_options.max_messages : 0,
-                      .batch_linger = registered.batch_options.linger});
+                      .batch_max = shared,
+                      .batch_linger = batch ? registered.batch_options.linger : registered.route.group_commit.linger});
 }
 
 void Runtime::complete(std::uint64_t tag, std::uint64_t generation, const Verdict& verdict) {

@@ -33,6 +33,11 @@ void Worker::add_batch_handler(Route route, std::unique_ptr<BatchHandler> handle
     if (options.linger.count() < 0 || options.linger > std::chrono::seconds(10)) {
         throw ConfigError(fmt::format("handler '{}': BatchOptions.linger must be 0 to 10 s", route.handler));
     }
+    if (route.group_commit.max_messages != 1) {
+        throw ConfigError(
+            fmt::format("handler '{}': Route::group_commit is for a Handler; a BatchHandler groups by BatchOptions",
+                        route.handler));
+    }
     auto adapter = std::make_unique<detail::SingleMessageBatch>(std::move(handler));
     BatchHandler* batch = &adapter->batch();
     add_handler(std::move(route), std::move(adapter));
@@ -43,6 +48,13 @@ void Worker::add_batch_handler(Route route, std::unique_ptr<BatchHandler> handle
 void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
     if (!handler) throw ConfigError("add_handler: the handler must not be null");
     route = detail::normalized(std::move(route));
+    if (route.group_commit.max_messages < 1 || route.group_commit.max_messages > 1'000) {
+        throw ConfigError(
+            fmt::format("handler '{}': Route::group_commit.max_messages must be 1 to 1000", route.handler));
+    }
+    if (route.group_commit.linger.count() < 0 || route.group_commit.linger > std::chrono::seconds(1)) {
+        throw ConfigError(fmt::format("handler '{}': Route::group_commit.linger must be 0 to 1 s", route.handler));
+    }
     for (const auto& existing : impl_->handlers) {
         if (existing.route.handler == route.handler) {
             throw ConfigError(fmt::format("handler '{}' is registered twice", route.handler));

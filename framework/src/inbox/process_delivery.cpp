@@ -116,25 +116,35 @@ AttemptResult key_conflict(std::string_view key) {
                                                            "message's effect stands"));
 }
 
-AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
-                               const Message& message, const std::string& key, const std::string& mark_to_clear) {
-    const std::string fingerprint = sha256_hex(message.body());
-    const std::string name(handler_name);
-    InboxTransaction tx(connection);
-    if (!mark_to_clear.empty()) tx.exec_prepared(kClearStartedStatement, name, bytes(mark_to_clear));
+enum class Claim { kNew, kDuplicate, kConflict };
+
+// Records `key` in the inbox inside `tx`, or finds it there already: with the
+// same body (a duplicate) or another (a key conflict).
+Claim claim_key(pqxx::transaction_base& tx, const std::string& name, const Message& message, const std::string& key,
+                const std::string& fingerprint) {
     // A row that conflicts with the claim but is gone when its fingerprint is
     // read was pruned in between: the key is new again, so claim it again.
     for (int tries = 0;; ++tries) {
         const pqxx::result claimed = tx.exec_prepared(kClaimStatement, name, bytes(key), fingerprint,
                                                       bytes(message.message_id()), bytes(message.correlation_id()));
-        if (!claimed.empty()) break;
+        if (!claimed.empty()) return Claim::kNew;
         // Read after the claim: ON CONFLICT waited for any concurrent claimer,
         // and this statement's snapshot sees what it committed.
         const pqxx::result stored = tx.exec_prepared(kFingerprintStatement, name, bytes(key));
         if (stored.empty() && tries < 3) continue;
+        return !stored.empty() && stored[0][0].as<std::string>() == fingerprint ? Claim::kDuplicate : Claim::kConflict;
+    }
+}
+
+AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                               const Message& message, const std::string& key, const std::string& mark_to_clear) {
+    const std::string name(handler_name);
+    InboxTransaction tx(connection);
+    if (!mark_to_clear.empty()) tx.exec_prepared(kClearStartedStatement, name, bytes(mark_to_clear));
+    const Claim claim = claim_key(tx, name, message, key, sha256_hex(message.body()));
+    if (claim != Claim::kNew) {
         tx.commit();
-        if (!stored.empty() && stored[0][0].as<std::string>() == fingerprint) return {.end = End::kDuplicate};
-        return key_conflict(key);
+        return claim == Claim::kDuplicate ? AttemptResult{.end = End::kDuplicate} : key_conflict(key);
     }
     DeliveryContext context(handler_name, message, key, tx);
     handler.handle(message, tx, context);
@@ -143,18 +153,105 @@ AttemptResult claim_and_handle(pqxx::connection& connection, Handler& handler, s
     return {.end = End::kCommitted, .staged = context.staged()};
 }
 
-}  // namespace
-
 // libpqxx 6.4 reports serialization failures and deadlocks as
 // transaction_rollback, which is not an sql_error; an sql_error can still
 // carry their SQLSTATE when raised by other paths.
-bool is_transient(const std::exception& e) {
-    if (dynamic_cast<const TransientError*>(&e) != nullptr) return true;
+bool is_lock_conflict(const std::exception& e) {
     if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) return true;
-    if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
-        return sql->sqlstate() == "40001" || sql->sqlstate() == "40P01";
+    const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+    return sql != nullptr && (sql->sqlstate() == "40001" || sql->sqlstate() == "40P01");
+}
+
+// Inside a catch block: how the attempt whose exception is in flight ended.
+// The order of these handlers is the failure classification: see
+// docs/guarantees.md.
+AttemptResult current_failure(const pqxx::connection& connection, bool unknown_errors_are_permanent) {
+    try {
+        throw;
+    } catch (const PermanentError& e) {
+        return ended(End::kRefused, e, reason::kPermanentError);
+    } catch (const pqxx::in_doubt_error& e) {
+        return ended(End::kDatabaseLost, e);
+    } catch (const pqxx::broken_connection& e) {
+        return ended(End::kDatabaseLost, e);
+    } catch (const std::exception& e) {
+        // A statement that failed because the server went away (terminated
+        // backend, shutdown) is the database's failure, not the message's.
+        if (!connection.is_open()) return ended(End::kDatabaseLost, e);
+        // Postgres refusing the message's data (invalid UTF-8 in a text
+        // column, a value out of range) refuses it on every attempt.
+        // So does libpqxx refusing to quote or escape it (bytes that are not
+        // valid in the connection's encoding), before Postgres sees it.
+        if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr ||
+            dynamic_cast<const pqxx::argument_error*>(&e) != nullptr) {
+            return ended(End::kRefused, e, reason::kPermanentError);
+        }
+        if (is_transient(e) || !unknown_errors_are_permanent) {
+            AttemptResult failed = ended(End::kFailed, e);
+            failed.lock_conflict = is_lock_conflict(e);
+            return failed;
+        }
+        return ended(End::kRefused, e, reason::kPermanentError);
+    } catch (...) {
+        return {.end = unknown_errors_are_permanent ? End::kRefused : End::kFailed,
+                .failure = {.reason = std::string(reason::kPermanentError),
+                            .error = "a non-standard exception",
+                            .error_type = "unknown"}};
     }
-    return false;
+}
+
+// Inside a catch block: the group's lock timeout ended a statement.
+bool waited_too_long_for_a_lock() {
+    try {
+        throw;
+    } catch (const pqxx::sql_error& e) {
+        return e.sqlstate() == "55P03";
+    } catch (...) {
+        return false;
+    }
+}
+
+// One member of a group, in the savepoint set for it: claim, handler,
+// release. Its failure is rolled back to the savepoint and returned; a
+// failure that leaves no transaction to go on with is thrown.
+AttemptResult run_member(InboxTransaction& tx, pqxx::connection& connection, Handler& handler,
+                         std::string_view handler_name, const GroupMember& member, bool last,
+                         bool unknown_errors_are_permanent) {
+    const Message& message = *member.message;
+    AttemptResult result{.end = End::kCommitted};
+    try {
+        const Claim claim = claim_key(tx, std::string(handler_name), message, member.key, sha256_hex(message.body()));
+        if (claim == Claim::kNew) {
+            DeliveryContext context(handler_name, message, member.key, tx);
+            handler.handle(message, tx, context);
+            result.staged = context.staged();
+        } else {
+            result = claim == Claim::kDuplicate ? AttemptResult{.end = End::kDuplicate} : key_conflict(member.key);
+        }
+    } catch (...) {
+        result = current_failure(connection, unknown_errors_are_permanent);
+        // Nothing to roll back to: the group as a whole failed.
+        if (result.end == End::kDatabaseLost) throw;
+        result.lock_conflict = result.lock_conflict || waited_too_long_for_a_lock();
+        tx.roll_back_to_savepoint();
+        return result;
+    }
+    try {
+        tx.release_savepoint(!last);
+    } catch (const pqxx::sql_error& e) {
+        if (e.sqlstate() != "25P02") throw;
+        // The handler caught a failed statement's error: its work is void,
+        // and so is what it reported.
+        tx.roll_back_to_savepoint();
+        return ended(End::kFailed, aborted_by_swallowed_error());
+    }
+    return result;
+}
+
+}  // namespace
+
+bool is_transient(const std::exception& e) {
+    return dynamic_cast<const TransientError*>(&e) != nullptr || is_lock_conflict(e);
 }
 
 std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHandler& handler,
@@ -267,36 +364,31 @@ void clear_handling_started(pqxx::connection& connection, std::string_view handl
 AttemptResult process_delivery(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
                                const Message& message, const std::string& key, bool unknown_errors_are_permanent,
                                const std::string& mark_to_clear) {
-    // The order of these handlers is the failure classification: see
-    // docs/guarantees.md.
     try {
         return claim_and_handle(connection, handler, handler_name, message, key, mark_to_clear);
-    } catch (const PermanentError& e) {
-        return ended(End::kRefused, e, reason::kPermanentError);
-    } catch (const pqxx::in_doubt_error& e) {
-        return ended(End::kDatabaseLost, e);
-    } catch (const pqxx::broken_connection& e) {
-        return ended(End::kDatabaseLost, e);
-    } catch (const std::exception& e) {
-        // A statement that failed because the server went away (terminated
-        // backend, shutdown) is the database's failure, not the message's.
-        if (!connection.is_open()) return ended(End::kDatabaseLost, e);
-        // Postgres refusing the message's data (invalid UTF-8 in a text
-        // column, a value out of range) refuses it on every attempt.
-        // So does libpqxx refusing to quote or escape it (bytes that are not
-        // valid in the connection's encoding), before Postgres sees it.
-        if (dynamic_cast<const pqxx::data_exception*>(&e) != nullptr ||
-            dynamic_cast<const pqxx::argument_error*>(&e) != nullptr) {
-            return ended(End::kRefused, e, reason::kPermanentError);
-        }
-        if (is_transient(e) || !unknown_errors_are_permanent) return ended(End::kFailed, e);
-        return ended(End::kRefused, e, reason::kPermanentError);
     } catch (...) {
-        return {.end = unknown_errors_are_permanent ? End::kRefused : End::kFailed,
-                .failure = {.reason = std::string(reason::kPermanentError),
-                            .error = "a non-standard exception",
-                            .error_type = "unknown"}};
+        return current_failure(connection, unknown_errors_are_permanent);
     }
+}
+
+GroupOutcome process_group(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                           const std::vector<GroupMember>& members, bool unknown_errors_are_permanent,
+                           const std::stop_token& stop) {
+    GroupOutcome outcome;
+    outcome.results.reserve(members.size());
+    InboxTransaction tx(connection);
+    tx.begin_group(kGroupLockTimeout);
+    std::size_t staged = 0;
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        // Stopping: what ran so far commits, the rest goes back untouched.
+        if (stop.stop_requested()) break;
+        outcome.results.push_back(run_member(tx, connection, handler, handler_name, members[i], i + 1 == members.size(),
+                                             unknown_errors_are_permanent));
+        staged += outcome.results.back().staged;
+    }
+    tx.commit();
+    if (staged > 0) OutboxDoorbell::instance().ring();
+    return outcome;
 }
 
 }  // namespace idemq::detail

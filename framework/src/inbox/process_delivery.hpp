@@ -5,6 +5,8 @@
 
 #include <pqxx/connection>
 
+#include <chrono>
+#include <stop_token>
 #include <string>
 #include <variant>
 #include <vector>
@@ -26,8 +28,11 @@ struct AttemptResult {
         kDatabaseLost,  // the database failed, not the message: run the attempt again
     };
     End end = End::kCommitted;
-    Failure failure{};       // kRefused, kFailed, kDatabaseLost
-    bool in_doubt = false;   // kDatabaseLost after a COMMIT with unknown outcome
+    Failure failure{};      // kRefused, kFailed, kDatabaseLost
+    bool in_doubt = false;  // kDatabaseLost after a COMMIT with unknown outcome
+    // kFailed: Postgres aborted it to resolve a deadlock or a serialization
+    // conflict, no fault of the message's.
+    bool lock_conflict = false;
     std::size_t staged = 0;  // kCommitted: outbox rows the handling staged, now committed
 };
 
@@ -75,6 +80,41 @@ struct BatchItem {
 [[nodiscard]] std::vector<AttemptResult> process_batch(pqxx::connection& connection, BatchHandler& handler,
                                                        std::string_view handler_name,
                                                        const std::vector<BatchItem>& items);
+
+// One message of a group commit, its key resolved.
+struct GroupMember {
+    const Message* message = nullptr;
+    std::string key;
+};
+
+// How a group went: one result per member that ran, in the members' order
+// (kCommitted, kDuplicate, kRefused or kFailed). Members past the results
+// did not run (a stop came first) and hold nothing.
+struct GroupOutcome {
+    std::vector<AttemptResult> results;
+};
+
+// A group commit: one transaction, each member in a savepoint of its own —
+// claim, handler, release. A member that fails is rolled back to its
+// savepoint alone, and its result says why (a handler that swallowed a failed
+// statement gets a kFailed, as in process_delivery); the others go on. One
+// COMMIT settles the group: the results hold only if it returns. Throws what
+// libpqxx throws for the group as a whole — the connection lost (nothing
+// committed), in doubt (unknown), a failure no savepoint can undo (a failed
+// exec() that rolled the whole transaction back) — and then no result holds.
+// Members should come in key order, so that two groups claim in the same
+// order and cannot deadlock on the inbox. Keys must be distinct.
+[[nodiscard]] GroupOutcome process_group(pqxx::connection& connection, Handler& handler, std::string_view handler_name,
+                                         const std::vector<GroupMember>& members, bool unknown_errors_are_permanent,
+                                         const std::stop_token& stop);
+
+// How long a member of a group waits for a lock before it gives up, is
+// rolled back to its savepoint and runs again alone, uncharged. A group
+// holds its members' locks until its COMMIT, so two groups that take hot
+// rows in opposite orders deadlock far more often than single messages do,
+// and Postgres finds a deadlock only after deadlock_timeout (1 s by default,
+// not settable by an unprivileged role): this bounds what each one costs.
+inline constexpr std::chrono::milliseconds kGroupLockTimeout{100};
 
 // A connection that breaks this often during one attempt (or one batch) while
 // Postgres stays reachable was broken by the message: a handler idling in its

@@ -3,6 +3,8 @@
 #include <pqxx/connection_base>
 #include <pqxx/except>
 
+#include <string>
+
 namespace idemq::detail {
 
 namespace {
@@ -14,12 +16,33 @@ pqxx::in_doubt_error in_doubt(const std::exception& e) {
 
 }  // namespace
 
+TransactionAborted aborted_by_swallowed_error() {
+    return TransactionAborted(
+        "the transaction was aborted by a statement that failed earlier and whose error was caught, so "
+        "nothing was committed. Let SQL errors escape the handler, or put a statement that may fail behind "
+        "a savepoint (SAVEPOINT, then ROLLBACK TO SAVEPOINT on error)");
+}
+
 InboxTransaction::InboxTransaction(pqxx::connection_base& connection)
     : namedclass("InboxTransaction", "idemq"), dbtransaction(connection, "READ COMMITTED", pqxx::read_write) {
     Begin();
 }
 
 InboxTransaction::~InboxTransaction() noexcept { End(); }
+
+void InboxTransaction::begin_group(std::chrono::milliseconds lock_timeout) {
+    const std::string sql =
+        "SET LOCAL lock_timeout = " + std::to_string(lock_timeout.count()) + "; SAVEPOINT idemq_message";
+    direct_exec(sql.c_str());
+}
+
+void InboxTransaction::release_savepoint(bool again) {
+    // In a transaction Postgres aborted since the savepoint, RELEASE fails
+    // with 25P02 and the SAVEPOINT behind it never runs.
+    direct_exec(again ? "RELEASE SAVEPOINT idemq_message; SAVEPOINT idemq_message" : "RELEASE SAVEPOINT idemq_message");
+}
+
+void InboxTransaction::roll_back_to_savepoint() { direct_exec("ROLLBACK TO SAVEPOINT idemq_message"); }
 
 void InboxTransaction::do_commit() {
     try {
@@ -33,10 +56,7 @@ void InboxTransaction::do_commit() {
             // transaction, and libpqxx will not roll back a transaction whose
             // commit failed: end it here, or the connection's next one fails.
             direct_exec("ROLLBACK");
-            throw TransactionAborted(
-                "the transaction was aborted by a statement that failed earlier and whose error was caught, so "
-                "nothing was committed. Let SQL errors escape the handler, or put a statement that may fail behind "
-                "a savepoint (SAVEPOINT, then ROLLBACK TO SAVEPOINT on error)");
+            throw aborted_by_swallowed_error();
         }
         if (!conn().is_open()) throw in_doubt(e);
         throw;
