@@ -896,8 +896,12 @@ int main(int argc, char** argv) {
         const auto run = loop_cpu(c, plain);
         const double per_delivery_us = run.loop_cpu_seconds * 1e6 / static_cast<double>(run.deliveries);
         record("7 loop CPU per delivery", c, 0, run.seconds, run.deliveries,
-               {{"loop_cpu_seconds", run.loop_cpu_seconds}, {"loop_cpu_us_per_delivery", per_delivery_us}});
-        fmt::print("{:<28}            {:>9.1f} us of loop CPU per delivery\n", "", per_delivery_us);
+               {{"loop_cpu_seconds", run.loop_cpu_seconds},
+                {"loop_cpu_us_per_delivery", per_delivery_us},
+                {"acks_sent", run.stats.acks_sent},
+                {"deliveries_acked", run.stats.deliveries_acked}});
+        fmt::print("{:<28}            {:>9.1f} us of loop CPU per delivery, {} acks for {} deliveries\n", "",
+                   per_delivery_us, run.stats.acks_sent, run.stats.deliveries_acked);
     }
 
     nlohmann::json out = {{"results", results}, {"peak_rss_kb", peak_rss_kb()}};
