@@ -223,7 +223,7 @@ TEST_CASE("verdicts of one wakeup are acked by one multiple ack, and counted whe
     CHECK(f.telemetry.stats().deliveries_acked == 4);
 }
 
-TEST_CASE("a delivery still running stops the run; those after it wait, then go alone") {
+TEST_CASE("a delivery still running stops the run, and those after it wait, then go alone") {
     Fixture f;
     for (std::uint64_t tag = 1; tag <= 4; ++tag) f.admit(tag);
     f.settlement.settle(1, Verdict::ack());
