@@ -416,7 +416,8 @@ LoopCpu loop_cpu(int concurrency, const std::vector<Message>& messages) {
     while (!running.failed() && done() < messages.size()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
     LoopCpu result{.seconds = seconds_since(start),
                    .loop_cpu_seconds = running.loop_cpu_seconds() - cpu_from,
-                   .deliveries = messages.size() - from};
+                   .deliveries = messages.size() - from,
+                   .stats = {}};
     running.stop();
     result.stats = worker.stats();
     return result;
