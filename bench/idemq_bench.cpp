@@ -13,12 +13,15 @@
 //      throughput, commit -> delivered latency at paced rates, the whole
 //      payments chain (charge -> event -> notification), and optionally the
 //      outbox's size under sustained load
+//   7. the loop thread's CPU per delivery: idemq with a handler that does
+//      nothing but the inbox claim, read from the loop thread's CPU clock
 // --scenarios picks some of them by name (raw, database, bare, idemq, batch,
-// relay); figures that compare with a scenario left out are not printed.
+// relay, loop); figures that compare with a scenario left out are not printed.
 // Needs IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (scripts/bench sets them).
 #include <idemq/idemq.hpp>
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -30,6 +33,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -309,6 +313,13 @@ public:
     RunningWorker& operator=(const RunningWorker&) = delete;
 
     [[nodiscard]] bool failed() const { return failed_; }
+    // CPU time of the thread running worker.run(): the loop thread.
+    [[nodiscard]] double loop_cpu_seconds() {
+        clockid_t clock{};
+        timespec used{};
+        if (pthread_getcpuclockid(thread_.native_handle(), &clock) != 0 || clock_gettime(clock, &used) != 0) return 0;
+        return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
+    }
     void stop() {
         worker_.request_stop();
         thread_.join();
@@ -368,6 +379,48 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
     const double elapsed = seconds_since(start);
     running.stop();
     return {elapsed, timed != nullptr ? timed->latencies() : std::vector<double>{}};
+}
+
+// A handler that does nothing: what is left is the framework's own work.
+class NoopHandler final : public idemq::Handler {
+public:
+    void handle(const idemq::Message&, pqxx::transaction_base&, idemq::Context&) override {}
+};
+
+struct LoopCpu {
+    double seconds = 0;
+    double loop_cpu_seconds = 0;
+    std::size_t deliveries = 0;  // those the CPU figure covers
+    idemq::WorkerStats stats;
+};
+
+// Scenario 7: the loop thread's CPU per delivery, pre-loaded queue. The
+// first 10% are a warm-up (connecting, declaring, the first prefetch), so
+// the figure is the steady state's.
+LoopCpu loop_cpu(int concurrency, const std::vector<Message>& messages) {
+    Database db;
+    const std::string queue = unique("bench.loop");
+    publish_all(queue, messages);
+    idemq::Worker worker(worker_options(db, concurrency));
+    worker.add_handler({.handler = "noop", .queue = queue}, std::make_unique<NoopHandler>());
+    const std::size_t warm_up = messages.size() / 10;
+    const auto done = [&] {
+        const auto stats = worker.stats();
+        return stats.processed + stats.duplicates;
+    };
+    RunningWorker running(worker);
+    while (!running.failed() && done() < warm_up) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const std::size_t from = done();
+    const double cpu_from = running.loop_cpu_seconds();
+    const auto start = Clock::now();
+    while (!running.failed() && done() < messages.size()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    LoopCpu result{.seconds = seconds_since(start),
+                   .loop_cpu_seconds = running.loop_cpu_seconds() - cpu_from,
+                   .deliveries = messages.size() - from,
+                   .stats = {}};
+    running.stop();
+    result.stats = worker.stats();
+    return result;
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -672,7 +725,7 @@ int main(int argc, char** argv) {
     double sustain_minutes = 0;
     double sustain_rate = 2000;
     int sustain_sample_seconds = 30;
-    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay"};
+    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay", "loop"};
     cli.add_option("--messages", count, "messages per scenario")->capture_default_str();
     cli.add_option("--concurrency", concurrency, "handler threads to try")->delimiter(',')->capture_default_str();
     cli.add_option("--duplicates", duplicates, "duplicate percentages to try")->delimiter(',')->capture_default_str();
@@ -680,7 +733,7 @@ int main(int argc, char** argv) {
     cli.add_option("--batch-sizes", batch_sizes, "batch sizes to try")->delimiter(',')->capture_default_str();
     cli.add_option("--scenarios", scenarios,
                    "scenarios to run: all, or some of raw (1), database (2), bare (3), "
-                   "idemq (4), batch (5), relay (6)")
+                   "idemq (4), batch (5), relay (6), loop (7)")
         ->delimiter(',')
         ->check(CLI::IsMember(known))
         ->capture_default_str();
@@ -837,6 +890,19 @@ int main(int argc, char** argv) {
             sustained.erase("seconds");
             record("6e relay sustained", 1, 0, seconds, staged, sustained);
         }
+    }
+
+    if (wants("loop")) {
+        const int c = *std::max_element(concurrency.begin(), concurrency.end());
+        const auto run = loop_cpu(c, plain);
+        const double per_delivery_us = run.loop_cpu_seconds * 1e6 / static_cast<double>(run.deliveries);
+        record("7 loop CPU per delivery", c, 0, run.seconds, run.deliveries,
+               {{"loop_cpu_seconds", run.loop_cpu_seconds},
+                {"loop_cpu_us_per_delivery", per_delivery_us},
+                {"acks_sent", run.stats.acks_sent},
+                {"deliveries_acked", run.stats.deliveries_acked}});
+        fmt::print("{:<28}            {:>9.1f} us of loop CPU per delivery, {} acks for {} deliveries\n", "",
+                   per_delivery_us, run.stats.acks_sent, run.stats.deliveries_acked);
     }
 
     nlohmann::json out = {{"results", results}, {"peak_rss_kb", peak_rss_kb()}};

@@ -147,6 +147,35 @@ TEST_CASE_FIXTURE(Fixture, "the handler sees the attempt and a correlation id th
           "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b");
 }
 
+TEST_CASE_FIXTURE(Fixture, "with several handler threads acks are coalesced, and every message is acked exactly once") {
+    constexpr int kCount = 400;
+    auto* handler = new RecordingHandler("many");
+    idemq::WorkerOptions many = options();
+    many.concurrency = 4;
+    many.prefetch = 32;
+    test::RunningWorker worker(
+        many, [&](idemq::Worker& w) { w.add_handler({.handler = "many"}, std::unique_ptr<idemq::Handler>(handler)); });
+    test::Broker broker(vhost.url());
+    REQUIRE(test::eventually([&] { return broker.consumed("many"); }));
+    std::vector<test::Outgoing> messages;
+    for (int i = 0; i < kCount; ++i)
+        messages.push_back({.body = std::to_string(i), .message_id = "k-" + std::to_string(i)});
+    broker.publish("", "many", messages);
+    REQUIRE(test::eventually([&] { return worker.stats().deliveries_acked == kCount; }));
+    const auto stats = worker.stop();
+    CHECK(stats.processed == kCount);
+    CHECK(stats.deliveries_acked == kCount);
+    CHECK(stats.acks_sent < static_cast<std::uint64_t>(kCount));
+    // Nothing came back: no duplicate, no second run, the queue is empty
+    // with the worker's connection closed (an unacked message would be ready).
+    CHECK(stats.duplicates == 0);
+    CHECK(handler->runs == kCount);
+    CHECK(db.count("SELECT count(*) FROM idemq.inbox") == kCount);
+    CHECK(db.count("SELECT count(*) FROM test.effects") == kCount);
+    CHECK(broker.ready("many") == 0);
+    MESSAGE("acks sent for " << kCount << " deliveries: " << stats.acks_sent);
+}
+
 TEST_CASE("the worker refuses to start without its inbox table and says to run migrate") {
     test::Database db;
     test::Vhost vhost;

@@ -20,6 +20,8 @@ struct WorkerStats {
     std::uint64_t broker_reconnects = 0;  ///< Times the broker connection was re-established.
     std::uint64_t database_pauses = 0;    ///< Times consumption paused because Postgres was unreachable.
     std::uint64_t batches = 0;            ///< Batch transactions committed (batch handlers).
+    std::uint64_t acks_sent = 0;          ///< basic.ack frames sent: one may settle many deliveries.
+    std::uint64_t deliveries_acked = 0;   ///< Deliveries settled by an ack (single or multiple).
     std::map<std::string, std::uint64_t> dead_lettered{};  ///< By reason.
 };
 

@@ -21,7 +21,8 @@ namespace idemq::detail {
 class SettlementChannel {
 public:
     virtual ~SettlementChannel() = default;
-    virtual void ack(std::uint64_t delivery_tag) = 0;
+    // `multiple`: every outstanding delivery up to and including the tag.
+    virtual void ack(std::uint64_t delivery_tag, bool multiple) = 0;
     virtual void reject(std::uint64_t delivery_tag, bool requeue) = 0;
     virtual void publish(std::string exchange, std::string routing_key, OwnedProperties properties, SharedBody body,
                          ConfirmedPublisher::Callback done) = 0;
@@ -38,7 +39,7 @@ struct BrokerSession final : SettlementChannel {
     std::unique_ptr<ConfirmedPublisher> publisher;
     std::map<std::string, std::size_t> handler_by_consumer_tag;
 
-    void ack(std::uint64_t delivery_tag) override { consumer->ack(delivery_tag); }
+    void ack(std::uint64_t delivery_tag, bool multiple) override { consumer->ack(delivery_tag, multiple); }
     void reject(std::uint64_t delivery_tag, bool requeue) override { consumer->reject(delivery_tag, requeue); }
     void publish(std::string exchange, std::string routing_key, OwnedProperties properties, SharedBody body,
                  ConfirmedPublisher::Callback done) override {

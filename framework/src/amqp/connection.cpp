@@ -281,8 +281,8 @@ std::optional<Delivery> AmqpConnection::get(std::string_view queue) {
     return delivery;
 }
 
-void AmqpConnection::ack(std::uint64_t delivery_tag) {
-    check_status(amqp_basic_ack(state_, kChannel, delivery_tag, 0), "basic.ack");
+void AmqpConnection::ack(std::uint64_t delivery_tag, bool multiple) {
+    check_status(amqp_basic_ack(state_, kChannel, delivery_tag, multiple ? 1 : 0), "basic.ack");
 }
 
 void AmqpConnection::reject(std::uint64_t delivery_tag, bool requeue) {

@@ -80,7 +80,8 @@ public:
     [[nodiscard]] std::optional<Delivery> get(std::string_view queue);
 
     // Asynchronous sends: they return once the frame is written.
-    void ack(std::uint64_t delivery_tag);
+    // `multiple` acks every outstanding delivery up to and including the tag.
+    void ack(std::uint64_t delivery_tag, bool multiple = false);
     void reject(std::uint64_t delivery_tag, bool requeue);
     void cancel(std::string_view consumer_tag);
     // basic.consume without waiting for consume-ok.

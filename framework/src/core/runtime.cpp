@@ -26,6 +26,15 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr milliseconds kTickInterval{250};
+// How long an ack may wait behind an open tag for the run to close (see
+// docs/decisions.md, "Coalesced acks").
+constexpr milliseconds kAckHold{5};
+
+AckCoalescer::Options ack_options(const WorkerOptions& options) {
+    // Half the prefetch held ready is half the window the broker will not
+    // refill: ack them rather than starve the handlers.
+    return {.hold = kAckHold, .pressure = static_cast<std::size_t>(std::max(1, options.prefetch / 2))};
+}
 
 std::int64_t now_ms() {
     return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -38,9 +47,12 @@ Runtime::Runtime(const WorkerOptions& options, std::vector<RegisteredHandler>& h
       handlers_(handlers),
       telemetry_(telemetry),
       faults_(FaultPoints::from_environment()),
-      settlement_(handlers_, tiers_, telemetry_, [this] { finish_if_drained(); }),
+      settlement_(
+          handlers_, tiers_, telemetry_, [this] { finish_if_drained(); }, [this] { request_ack_flush(); },
+          ack_options(options_)),
       tick_(loop_),
       grace_(loop_),
+      ack_hold_(loop_),
       link_(loop_, options_, routes(), tiers_,
             {.delivery = [this](Delivery delivery) { on_delivery(std::move(delivery)); },
              .attached = [this](BrokerSession& session, std::uint64_t generation,
@@ -213,12 +225,12 @@ void Runtime::on_delivery(Delivery delivery) {
     BrokerSession& broker = *link_.session();
     const auto handler = broker.handler_by_consumer_tag.find(delivery.consumer_tag);
     if (handler == broker.handler_by_consumer_tag.end()) {
-        broker.consumer->reject(delivery.delivery_tag, true);
+        settlement_.refuse(delivery.delivery_tag);
         return;
     }
     telemetry_.received(handler->second);
     if (state_ != State::kRunning || paused_) {
-        broker.consumer->reject(delivery.delivery_tag, true);
+        settlement_.refuse(delivery.delivery_tag);
         telemetry_.released(handler->second);
         return;
     }
@@ -257,6 +269,35 @@ void Runtime::complete(std::uint64_t tag, std::uint64_t generation, const Verdic
         settlement_.settle(tag, verdict);
     } catch (const std::exception& e) {
         lose_broker(e);
+    }
+}
+
+// One flush per wakeup however many acks became due in it: the verdicts
+// drained together are acked together.
+void Runtime::request_ack_flush() {
+    if (ack_flush_posted_) return;
+    ack_flush_posted_ = true;
+    loop_.post([this] {
+        ack_flush_posted_ = false;
+        flush_acks();
+    });
+}
+
+void Runtime::flush_acks() {
+    if (state_ == State::kClosed || link_.session() == nullptr) return;
+    const auto now = AckCoalescer::Clock::now();
+    try {
+        settlement_.flush(now);
+    } catch (const std::exception& e) {
+        lose_broker(e);
+        return;
+    }
+    // Acks held behind an open tag go out alone when their hold ends. The
+    // timer posts rather than flushes: a flush restarts the timer, which must
+    // not replace the callback it is running.
+    if (const auto due = settlement_.next_flush(); due && state_ != State::kClosed) {
+        const auto wait = std::chrono::ceil<milliseconds>(*due - now);
+        ack_hold_.start(std::max(milliseconds(1), wait), milliseconds(0), [this] { request_ack_flush(); });
     }
 }
 
@@ -384,6 +425,7 @@ void Runtime::finish() {
     state_ = State::kClosed;
     tick_.stop();
     grace_.stop();
+    ack_hold_.stop();
     signals_.reset();
     if (health_) health_->stop_serving();
     settlement_.close();  // first: the confirms failed next then ack nothing

@@ -63,6 +63,8 @@ private:
     void on_delivery(Delivery delivery);
     void complete(std::uint64_t tag, std::uint64_t generation, const Verdict& verdict);
     void on_tick();
+    void request_ack_flush();
+    void flush_acks();
     [[nodiscard]] std::string not_ready_reason() const;
     void on_signal(int signum);
     void on_database_reachable(bool reachable);
@@ -95,6 +97,9 @@ private:
     std::unique_ptr<SignalWatcher> signals_;
     Timer tick_;
     Timer grace_;
+    // Wakes the loop when acks held behind a gap are due.
+    Timer ack_hold_;
+    bool ack_flush_posted_ = false;
     BrokerLink link_;
     State state_ = State::kStarting;
     int database_down_threads_ = 0;

@@ -10,20 +10,41 @@ namespace idemq::detail {
 
 Settlement::Settlement(const std::vector<RegisteredHandler>& handlers,
                        const std::vector<std::chrono::milliseconds>& tiers, Telemetry& telemetry,
-                       std::function<void()> on_settled)
+                       std::function<void()> on_settled, std::function<void()> request_flush,
+                       AckCoalescer::Options acks)
     : handlers_(handlers),
       tiers_(tiers),
       telemetry_(telemetry),
       on_settled_(std::move(on_settled)),
+      request_flush_(std::move(request_flush)),
+      acks_(acks),
       per_handler_(handlers.size(), 0) {}
 
 void Settlement::attach(SettlementChannel& broker, std::uint64_t generation) noexcept {
     broker_ = &broker;
     generation_ = generation;
+    // Tags start again at 1 on a new channel.
+    acks_.reset();
+}
+
+void Settlement::close() noexcept {
+    // Committed work acked before the connection closes spares a redelivery
+    // (which the inbox would absorb): worth trying, never required.
+    if (broker_ != nullptr) {
+        try {
+            flush(AckCoalescer::Clock::now(), true);
+        } catch (const std::exception& e) {
+            log().warn("could not send the last acks before closing: {}; those deliveries return to the queue",
+                       e.what());
+        }
+    }
+    broker_ = nullptr;
 }
 
 void Settlement::forget_all() noexcept {
     broker_ = nullptr;
+    // Nothing of the old channel may be acked on the next one.
+    acks_.reset();
     in_flight_.clear();
     for (std::size_t h = 0; h < per_handler_.size(); ++h) telemetry_.in_flight(h, per_handler_[h] = 0);
 }
@@ -34,12 +55,19 @@ void Settlement::admit(std::uint64_t tag, std::size_t handler_index, std::shared
                                            .message = std::move(message),
                                            .properties = std::move(properties),
                                            .received_at = std::chrono::steady_clock::now()});
+    acks_.delivered(tag);
     telemetry_.in_flight(handler_index, ++per_handler_[handler_index]);
+}
+
+void Settlement::refuse(std::uint64_t tag) {
+    acks_.delivered(tag);
+    acks_.done(tag);
+    if (broker_ != nullptr) broker_->reject(tag, true);
 }
 
 void Settlement::settle(std::uint64_t tag, const Verdict& verdict) {
     const auto it = in_flight_.find(tag);
-    if (it == in_flight_.end() || broker_ == nullptr) return;
+    if (it == in_flight_.end() || broker_ == nullptr || it->second.ack_ready) return;
     const std::size_t handler = it->second.handler_index;
     switch (verdict.kind()) {
         case Verdict::Kind::kAck: ack(tag); break;
@@ -137,18 +165,31 @@ void Settlement::forget(Table::iterator entry) {
 }
 
 void Settlement::ack(std::uint64_t tag) {
-    broker_->ack(tag);
     const auto entry = in_flight_.find(tag);
-    if (entry != in_flight_.end()) {
-        telemetry_.settled(
-            entry->second.handler_index,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - entry->second.received_at).count());
+    if (entry == in_flight_.end() || entry->second.ack_ready) return;
+    entry->second.ack_ready = true;
+    acks_.ready(tag, AckCoalescer::Clock::now());
+    request_flush_();
+}
+
+void Settlement::flush(AckCoalescer::Clock::time_point now, bool everything) {
+    if (broker_ == nullptr) return;
+    const AckCoalescer::Plan plan = acks_.plan(now, everything);
+    if (plan.acked.empty()) return;
+    for (const AckCoalescer::Frame& frame : plan.frames) broker_->ack(frame.tag, frame.multiple);
+    telemetry_.acks_sent(plan.frames.size(), plan.acked.size());
+    for (const std::uint64_t tag : plan.acked) {
+        const auto entry = in_flight_.find(tag);
+        if (entry == in_flight_.end()) continue;
+        telemetry_.settled(entry->second.handler_index,
+                           std::chrono::duration<double>(now - entry->second.received_at).count());
         forget(entry);
     }
     on_settled_();
 }
 
 void Settlement::release(std::uint64_t tag) {
+    acks_.done(tag);
     broker_->reject(tag, true);
     const auto entry = in_flight_.find(tag);
     if (entry != in_flight_.end()) {

@@ -84,6 +84,18 @@ Telemetry::Telemetry(const std::vector<std::string>& handler_names)
                             .Help("Times consumption paused because Postgres was unreachable")
                             .Register(*registry_)
                             .Add({});
+    // Worker-wide, not per handler: one multiple ack can settle deliveries
+    // of several handlers. Their ratio is the coalescing of acks.
+    acks_sent_ = &BuildCounter()
+                      .Name("idemq_acks_sent_total")
+                      .Help("basic.ack frames sent (one may settle many deliveries)")
+                      .Register(*registry_)
+                      .Add({});
+    deliveries_acked_ = &BuildCounter()
+                             .Name("idemq_deliveries_acked_total")
+                             .Help("Deliveries settled by an ack, single or multiple")
+                             .Register(*registry_)
+                             .Add({});
     outbox_staged_ =
         &BuildCounter()
              .Name("idemq_outbox_staged_total")
@@ -197,6 +209,11 @@ void Telemetry::in_flight(std::size_t h, double count) { handlers_[h].in_flight-
 
 void Telemetry::paused(bool paused) { paused_->Set(paused ? 1 : 0); }
 
+void Telemetry::acks_sent(std::size_t frames, std::size_t deliveries) {
+    acks_sent_->Increment(static_cast<double>(frames));
+    deliveries_acked_->Increment(static_cast<double>(deliveries));
+}
+
 void Telemetry::pause_started() { database_pauses_->Increment(); }
 
 void Telemetry::reconnected(const std::string& component) { reconnects_->Add({{"component", component}}).Increment(); }
@@ -243,6 +260,8 @@ WorkerStats Telemetry::stats() const {
         {"idemq_in_doubt_commits_total", &WorkerStats::in_doubt},
         {"idemq_released_total", &WorkerStats::released},
         {"idemq_database_pauses_total", &WorkerStats::database_pauses},
+        {"idemq_acks_sent_total", &WorkerStats::acks_sent},
+        {"idemq_deliveries_acked_total", &WorkerStats::deliveries_acked},
     };
     const auto label = [](const prometheus::ClientMetric& metric, std::string_view name) {
         for (const auto& l : metric.label) {

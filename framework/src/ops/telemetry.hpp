@@ -34,6 +34,8 @@ public:
     void in_doubt(std::size_t handler);
     void released(std::size_t handler);
     void settled(std::size_t handler, double end_to_end_seconds);
+    // basic.ack frames sent and the deliveries they settled.
+    void acks_sent(std::size_t frames, std::size_t deliveries);
     void in_flight(std::size_t handler, double count);
     void paused(bool paused);
     void reconnected(const std::string& component);
@@ -79,6 +81,8 @@ private:
     prometheus::Family<prometheus::Counter>* dead_lettered_;
     prometheus::Family<prometheus::Counter>* reconnects_;
     prometheus::Counter* database_pauses_;
+    prometheus::Counter* acks_sent_;
+    prometheus::Counter* deliveries_acked_;
     prometheus::Counter* outbox_staged_;
     prometheus::Counter* outbox_published_;
     prometheus::Histogram* outbox_latency_;

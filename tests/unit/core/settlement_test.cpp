@@ -33,7 +33,10 @@ public:
         ConfirmedPublisher::Callback done;
     };
 
-    void ack(std::uint64_t tag) override { acked.push_back(tag); }
+    void ack(std::uint64_t tag, bool multiple) override {
+        acked.push_back(tag);
+        multiples.push_back(multiple);
+    }
     void reject(std::uint64_t tag, bool requeue) override {
         CHECK(requeue);
         rejected.push_back(tag);
@@ -46,6 +49,7 @@ public:
     [[nodiscard]] int frame_max() const noexcept override { return 131072; }
 
     std::vector<std::uint64_t> acked;
+    std::vector<bool> multiples;
     std::vector<std::uint64_t> rejected;
     std::vector<Published> published;
 };
@@ -61,10 +65,21 @@ struct Fixture {
     std::vector<std::chrono::milliseconds> tiers{std::chrono::milliseconds(250), std::chrono::milliseconds(1000)};
     idemq::detail::Telemetry telemetry{{"payments"}};
     int settled = 0;
-    Settlement settlement{handlers, tiers, telemetry, [this] { ++settled; }};
+    int flush_requests = 0;
+    Settlement settlement{handlers,
+                          tiers,
+                          telemetry,
+                          [this] { ++settled; },
+                          [this] { ++flush_requests; },
+                          {.hold = std::chrono::milliseconds(5), .pressure = 100}};
     FakeChannel channel;
 
     Fixture() { settlement.attach(channel, 1); }
+
+    // What the runtime does once per wakeup after a flush was requested.
+    void flush(std::chrono::milliseconds at = std::chrono::milliseconds(0)) {
+        settlement.flush(std::chrono::steady_clock::now() + at);
+    }
 
     void admit(std::uint64_t tag, int attempt = 1) {
         auto message =
@@ -85,10 +100,16 @@ const FailureStamp kStamp{
 
 TEST_CASE("an ack verdict acks the delivery and forgets it") {
     Fixture f;
-    f.admit(7);
+    f.admit(1);
     CHECK(f.settlement.size() == 1);
-    f.settlement.settle(7, Verdict::ack());
-    CHECK(f.channel.acked == std::vector<std::uint64_t>{7});
+    f.settlement.settle(1, Verdict::ack());
+    // Not at once: on the flush the runtime runs once per wakeup.
+    CHECK(f.channel.acked.empty());
+    CHECK(f.flush_requests == 1);
+    CHECK(f.settlement.size() == 1);
+    CHECK(f.settled == 0);
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1});
     CHECK(f.settlement.empty());
     CHECK(f.settled == 1);
 }
@@ -99,6 +120,7 @@ TEST_CASE("a duplicate is acked and counted, a release is given back to the queu
     f.admit(2);
     f.settlement.settle(1, Verdict::duplicate());
     f.settlement.settle(2, Verdict::release());
+    f.flush();
     CHECK(f.channel.acked == std::vector<std::uint64_t>{1});
     CHECK(f.channel.rejected == std::vector<std::uint64_t>{2});
     CHECK(f.telemetry.stats().duplicates == 1);
@@ -108,8 +130,8 @@ TEST_CASE("a duplicate is acked and counted, a release is given back to the queu
 
 TEST_CASE("a dead letter is acked only once the broker confirmed its copy in the DLQ") {
     Fixture f;
-    f.admit(5, 3);
-    f.settlement.settle(5, Verdict::dead_letter(kFailure, kStamp));
+    f.admit(1, 3);
+    f.settlement.settle(1, Verdict::dead_letter(kFailure, kStamp));
     REQUIRE(f.channel.published.size() == 1);
     const auto& copy = f.channel.published.front();
     CHECK(copy.exchange.empty());
@@ -123,7 +145,8 @@ TEST_CASE("a dead letter is acked only once the broker confirmed its copy in the
     CHECK(f.settlement.size() == 1);
 
     f.channel.published.front().done(std::nullopt);
-    CHECK(f.channel.acked == std::vector<std::uint64_t>{5});
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1});
     CHECK(f.telemetry.stats().dead_lettered.at("permanent-error") == 1);
     CHECK(f.settlement.empty());
 }
@@ -141,8 +164,8 @@ TEST_CASE("a copy the broker refuses leaves the original in the queue, uncounted
 
 TEST_CASE("a delayed retry goes to the tier for its delay, for the next attempt") {
     Fixture f;
-    f.admit(9, 3);
-    f.settlement.settle(9, Verdict::retry_later(kFailure, kStamp, std::chrono::milliseconds(1500)));
+    f.admit(1, 3);
+    f.settlement.settle(1, Verdict::retry_later(kFailure, kStamp, std::chrono::milliseconds(1500)));
     REQUIRE(f.channel.published.size() == 1);
     const auto& copy = f.channel.published.front();
     CHECK(copy.exchange == "idemq.delay.1000ms");
@@ -150,7 +173,8 @@ TEST_CASE("a delayed retry goes to the tier for its delay, for the next attempt"
     CHECK(copy.properties.int_header(header::kAttempt) == 4);
     CHECK(f.channel.acked.empty());
     f.channel.published.front().done(std::nullopt);
-    CHECK(f.channel.acked == std::vector<std::uint64_t>{9});
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1});
     CHECK(f.telemetry.stats().delayed_retries == 1);
 }
 
@@ -165,6 +189,7 @@ TEST_CASE("after the connection is lost, late verdicts and confirms touch nothin
     // must not ack a tag of the next connection.
     f.channel.published.front().done(std::nullopt);
     f.settlement.settle(2, Verdict::ack());
+    f.flush();
     CHECK(f.channel.acked.empty());
     CHECK(f.channel.rejected.empty());
 
@@ -173,6 +198,7 @@ TEST_CASE("after the connection is lost, late verdicts and confirms touch nothin
     f.settlement.attach(next, 2);
     f.admit(1);
     f.settlement.settle(1, Verdict::ack());
+    f.flush();
     CHECK(next.acked == std::vector<std::uint64_t>{1});
 }
 
@@ -181,4 +207,99 @@ TEST_CASE("a verdict for a tag settlement does not know is ignored") {
     f.settlement.settle(42, Verdict::ack());
     CHECK(f.channel.acked.empty());
     CHECK(f.settled == 0);
+}
+
+TEST_CASE("verdicts of one wakeup are acked by one multiple ack, and counted when it is sent") {
+    Fixture f;
+    for (std::uint64_t tag = 1; tag <= 4; ++tag) f.admit(tag);
+    for (const std::uint64_t tag : {2, 1, 4, 3}) f.settlement.settle(tag, Verdict::ack());
+    CHECK(f.channel.acked.empty());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{4});
+    CHECK(f.channel.multiples == std::vector<bool>{true});
+    CHECK(f.settlement.empty());
+    CHECK(f.settled == 1);  // once per flush
+    CHECK(f.telemetry.stats().acks_sent == 1);
+    CHECK(f.telemetry.stats().deliveries_acked == 4);
+}
+
+TEST_CASE("a delivery still running stops the run, and those after it wait, then go alone") {
+    Fixture f;
+    for (std::uint64_t tag = 1; tag <= 4; ++tag) f.admit(tag);
+    f.settlement.settle(1, Verdict::ack());
+    f.settlement.settle(3, Verdict::ack());
+    f.settlement.settle(4, Verdict::ack());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1});
+    CHECK(f.settlement.size() == 3);  // 2 running, 3 and 4 held
+    REQUIRE(f.settlement.next_flush().has_value());
+    f.flush(std::chrono::milliseconds(10));
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1, 3, 4});
+    CHECK(f.channel.multiples == std::vector<bool>{false, false, false});
+    CHECK(f.settlement.size() == 1);
+    f.settlement.settle(2, Verdict::ack());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{1, 3, 4, 2});
+    CHECK(f.channel.multiples.back() == false);  // 3 and 4 are acked already
+}
+
+TEST_CASE("a release in the middle of a run is rejected at once and skipped by the multiple ack") {
+    Fixture f;
+    for (std::uint64_t tag = 1; tag <= 3; ++tag) f.admit(tag);
+    f.settlement.settle(1, Verdict::ack());
+    f.settlement.settle(2, Verdict::release());
+    CHECK(f.channel.rejected == std::vector<std::uint64_t>{2});
+    f.settlement.settle(3, Verdict::ack());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{3});
+    CHECK(f.channel.multiples == std::vector<bool>{true});
+    CHECK(f.settlement.empty());
+}
+
+TEST_CASE("a delivery refused on arrival does not stop the runs after it") {
+    Fixture f;
+    f.admit(1);
+    f.settlement.refuse(2);
+    f.admit(3);
+    CHECK(f.channel.rejected == std::vector<std::uint64_t>{2});
+    f.settlement.settle(1, Verdict::ack());
+    f.settlement.settle(3, Verdict::ack());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{3});
+    CHECK(f.channel.multiples == std::vector<bool>{true});
+}
+
+TEST_CASE("close acks what is ready first, held or not, and nothing after") {
+    Fixture f;
+    for (std::uint64_t tag = 1; tag <= 4; ++tag) f.admit(tag);
+    f.settlement.settle(1, Verdict::ack());
+    f.settlement.settle(2, Verdict::ack());
+    f.settlement.settle(4, Verdict::ack());
+    f.settlement.close();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{2, 4});
+    CHECK(f.channel.multiples == std::vector<bool>{true, false});
+    f.settlement.settle(3, Verdict::ack());
+    f.flush();
+    CHECK(f.channel.acked == std::vector<std::uint64_t>{2, 4});
+}
+
+TEST_CASE("a connection lost between commit and ack acks nothing of it, then or on the next connection") {
+    Fixture f;
+    f.admit(1);
+    f.admit(2);
+    f.settlement.settle(1, Verdict::ack());
+    f.settlement.settle(2, Verdict::ack());
+    f.settlement.forget_all();  // before the flush the runtime had posted ran
+    FakeChannel next;
+    f.settlement.attach(next, 2);
+    f.flush(std::chrono::milliseconds(10));
+    CHECK(f.channel.acked.empty());
+    CHECK(next.acked.empty());
+    // Tag 1 of the new channel is another message: acked only for its own verdict.
+    f.admit(1);
+    f.flush(std::chrono::milliseconds(10));
+    CHECK(next.acked.empty());
+    f.settlement.settle(1, Verdict::ack());
+    f.flush();
+    CHECK(next.acked == std::vector<std::uint64_t>{1});
 }
