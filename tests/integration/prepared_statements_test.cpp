@@ -100,7 +100,9 @@ TEST_CASE_FIXTURE(Fixture, "a handler's prepared statements run, and run again a
 
 TEST_CASE_FIXTURE(Fixture,
                   "a handler statement Postgres cannot prepare stops the start, naming handler and statement") {
-    idemq::Worker worker(options());
+    auto own_thread = options();
+    own_thread.handle_signals = false;  // run() on the test's thread: signals stay the test's
+    idemq::Worker worker(own_thread);
     worker.add_handler({.handler = "prepared"},
                        std::make_unique<PreparedRecorder>("INSERT INTO test.not_migrated (key, body) VALUES ($1, $2)"));
     std::string error;
