@@ -5,6 +5,7 @@
 
 #include <pqxx/binarystring>
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 #include <pqxx/transaction_base>
 
