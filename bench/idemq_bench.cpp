@@ -255,6 +255,7 @@ double bare_pipeline(int threads, const std::vector<Message>& messages) {
 // The payments handler, timing publish -> commit of each message it books.
 class TimedCharge final : public idemq::Handler {
 public:
+    void prepare(idemq::Statements& statements) override { inner_.prepare(statements); }
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
         inner_.handle(message, tx, ctx);
         if (const auto sent = message.header("x-bench-sent-ns")) {

@@ -36,6 +36,7 @@ enum class Events { kStaged, kNone };
 class ChargeHandler final : public idemq::Handler {
 public:
     explicit ChargeHandler(Events events = Events::kStaged) : events_(events) {}
+    void prepare(idemq::Statements& statements) override;
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override;
 
 private:
@@ -48,6 +49,7 @@ private:
 class ChargeBatchHandler final : public idemq::BatchHandler {
 public:
     explicit ChargeBatchHandler(Events events = Events::kStaged) : events_(events) {}
+    void prepare(idemq::Statements& statements) override;
     void handle_batch(std::span<const idemq::Message> messages, pqxx::transaction_base& tx,
                       idemq::BatchContext& ctx) override;
 
@@ -60,6 +62,7 @@ private:
 // message id, derived when it was staged, is the same on every copy).
 class NotifyHandler final : public idemq::Handler {
 public:
+    void prepare(idemq::Statements& statements) override;
     void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override;
 };
 

@@ -4,6 +4,7 @@
 #include <idemq/logger.hpp>
 #include <idemq/message.hpp>
 #include <idemq/outbox.hpp>
+#include <idemq/statements.hpp>
 
 #include <pqxx/types>
 
@@ -52,6 +53,10 @@ public:
     /// `tx`. Runs on a worker thread; throw as `Handler::handle` would. It is
     /// also called with a single message when a batch is split.
     virtual void handle_batch(std::span<const Message> messages, pqxx::transaction_base& tx, BatchContext& ctx) = 0;
+
+    /// The prepared statements `handle_batch()` runs, as `Handler::prepare`
+    /// (called by `Worker::add_batch_handler`). By default, none.
+    virtual void prepare(Statements& statements) { (void)statements; }
 
     /// The idempotency key, as `Handler::idempotency_key`.
     [[nodiscard]] virtual std::string idempotency_key(const Message& message) const {

@@ -3,6 +3,7 @@
 #include <idemq/context.hpp>
 #include <idemq/message.hpp>
 #include <idemq/route.hpp>
+#include <idemq/statements.hpp>
 
 #include <pqxx/types>
 
@@ -26,6 +27,16 @@ public:
     /// says, then dead-lettered. Several threads may call it at once, each with
     /// its own transaction: keep shared state thread-safe.
     virtual void handle(const Message& message, pqxx::transaction_base& tx, Context& ctx) = 0;
+
+    /// Defines the prepared statements `handle()` runs with
+    /// `tx.exec_prepared(name, ...)`: the way to write a handler's SQL, as
+    /// Postgres then parses and plans it once per connection, not per
+    /// message. Called once, on the registering thread, by
+    /// `Worker::add_handler`; the worker prepares the definitions on each of
+    /// its connections, a reconnected one included, and checks them against
+    /// the database when it starts. An exception from it makes `add_handler`
+    /// throw ConfigError naming the handler. By default, none.
+    virtual void prepare(Statements& statements) { (void)statements; }
 
     /// The idempotency key: by default the AMQP `message-id`. Override it to
     /// take the key from a header or to derive it from the message (tenant +

@@ -11,5 +11,6 @@
 #include <idemq/options.hpp>
 #include <idemq/outbox.hpp>
 #include <idemq/route.hpp>
+#include <idemq/statements.hpp>
 #include <idemq/stats.hpp>
 #include <idemq/worker.hpp>

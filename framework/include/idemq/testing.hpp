@@ -13,6 +13,8 @@
 #include <idemq/message.hpp>
 #include <idemq/options.hpp>
 
+#include <pqxx/types>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -83,6 +85,14 @@ private:
     std::string handler_name_;
     std::string key_;
 };
+
+/// Registers the statements `handler.prepare()` defines on `tx`'s
+/// connection, as the worker does on each of its own, so a unit test can call
+/// `handle()` with a transaction of its test database. Throws ConfigError as
+/// `Worker::add_handler` would for a bad definition.
+void prepare_statements(Handler& handler, pqxx::transaction_base& tx);
+/// The same for a batch handler.
+void prepare_statements(BatchHandler& handler, pqxx::transaction_base& tx);
 
 /// A message as a handler would see its delivery: `fields` with a message id
 /// ("test-1") and content type ("application/json") filled in when empty.

@@ -1,5 +1,6 @@
 #include "core/registered_handler.hpp"
 
+#include <algorithm>
 #include <span>
 
 namespace idemq::detail {
@@ -14,6 +15,20 @@ void SingleMessageBatch::handle(const Message& message, pqxx::transaction_base& 
         Context& ctx_;
     } single(ctx);
     batch_->handle_batch(std::span<const Message>(&message, 1), tx, single);
+}
+
+std::vector<HandlerStatement> handler_statements(const std::vector<RegisteredHandler>& handlers) {
+    std::vector<HandlerStatement> out;
+    for (const auto& registered : handlers) {
+        for (const auto& definition : registered.statements.definitions()) {
+            // add_handler refused the same name with other SQL.
+            const bool known = std::any_of(out.begin(), out.end(), [&](const HandlerStatement& statement) {
+                return statement.definition.name == definition.name;
+            });
+            if (!known) out.push_back({registered.route.handler, definition});
+        }
+    }
+    return out;
 }
 
 }  // namespace idemq::detail

@@ -5,6 +5,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "inbox/handler_statements.hpp"
 
 namespace idemq::detail {
 
@@ -17,7 +20,13 @@ struct RegisteredHandler {
     std::unique_ptr<Handler> handler;
     BatchHandler* batch = nullptr;
     BatchOptions batch_options{};
+    // What the handler's prepare() defined.
+    Statements statements{};
 };
+
+// Every handler's statements, each name once (handlers that define the same
+// statement share it), in registration order.
+[[nodiscard]] std::vector<HandlerStatement> handler_statements(const std::vector<RegisteredHandler>& handlers);
 
 // Runs a BatchHandler on one message at a time.
 class SingleMessageBatch final : public Handler {
@@ -27,6 +36,7 @@ public:
     [[nodiscard]] std::string idempotency_key(const Message& message) const override {
         return batch_->idempotency_key(message);
     }
+    void prepare(Statements& statements) override { batch_->prepare(statements); }
     [[nodiscard]] BatchHandler& batch() noexcept { return *batch_; }
 
 private:

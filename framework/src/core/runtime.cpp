@@ -18,6 +18,7 @@
 #include "core/retry_schedule.hpp"
 #include "core/startup_signals.hpp"
 #include "inbox/database_session.hpp"
+#include "inbox/handler_statements.hpp"
 #include "inbox/schema_check.hpp"
 
 namespace idemq::detail {
@@ -89,16 +90,19 @@ std::vector<Route> Runtime::routes() const {
 void Runtime::run() {
     if (options_.handle_signals) exit_on_signal_while_starting();
     check_schema(options_.database_url, options_.schema);
+    auto statements = handler_statements(handlers_);
+    check_handler_statements(options_.database_url, statements);
     std::string names;
     for (const auto& registered : handlers_) names += (names.empty() ? "" : ",") + registered.route.handler;
     pool_ = std::make_unique<HandlerPool>(
         options_.concurrency,
-        [this, names](int index) {
+        [this, names, statements](int index) {
             return DatabaseSession({.url = options_.database_url,
                                     .schema = options_.schema,
                                     .application_name = fmt::format("idemq {} #{}", names, index),
                                     .idle_in_transaction_timeout = options_.idle_in_transaction_timeout,
                                     .notify_relay = options_.outbox_notify,
+                                    .statements = statements,
                                     .on_unreachable = [this] { loop_.post([this] { on_database_reachable(false); }); },
                                     .on_reachable = [this] { loop_.post([this] { on_database_reachable(true); }); }});
         },

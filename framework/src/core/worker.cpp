@@ -64,7 +64,17 @@ void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
                                           route.handler, route.queue));
         }
     }
-    impl_->handlers.push_back({std::move(route), std::move(handler)});
+    Statements statements;
+    try {
+        handler->prepare(statements);
+    } catch (const std::exception& e) {
+        throw ConfigError(fmt::format("handler '{}': prepare() failed: {}", route.handler, e.what()));
+    } catch (...) {
+        throw ConfigError(fmt::format("handler '{}': prepare() threw a non-standard exception", route.handler));
+    }
+    detail::check_statement_names(detail::handler_statements(impl_->handlers), route.handler, statements);
+    impl_->handlers.push_back(
+        {.route = std::move(route), .handler = std::move(handler), .statements = std::move(statements)});
 }
 
 namespace {

@@ -101,6 +101,7 @@ pqxx::connection* DatabaseSession::get(const std::stop_token& stop) {
                 open_database(settings_.url, settings_.application_name, settings_.idle_in_transaction_timeout);
             prepare_inbox_statements(*connection, settings_.schema);
             prepare_outbox_statements(*connection, settings_.schema, settings_.notify_relay);
+            prepare_handler_statements(*connection, settings_.statements);
             connection_ = std::move(connection);
             {
                 std::lock_guard lock(canceller_->mutex_);

@@ -8,6 +8,9 @@
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <vector>
+
+#include "inbox/handler_statements.hpp"
 
 namespace idemq::detail {
 
@@ -38,6 +41,8 @@ public:
         std::chrono::milliseconds idle_in_transaction_timeout{0};  // 0: the server's default
         // Staging NOTIFYs the relays (IDEMQ_OUTBOX_NOTIFY).
         bool notify_relay = false;
+        // The handlers' prepared statements, registered on every connection.
+        std::vector<HandlerStatement> statements{};
         // Called on this thread when a connection attempt fails after the
         // connection was lost (or never made), and when one succeeds again.
         std::function<void()> on_unreachable{};
