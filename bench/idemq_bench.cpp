@@ -6,9 +6,12 @@
 //   3. bare pipeline: rabbitmq-c consume, the same transaction on N threads,
 //      ack after commit: the simplest correct loop without the framework
 //   4. idemq end to end with the payments handler, per concurrency and
-//      duplicate ratio; then latency (publish to the handler's end) at half of
-//      each setting's throughput
-//   5. idemq in batch mode (the payments batch handler) per batch size
+//      duplicate ratio; then latency (publish to COMMIT, from Postgres's
+//      commit timestamps) at half of each setting's throughput
+//   5. idemq in batch mode (the payments batch handler) per batch size, and
+//      its latency the same way
+//   8. idemq group commit (the plain payments handler, Route::group_commit)
+//      per group size, and its latency the same way
 //   6. the outbox relay: the raw confirmed-publish ceiling beside the relay's
 //      throughput, commit -> delivered latency at paced rates, the whole
 //      payments chain (charge -> event -> notification), and optionally the
@@ -27,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
+#include <pqxx/result>
 #include <pqxx/transaction>
 
 #include <algorithm>
@@ -42,6 +46,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "amqp/confirmed_publisher.hpp"
 #include "amqp/connection.hpp"
@@ -151,10 +156,15 @@ double raw_consume(const std::string& queue, std::size_t count) {
 
 // The transaction every pipeline runs for one message: claim, then the
 // payments writes when the key is new. Returns false for a duplicate.
+// All three statements prepared, as a careful hand-written loop would.
 void prepare(pqxx::connection& connection) {
     connection.prepare("claim",
                        "INSERT INTO idemq.inbox (handler, idempotency_key, body_sha256, message_id, correlation_id) "
                        "VALUES ('bench', $1, decode($2, 'hex'), $1, '') ON CONFLICT DO NOTHING RETURNING 1");
+    connection.prepare("ledger", "INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)");
+    connection.prepare("balance",
+                       "INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) ON CONFLICT (account) "
+                       "DO UPDATE SET balance_cents = payments.balances.balance_cents + EXCLUDED.balance_cents");
 }
 
 bool book(pqxx::connection& connection, const std::string& id, const std::string& body) {
@@ -164,12 +174,8 @@ bool book(pqxx::connection& connection, const std::string& id, const std::string
         tx.commit();
         return false;
     }
-    tx.exec_params("INSERT INTO payments.ledger (message_id, account, amount_cents) VALUES ($1, $2, $3)", id,
-                   charge.account, charge.amount_cents);
-    tx.exec_params(
-        "INSERT INTO payments.balances (account, balance_cents) VALUES ($1, $2) ON CONFLICT (account) "
-        "DO UPDATE SET balance_cents = payments.balances.balance_cents + EXCLUDED.balance_cents",
-        charge.account, charge.amount_cents);
+    tx.exec_prepared("ledger", id, charge.account, charge.amount_cents);
+    tx.exec_prepared("balance", charge.account, charge.amount_cents);
     tx.commit();
     return true;
 }
@@ -252,30 +258,6 @@ double bare_pipeline(int threads, const std::vector<Message>& messages) {
     return elapsed;
 }
 
-// The payments handler, timing publish -> commit of each message it books.
-class TimedCharge final : public idemq::Handler {
-public:
-    void prepare(idemq::Statements& statements) override { inner_.prepare(statements); }
-    void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
-        inner_.handle(message, tx, ctx);
-        if (const auto sent = message.header("x-bench-sent-ns")) {
-            const auto ns = Clock::now().time_since_epoch().count() - std::stoll(std::string(*sent));
-            std::lock_guard lock(mutex_);
-            latencies_.push_back(static_cast<double>(ns) / 1e6);
-        }
-    }
-    std::vector<double> latencies() {
-        std::lock_guard lock(mutex_);
-        return latencies_;
-    }
-
-private:
-    // Like for like with the hand-written consumers, which send nothing on.
-    payments::ChargeHandler inner_{payments::Events::kNone};
-    std::mutex mutex_;
-    std::vector<double> latencies_;
-};
-
 struct IdemqResult {
     double seconds = 0;
     std::vector<double> latencies_ms;
@@ -336,22 +318,52 @@ private:
 
 // Runs a worker over `messages`: pre-loaded into the queue (throughput), or
 // published at `rate` per second while it runs (latency).
-IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, double rate = 0,
-                      std::size_t batch_size = 0) {
+// How the worker commits: alone, in batches of a BatchHandler, or in
+// groups of the plain handler (Route::group_commit).
+struct Sharing {
+    std::size_t batch = 0;
+    std::size_t group = 0;
+};
+
+// Publish -> COMMIT of every booked charge, in ms: Postgres's commit
+// timestamp of its ledger row (track_commit_timestamp) minus the wall-clock
+// time it was first published at.
+std::vector<double> commit_latencies(const Database& db, const std::unordered_map<std::string, std::int64_t>& sent) {
+    pqxx::connection connection(db.url());
+    pqxx::nontransaction tx(connection);
+    std::vector<double> out;
+    if (tx.exec("SHOW track_commit_timestamp")[0][0].as<std::string>() != "on") {
+        fmt::print(stderr,
+                   "idemq-bench: track_commit_timestamp is off (restart scripts/services): no latency figures\n");
+        return out;
+    }
+    for (const auto& row :
+         tx.exec("SELECT message_id, (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint "
+                 "FROM payments.ledger")) {
+        const auto it = sent.find(row[0].as<std::string>());
+        if (it == sent.end() || row[1].is_null()) continue;
+        out.push_back(static_cast<double>(row[1].as<std::int64_t>() - it->second) / 1e3);
+    }
+    return out;
+}
+
+IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, double rate = 0, Sharing sharing = {}) {
     Database db;
     const std::string queue = unique("bench.idemq");
     if (rate <= 0) publish_all(queue, messages);
-    idemq::Worker worker(worker_options(db, concurrency, batch_size));
-    TimedCharge* timed = nullptr;  // owned by the worker
-    if (batch_size > 1) {
+    idemq::Worker worker(worker_options(db, concurrency, std::max(sharing.batch, sharing.group)));
+    if (sharing.batch > 1) {
         worker.add_batch_handler({.handler = "payments.charge", .queue = queue},
                                  std::make_unique<payments::ChargeBatchHandler>(payments::Events::kNone),
-                                 {.max_messages = batch_size});
+                                 {.max_messages = sharing.batch});
     } else {
-        auto handler = std::make_unique<TimedCharge>();
-        timed = handler.get();
-        worker.add_handler({.handler = "payments.charge", .queue = queue}, std::move(handler));
+        // Like for like with the hand-written consumers, which send nothing on.
+        worker.add_handler({.handler = "payments.charge",
+                            .queue = queue,
+                            .group_commit = {.max_messages = std::max<std::size_t>(1, sharing.group)}},
+                           std::make_unique<payments::ChargeHandler>(payments::Events::kNone));
     }
+    std::unordered_map<std::string, std::int64_t> sent;  // first publish, µs since the epoch
     const auto start = Clock::now();
     RunningWorker running(worker);
     if (rate > 0) {
@@ -359,27 +371,34 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
         idemq::detail::BlockingPublisher publisher(
             {.url = base_amqp, .connection_name = "idemq-bench paced publisher", .heartbeat = std::chrono::seconds(0)});
         publisher.connection().declare_queue(queue);
+        // One message first, waited for: the figures start once the worker
+        // consumes, not while it connects.
+        publisher.publish("", queue, OwnedProperties::make("warm-up", "", "application/json", {}),
+                          R"({"account": "warm-up", "amount_cents": 1})", [](std::optional<std::string>) {});
+        publisher.wait_all();
+        while (!running.failed() && worker.stats().processed == 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
         const auto begin = Clock::now();
         for (std::size_t i = 0; i < messages.size(); ++i) {
             std::this_thread::sleep_until(
                 begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
-            publisher.publish(
-                "", queue,
-                OwnedProperties::make(
-                    messages[i].id, "", "application/json",
-                    {{"x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count())}}),
-                messages[i].body, [](std::optional<std::string>) {});
+            sent.emplace(messages[i].id, std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+            publisher.publish("", queue, OwnedProperties::make(messages[i].id, "", "application/json", {}),
+                              messages[i].body, [](std::optional<std::string>) {});
         }
         publisher.wait_all();
     }
     while (!running.failed()) {
         const auto stats = worker.stats();
-        if (stats.processed + stats.duplicates >= messages.size()) break;
+        if (stats.processed + stats.duplicates >= messages.size() + (rate > 0 ? 1 : 0)) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     const double elapsed = seconds_since(start);
     running.stop();
-    return {elapsed, timed != nullptr ? timed->latencies() : std::vector<double>{}};
+    return {elapsed, rate > 0 ? commit_latencies(db, sent) : std::vector<double>{}};
 }
 
 // A handler that does nothing: what is left is the framework's own work.
@@ -726,15 +745,18 @@ int main(int argc, char** argv) {
     double sustain_minutes = 0;
     double sustain_rate = 2000;
     int sustain_sample_seconds = 30;
-    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay", "loop"};
+    // 64 is the most Route::group_commit allows (Postgres's subtransaction cache).
+    std::vector<std::size_t> group_sizes{10, 64};
+    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay", "loop", "group"};
     cli.add_option("--messages", count, "messages per scenario")->capture_default_str();
     cli.add_option("--concurrency", concurrency, "handler threads to try")->delimiter(',')->capture_default_str();
     cli.add_option("--duplicates", duplicates, "duplicate percentages to try")->delimiter(',')->capture_default_str();
     cli.add_option("--json", json_path, "where to write the results")->capture_default_str();
     cli.add_option("--batch-sizes", batch_sizes, "batch sizes to try")->delimiter(',')->capture_default_str();
+    cli.add_option("--group-sizes", group_sizes, "group commit sizes to try")->delimiter(',')->capture_default_str();
     cli.add_option("--scenarios", scenarios,
                    "scenarios to run: all, or some of raw (1), database (2), bare (3), "
-                   "idemq (4), batch (5), relay (6), loop (7)")
+                   "idemq (4), batch (5), relay (6), loop (7), group (8)")
         ->delimiter(',')
         ->check(CLI::IsMember(known))
         ->capture_default_str();
@@ -829,7 +851,7 @@ int main(int argc, char** argv) {
         for (const std::size_t size : batch_sizes) {
             const auto messages = make_messages(count, duplicates.front());
             for (const int c : concurrency) {
-                const auto run = idemq_run(c, messages, 0, size);
+                const auto run = idemq_run(c, messages, 0, {.batch = size});
                 const double rate = record(fmt::format("5 idemq batch of {}", size), c, duplicates.front(), run.seconds,
                                            count, {{"batch_size", size}});
                 if (best_idemq > 0) results.back()["vs_best_per_message"] = rate / best_idemq;
@@ -837,24 +859,55 @@ int main(int argc, char** argv) {
             }
         }
     }
-    // Latency at each concurrency and duplicate ratio, publishing at half of
-    // that setting's throughput so queues stay short.
+    std::map<std::size_t, double> grouped;
+    if (wants("group")) {
+        for (const std::size_t size : group_sizes) {
+            const auto messages = make_messages(count, duplicates.front());
+            for (const int c : concurrency) {
+                const auto run = idemq_run(c, messages, 0, {.group = size});
+                const double rate = record(fmt::format("8 idemq group commit of {}", size), c, duplicates.front(),
+                                           run.seconds, count, {{"group_size", size}});
+                if (best_idemq > 0) results.back()["vs_best_per_message"] = rate / best_idemq;
+                grouped[size] = std::max(grouped[size], rate);
+            }
+        }
+    }
+    // Publish -> COMMIT latency at each concurrency (and, per message, each
+    // duplicate ratio), publishing at half of that setting's throughput so
+    // queues stay short.
+    const auto paced_latency = [&](const std::string& scenario, const std::string& label, int c, int dup,
+                                   Sharing sharing) {
+        double throughput = 0;
+        for (const auto& r : results) {
+            if (r["scenario"] == scenario && r["concurrency"] == c && r["duplicate_percent"] == dup) {
+                throughput = r["msgs_per_s"].get<double>();
+            }
+        }
+        const double offered = std::max(50.0, throughput / 2);
+        const std::size_t paced = std::min<std::size_t>(count, static_cast<std::size_t>(offered * 2) + 1);
+        const auto latency = idemq_run(c, make_messages(paced, dup), offered, sharing);
+        auto figures = latency_figures(latency.latencies_ms);
+        figures["offered_msgs_per_s"] = offered;
+        record(label, c, dup, latency.seconds, paced, figures);
+    };
     if (wants("idemq")) {
         for (const int dup : duplicates) {
+            for (const int c : concurrency) paced_latency("4 idemq per-message", "4 idemq latency (paced)", c, dup, {});
+        }
+    }
+    if (wants("batch")) {
+        for (const std::size_t size : batch_sizes) {
             for (const int c : concurrency) {
-                double throughput = 0;
-                for (const auto& r : results) {
-                    if (r["scenario"] == "4 idemq per-message" && r["concurrency"] == c &&
-                        r["duplicate_percent"] == dup) {
-                        throughput = r["msgs_per_s"].get<double>();
-                    }
-                }
-                const double offered = std::max(50.0, throughput / 2);
-                const std::size_t paced = std::min<std::size_t>(count, static_cast<std::size_t>(offered * 2) + 1);
-                const auto latency = idemq_run(c, make_messages(paced, dup), offered);
-                auto figures = latency_figures(latency.latencies_ms);
-                figures["offered_msgs_per_s"] = offered;
-                record("4 idemq latency (paced)", c, dup, latency.seconds, paced, figures);
+                paced_latency(fmt::format("5 idemq batch of {}", size), fmt::format("5 batch {} latency (paced)", size),
+                              c, duplicates.front(), {.batch = size});
+            }
+        }
+    }
+    if (wants("group")) {
+        for (const std::size_t size : group_sizes) {
+            for (const int c : concurrency) {
+                paced_latency(fmt::format("8 idemq group commit of {}", size),
+                              fmt::format("8 group {} latency (paced)", size), c, duplicates.front(), {.group = size});
             }
         }
     }
@@ -917,7 +970,28 @@ int main(int argc, char** argv) {
         for (const auto& [size, rate] : batched) {
             fmt::print("idemq batch of {} / best idemq per-message: {:.2f}\n", size, rate / best_idemq);
         }
+        for (const auto& [size, rate] : grouped) {
+            fmt::print("idemq group commit of {} / best idemq per-message: {:.2f}\n", size, rate / best_idemq);
+        }
     }
+    // The goals of issue 14, each the best of one setting over the best of
+    // the other, all from this run; absent when a scenario was left out.
+    const auto best = [](const std::map<int, double>& rates) {
+        double top = 0;
+        for (const auto& [c, rate] : rates) top = std::max(top, rate);
+        return top;
+    };
+    nlohmann::json ratios = nlohmann::json::object();
+    // The largest group measured (64 by default: Route::group_commit's limit).
+    if (best_idemq > 0 && !grouped.empty()) {
+        ratios["group_commit_over_per_message"] = grouped.rbegin()->second / best_idemq;
+        ratios["group_commit_size"] = grouped.rbegin()->first;
+    }
+    if (best_idemq > 0 && !database.empty()) ratios["per_message_over_db_ceiling"] = best_idemq / best(database);
+    if (broker > 0 && batched.contains(100)) ratios["batch100_over_broker_ceiling"] = batched[100] / broker;
+    if (best_idemq > 0 && !bare.empty()) ratios["per_message_over_bare_pipeline"] = best_idemq / best(bare);
+    for (const auto& [name, value] : ratios.items()) fmt::print("ratios.{}: {:.2f}\n", name, value.get<double>());
+    out["ratios"] = ratios;
     fmt::print("peak RSS of this process: {} MB\n", peak_rss_kb() / 1024);
     std::ofstream(json_path) << out.dump(2) << "\n";
     fmt::print("wrote {}\n", json_path);

@@ -80,6 +80,8 @@ unix_socket_directories = '$PG_SOCKDIR'
 max_connections = 200
 shared_buffers = 256MB
 fsync = on
+# idemq-bench reads when each ledger row committed (publish -> COMMIT latency).
+track_commit_timestamp = on
 # TLS on the same port (libpq asks for it); plain connections still work.
 ssl = on
 ssl_cert_file = 'server.pem'

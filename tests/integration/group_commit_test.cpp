@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "running_worker.hpp"
@@ -154,4 +155,26 @@ TEST_CASE("group commit: groups that take the handler's rows in opposite orders 
     CHECK(db.count("SELECT sum(units) FROM group_test.accounts") == 2000);
     CHECK(db.count("SELECT units FROM group_test.accounts WHERE id = 'a'") == 1000);
     CHECK(db.count("SELECT count(*) FROM idemq.inbox WHERE handler = 'transfers'") == 40);
+}
+
+TEST_CASE("group commit: a group larger than 64, a linger over 1 s, or a group on a batch handler is refused") {
+    struct Noop final : idemq::Handler {
+        void handle(const idemq::Message&, pqxx::transaction_base&, idemq::Context&) override {}
+    };
+    struct NoopBatch final : idemq::BatchHandler {
+        void handle_batch(std::span<const idemq::Message>, pqxx::transaction_base&, idemq::BatchContext&) override {}
+    };
+    idemq::Worker worker({});
+    CHECK_THROWS_AS(
+        worker.add_handler({.handler = "big", .group_commit = {.max_messages = 65}}, std::make_unique<Noop>()),
+        idemq::ConfigError);
+    CHECK_THROWS_AS(
+        worker.add_handler({.handler = "slow", .group_commit = {.max_messages = 8, .linger = std::chrono::seconds(2)}},
+                           std::make_unique<Noop>()),
+        idemq::ConfigError);
+    CHECK_THROWS_AS(worker.add_batch_handler({.handler = "batch", .group_commit = {.max_messages = 8}},
+                                             std::make_unique<NoopBatch>(), {}),
+                    idemq::ConfigError);
+    CHECK_NOTHROW(
+        worker.add_handler({.handler = "fine", .group_commit = {.max_messages = 64}}, std::make_unique<Noop>()));
 }

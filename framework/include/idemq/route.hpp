@@ -32,7 +32,7 @@ enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
 /// path; the others commit; each delivery is acked after the COMMIT. It trades
 /// latency (up to `linger`, plus the group's handlers) for throughput.
 struct GroupCommit {
-    std::size_t max_messages = 1;         ///< 1: every message commits alone (the default); at most 1000.
+    std::size_t max_messages = 1;         ///< 1: every message commits alone (the default); at most 64.
     std::chrono::milliseconds linger{2};  ///< How long a group's first message waits for more (0 to 1 s).
 };
 

@@ -68,7 +68,7 @@ std::optional<GroupOutcome> commit_group(const std::vector<GroupMember>& members
 }  // namespace
 
 void run_group(std::vector<Job>& jobs, const BatchRun& run) {
-    std::vector<std::size_t> members;  // jobs in the group, in key order
+    std::vector<std::size_t> pending;  // jobs not settled yet, in key order
     std::vector<std::string> keys;     // by job
     std::vector<std::size_t> alone;    // jobs handled one by one afterwards
     std::unordered_set<std::string> seen;
@@ -83,40 +83,44 @@ void run_group(std::vector<Job>& jobs, const BatchRun& run) {
             continue;
         }
         keys[i] = std::move(*key);
-        members.push_back(i);
+        pending.push_back(i);
     }
     // Every group claims in the same (byte) order: no two wait on each
     // other's inbox rows.
-    std::sort(members.begin(), members.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
-    std::vector<GroupMember> group;
-    group.reserve(members.size());
-    for (const std::size_t i : members) group.push_back({.message = jobs[i].message.get(), .key = keys[i]});
+    std::sort(pending.begin(), pending.end(), [&](std::size_t a, std::size_t b) { return keys[a] < keys[b]; });
 
     const std::size_t handler_index = jobs.front().handler_index;
-    bool stopped = false;
-    const auto started = std::chrono::steady_clock::now();
-    std::optional<GroupOutcome> outcome;
-    if (group.size() > 1) outcome = commit_group(group, run, handler_index, stopped);
-    if (stopped) {
-        for (Job& job : jobs) run.post(job, Verdict::release());
-        return;
-    }
     std::vector<std::pair<std::size_t, AttemptResult>> failed;  // (job, its first attempt)
-    if (!outcome) {
-        alone.insert(alone.end(), members.begin(), members.end());
-    } else {
-        const std::size_t ran = outcome->results.size();
-        if (ran > 0) run.telemetry.batch_committed(handler_index, ran);
+    // A lock conflict ends a group after the members before it committed;
+    // the rest form the next group, until every member is settled.
+    while (pending.size() > 1) {
+        std::vector<GroupMember> group;
+        group.reserve(pending.size());
+        for (const std::size_t i : pending) group.push_back({.message = jobs[i].message.get(), .key = keys[i]});
+        bool stopped = false;
+        const auto started = std::chrono::steady_clock::now();
+        std::optional<GroupOutcome> outcome = commit_group(group, run, handler_index, stopped);
+        if (stopped) {
+            // Nothing of this round committed, and nothing else will run.
+            for (const std::size_t i : pending) run.post(jobs[i], Verdict::release());
+            for (const std::size_t i : alone) run.post(jobs[i], Verdict::release());
+            for (const auto& [i, result] : failed) run.post(jobs[i], Verdict::release());
+            return;
+        }
+        if (!outcome) {
+            alone.insert(alone.end(), pending.begin(), pending.end());
+            pending.clear();
+            break;
+        }
+        std::vector<AttemptResult>& results = outcome->results;
+        const bool conflict = !results.empty() && results.back().lock_conflict;
+        const std::size_t committed = results.size() - (conflict ? 1 : 0);
+        if (committed > 0) run.telemetry.batch_committed(handler_index, committed);
         const double share = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() /
-                             static_cast<double>(std::max<std::size_t>(ran, 1));
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            Job& job = jobs[members[k]];
-            // Not run: the worker is stopping.
-            if (k >= ran) {
-                run.post(job, Verdict::release());
-                continue;
-            }
-            AttemptResult& result = outcome->results[k];
+                             static_cast<double>(std::max<std::size_t>(results.size(), 1));
+        for (std::size_t k = 0; k < committed; ++k) {
+            Job& job = jobs[pending[k]];
+            AttemptResult& result = results[k];
             switch (result.end) {
                 case End::kCommitted:
                     run.telemetry.processed(handler_index, share);
@@ -129,19 +133,30 @@ void run_group(std::vector<Job>& jobs, const BatchRun& run) {
                     if (run.stop.stop_requested()) {
                         // Cancelled by the shutdown: charges nothing.
                         run.post(job, Verdict::release());
-                    } else if (result.lock_conflict) {
-                        // The group made the conflict likelier (it holds its
-                        // locks longer): the message is not charged for it.
-                        alone.push_back(members[k]);
                     } else {
-                        failed.emplace_back(members[k], std::move(result));
+                        failed.emplace_back(pending[k], std::move(result));
                     }
                     break;
                 // process_group throws for this instead.
-                case End::kDatabaseLost: alone.push_back(members[k]); break;
+                case End::kDatabaseLost: alone.push_back(pending[k]); break;
             }
         }
+        std::vector<std::size_t> rest(pending.begin() + static_cast<std::ptrdiff_t>(committed), pending.end());
+        if (run.stop.stop_requested() || rest.size() == pending.size()) {
+            // Stopping, or the very first member conflicted: alone, its
+            // lock is waited for without a timeout, and nothing is charged.
+            if (!rest.empty() && !run.stop.stop_requested()) {
+                alone.push_back(rest.front());
+                rest.erase(rest.begin());
+            }
+            if (run.stop.stop_requested()) {
+                for (const std::size_t i : rest) run.post(jobs[i], Verdict::release());
+                rest.clear();
+            }
+        }
+        pending = std::move(rest);
     }
+    alone.insert(alone.end(), pending.begin(), pending.end());
     for (auto& [i, result] : failed) run.go_on_alone(jobs[i], std::move(result));
     std::sort(alone.begin(), alone.end());
     for (const std::size_t i : alone) run.run_alone(jobs[i]);

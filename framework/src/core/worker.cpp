@@ -48,9 +48,14 @@ void Worker::add_batch_handler(Route route, std::unique_ptr<BatchHandler> handle
 void Worker::add_handler(Route route, std::unique_ptr<Handler> handler) {
     if (!handler) throw ConfigError("add_handler: the handler must not be null");
     route = detail::normalized(std::move(route));
-    if (route.group_commit.max_messages < 1 || route.group_commit.max_messages > 1'000) {
+    // Past 64 subtransactions a transaction overflows Postgres's per-backend
+    // cache of them (PGPROC_MAX_CACHED_SUBXIDS), and every snapshot on the
+    // server gets slower while it runs: each member of a group is one.
+    if (route.group_commit.max_messages < 1 || route.group_commit.max_messages > 64) {
         throw ConfigError(
-            fmt::format("handler '{}': Route::group_commit.max_messages must be 1 to 1000", route.handler));
+            fmt::format("handler '{}': Route::group_commit.max_messages must be 1 to 64 (each message is a Postgres "
+                        "subtransaction, and more than 64 in one transaction slow down the whole server)",
+                        route.handler));
     }
     if (route.group_commit.linger.count() < 0 || route.group_commit.linger > std::chrono::seconds(1)) {
         throw ConfigError(fmt::format("handler '{}': Route::group_commit.linger must be 0 to 1 s", route.handler));

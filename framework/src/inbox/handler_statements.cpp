@@ -10,6 +10,7 @@
 #include "common/config_text.hpp"
 #include "common/text.hpp"
 #include "inbox/database_session.hpp"
+#include "inbox/schema_check.hpp"
 
 namespace idemq::detail {
 
@@ -33,13 +34,7 @@ void prepare_handler_statements(pqxx::connection_base& connection, const std::ve
 
 void check_handler_statements(const std::string& database_url, const std::vector<HandlerStatement>& statements) {
     if (statements.empty()) return;
-    std::unique_ptr<pqxx::connection> connection;
-    try {
-        connection = open_database(database_url, "idemq startup check");
-    } catch (const pqxx::broken_connection& e) {
-        throw Error(
-            fmt::format("cannot connect to Postgres at {}: {}", redact_url(database_url), first_line(e.what())));
-    }
+    const std::unique_ptr<pqxx::connection> connection = open_startup_check_connection(database_url);
     for (const auto& statement : statements) {
         try {
             connection->prepare(statement.definition.name, statement.definition.sql);

@@ -385,6 +385,9 @@ GroupOutcome process_group(pqxx::connection& connection, Handler& handler, std::
         outcome.results.push_back(run_member(tx, connection, handler, handler_name, members[i], i + 1 == members.size(),
                                              unknown_errors_are_permanent));
         staged += outcome.results.back().staged;
+        // A lock conflict ends the group: its COMMIT frees the rows the
+        // other side waits for, and the rest run in the next group.
+        if (outcome.results.back().lock_conflict) break;
     }
     tx.commit();
     if (staged > 0) OutboxDoorbell::instance().ring();

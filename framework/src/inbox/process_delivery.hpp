@@ -88,8 +88,10 @@ struct GroupMember {
 };
 
 // How a group went: one result per member that ran, in the members' order
-// (kCommitted, kDuplicate, kRefused or kFailed). Members past the results
-// did not run (a stop came first) and hold nothing.
+// (kCommitted, kDuplicate, kRefused or kFailed). A member whose result has
+// lock_conflict set ended the group: it was rolled back, and it and the
+// members past the results did not run (as when a stop comes first) and
+// hold nothing.
 struct GroupOutcome {
     std::vector<AttemptResult> results;
 };

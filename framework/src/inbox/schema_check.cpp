@@ -13,14 +13,17 @@
 
 namespace idemq::detail {
 
-void check_schema(const std::string& database_url, const std::string& schema_name) {
-    std::unique_ptr<pqxx::connection> connection;
+std::unique_ptr<pqxx::connection> open_startup_check_connection(const std::string& database_url) {
     try {
-        connection = open_database(database_url, "idemq startup check");
+        return open_database(database_url, "idemq startup check");
     } catch (const pqxx::broken_connection& e) {
         throw Error(
             fmt::format("cannot connect to Postgres at {}: {}", redact_url(database_url), first_line(e.what())));
     }
+}
+
+void check_schema(const std::string& database_url, const std::string& schema_name) {
+    const std::unique_ptr<pqxx::connection> connection = open_startup_check_connection(database_url);
     pqxx::nontransaction tx(*connection);
     // The worker's SQL is written for the newest framework migration.
     const int wanted = framework_migrations().back().version;

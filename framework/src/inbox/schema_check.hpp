@@ -1,5 +1,8 @@
 #pragma once
 
+#include <pqxx/connection>
+
+#include <memory>
 #include <string>
 
 namespace idemq::detail {
@@ -8,5 +11,9 @@ namespace idemq::detail {
 // with tables older than this binary's SQL needs: throws Error telling the
 // operator to run the migrate command (or that Postgres cannot be reached).
 void check_schema(const std::string& database_url, const std::string& schema);
+
+// The connection the start-up checks run on. Throws Error naming the
+// (redacted) URL when Postgres cannot be reached.
+[[nodiscard]] std::unique_ptr<pqxx::connection> open_startup_check_connection(const std::string& database_url);
 
 }  // namespace idemq::detail

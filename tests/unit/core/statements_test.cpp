@@ -67,7 +67,7 @@ TEST_CASE("Statements refuses an empty name or SQL, a name of idemq's and one na
     CHECK(statements.definitions().size() == 1);
 }
 
-TEST_CASE("two handlers giving one statement name different SQL cannot both be registered; the same SQL can") {
+TEST_CASE("two handlers giving one statement name different SQL cannot both be registered, the same SQL can") {
     idemq::Worker worker({});
     worker.add_handler(route("billing"), std::make_unique<Preparing>("book", "SELECT 1"));
     worker.add_handler(route("audit"), std::make_unique<Preparing>("book", "SELECT 1"));
