@@ -438,7 +438,8 @@ std::optional<std::set<std::string>> booked(const test::Database& db,
 // No ';' in the name: CMake would split the ctest name there.
 TEST_CASE(
     "chaos soak: workers killed, stopped and restarted, backends terminated, Postgres and RabbitMQ restarted: one "
-    "effect per charge, every refused message in the DLQ with its reason, nothing stranded") {
+    "effect per charge, every refused message in the DLQ with its reason, nothing stranded" *
+    test::concurrency) {
     const Settings settings = Settings::from_env();
     std::printf("chaos soak; replay with %s\n", settings.describe().c_str());
     std::fflush(stdout);

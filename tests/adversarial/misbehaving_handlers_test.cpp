@@ -163,7 +163,8 @@ TEST_CASE_FIXTURE(
 
 TEST_CASE_FIXTURE(test::AdversarialFixture,
                   "a handler that idles in its transaction until Postgres ends the session is charged and "
-                  "dead-lettered, not re-run forever") {
+                  "dead-lettered, not re-run forever" *
+                      test::concurrency) {
     auto options = this->options();
     options.idle_in_transaction_timeout = milliseconds(300);
     test::RunningWorker worker(options, [](idemq::Worker& w) {

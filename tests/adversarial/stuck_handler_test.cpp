@@ -114,7 +114,8 @@ TEST_CASE(
 
 TEST_CASE(
     "in-process worker (handle_signals off): a handler waiting on a lock is cancelled after the grace and "
-    "run() returns, the delivery back in the queue") {
+    "run() returns, the delivery back in the queue" *
+    test::concurrency) {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());

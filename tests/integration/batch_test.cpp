@@ -37,7 +37,8 @@ struct BatchFixture {
 }  // namespace
 
 TEST_CASE_FIXTURE(BatchFixture,
-                  "a batch with one permanently failing message commits the others and dead-letters only that one") {
+                  "a batch with one permanently failing message commits the others and dead-letters only that one" *
+                      test::concurrency) {
     std::vector<test::Outgoing> messages;
     for (int i = 0; i < 40; ++i)
         messages.push_back(

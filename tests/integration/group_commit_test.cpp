@@ -57,7 +57,8 @@ std::uint64_t dead(const idemq::WorkerStats& stats) {
 
 }  // namespace
 
-TEST_CASE("group commit: a message failing inside a group leaves the others committed and takes its own path") {
+TEST_CASE("group commit: a message failing inside a group leaves the others committed and takes its own path" *
+          test::concurrency) {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());

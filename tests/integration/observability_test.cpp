@@ -18,7 +18,8 @@
 #include "running_worker.hpp"
 #include "support.hpp"
 
-TEST_CASE("after a known mix of messages the /metrics counters equal it exactly, and promtool accepts them") {
+TEST_CASE("after a known mix of messages the /metrics counters equal it exactly, and promtool accepts them" *
+          test::concurrency) {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", test::payments_schema());

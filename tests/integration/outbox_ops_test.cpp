@@ -139,7 +139,8 @@ TEST_CASE("a worker with a relay refuses to start when inbox retention does not 
     }
 }
 
-TEST_CASE_FIXTURE(StagingWorker, "/metrics counts committed staging, publish latency and the lease this worker holds") {
+TEST_CASE_FIXTURE(StagingWorker, "/metrics counts committed staging, publish latency and the lease this worker holds" *
+                                     test::concurrency) {
     broker.publish("", "stager",
                    {{.body = "a", .message_id = "1"},
                     {.body = "b", .message_id = "2"},

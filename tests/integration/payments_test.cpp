@@ -179,7 +179,8 @@ TEST_CASE("group commit: a worker killed after a group COMMIT and before the ack
     killed_after_commit(kGroups, 9);
 }
 
-TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges") {
+TEST_CASE("two workers share 2,000 messages with 30% duplicates: every balance is the sum of its unique charges" *
+          test::concurrency) {
     two_workers_exactly_once(kPerMessage);
 }
 
@@ -187,7 +188,8 @@ TEST_CASE("batch mode: two workers share 2,000 messages with 30% duplicates, eac
     two_workers_exactly_once(kBatches);
 }
 
-TEST_CASE("group commit: two workers share 2,000 messages with 30% duplicates, each charge booked once") {
+TEST_CASE("group commit: two workers share 2,000 messages with 30% duplicates, each charge booked once" *
+          test::concurrency) {
     two_workers_exactly_once(kGroups);
 }
 

@@ -72,7 +72,8 @@ std::vector<test::Outgoing> messages(const std::string& prefix, int count) {
 
 }  // namespace
 
-TEST_CASE_FIXTURE(Fixture, "a handler's prepared statements run, and run again after its connections are killed") {
+TEST_CASE_FIXTURE(Fixture, "a handler's prepared statements run, and run again after its connections are killed" *
+                               test::concurrency) {
     test::RunningWorker worker(options(), [](idemq::Worker& w) {
         w.add_handler({.handler = "prepared"}, std::make_unique<PreparedRecorder>());
     });

@@ -91,7 +91,8 @@ private:
 
 }  // namespace
 
-TEST_CASE_FIXTURE(RelayFixture, "committed rows are published once each, with their ids, and move to published") {
+TEST_CASE_FIXTURE(RelayFixture,
+                  "committed rows are published once each, with their ids, and move to published" * test::concurrency) {
     for (int i = 0; i < 50; ++i) stage("m" + std::to_string(i));
     {
         OutboxRelay relay(settings(), &telemetry);
@@ -228,7 +229,8 @@ TEST_CASE_FIXTURE(RelayFixture, "a row whose stored properties cannot be read is
     CHECK(broker.peek_all("sink")[0].body == "fine");
 }
 
-TEST_CASE_FIXTURE(RelayFixture, "outbox::wake_relay wakes the relay as its transaction commits, not at its poll") {
+TEST_CASE_FIXTURE(RelayFixture, "outbox::wake_relay wakes the relay as its transaction commits, not at its poll" *
+                                    test::concurrency) {
     auto relaxed = settings();
     relaxed.poll = std::chrono::hours(1);  // it would not look again for an hour unless woken
     relaxed.lease = std::chrono::hours(1);
@@ -260,7 +262,8 @@ TEST_CASE_FIXTURE(RelayFixture, "a relay takes over the lease of a dead one once
     CHECK(db.scalar("SELECT owner FROM idemq.outbox_lease") == relay.identity());
 }
 
-TEST_CASE_FIXTURE(RelayFixture, "of two relays one publishes: when it stops the other takes over at once") {
+TEST_CASE_FIXTURE(RelayFixture,
+                  "of two relays one publishes: when it stops the other takes over at once" * test::concurrency) {
     auto first = std::make_unique<OutboxRelay>(settings(), &telemetry);
     stage("one");
     REQUIRE(test::eventually([&] { return broker.ready("sink") == 1; }));

@@ -19,7 +19,8 @@ const test::Labels kBroker{{"component", "broker"}};
 
 TEST_CASE(
     "Postgres backends terminated while 2,000 messages flow: all processed once, none dead-lettered, no attempt "
-    "charged") {
+    "charged" *
+    test::concurrency) {
     test::PaymentsWorker payments;
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(2000, expected);
@@ -44,7 +45,8 @@ TEST_CASE(
     CHECK(payments.output().find("Postgres connection lost") != std::string::npos);
 }
 
-TEST_CASE("broker connections closed while messages flow: the worker reconnects and processes everything once") {
+TEST_CASE("broker connections closed while messages flow: the worker reconnects and processes everything once" *
+          test::concurrency) {
     test::PaymentsWorker payments;
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(2000, expected);
@@ -64,7 +66,8 @@ TEST_CASE("broker connections closed while messages flow: the worker reconnects 
     CHECK(payments.final_metric("idemq_dead_lettered_total") == 0);
 }
 
-TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart processes everything once") {
+TEST_CASE("SIGTERM under load exits 0 within the grace period, and a restart processes everything once" *
+          test::concurrency) {
     test::PaymentsWorker payments({.env = {{"IDEMQ_SHUTDOWN_GRACE_MS", "5000"}}});
     std::map<std::string, long long> expected;
     const auto messages = test::unique_charges(2000, expected);

@@ -64,7 +64,8 @@ TEST_CASE("a handler that fails transiently twice succeeds on attempt 3 and book
     CHECK(db.count("SELECT balance_cents FROM payments.balances WHERE account = 'flaky-1'") == 700);
 }
 
-TEST_CASE("an always-failing message gets exactly max attempts, with bounded growing delays, then the DLQ") {
+TEST_CASE("an always-failing message gets exactly max attempts, with bounded growing delays, then the DLQ" *
+          test::concurrency) {
     test::Database db;
     test::Vhost vhost;
     idemq::apply_migrations(db.url(), "idemq", idemq::framework_migrations());

@@ -4,6 +4,7 @@
 // by scripts/services. Each test gets its own vhost and database, so tests may
 // run in parallel and the example's fixed names never collide.
 
+#include <doctest/doctest.h>
 #include <idemq/message.hpp>
 
 #include <pqxx/connection>
@@ -19,6 +20,13 @@
 #include "amqp/connection.hpp"
 
 namespace test {
+
+// The test suite of the tests that exercise a distinct concurrent path (the
+// loop thread, the handler pool, group commit, coalesced acks, reconnects, the
+// relay's threads, shutdown): the ThreadSanitizer tree runs these alone (see
+// docs/decisions.md, "What scripts/test runs where"). Mark a test with
+// `TEST_CASE("…" * test::concurrency)`.
+inline const doctest::test_suite concurrency("concurrency");
 
 // IDEMQ_AMQP_URL / IDEMQ_DATABASE_URL; the test fails (never skips) when unset.
 std::string base_amqp_url();

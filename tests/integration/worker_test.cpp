@@ -147,7 +147,8 @@ TEST_CASE_FIXTURE(Fixture, "the handler sees the attempt and a correlation id th
           "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b");
 }
 
-TEST_CASE_FIXTURE(Fixture, "with several handler threads acks are coalesced, and every message is acked exactly once") {
+TEST_CASE_FIXTURE(Fixture, "with several handler threads acks are coalesced, and every message is acked exactly once" *
+                               test::concurrency) {
     constexpr int kCount = 400;
     auto* handler = new RecordingHandler("many");
     idemq::WorkerOptions many = options();
@@ -189,7 +190,8 @@ TEST_CASE("the worker refuses to start without its inbox table and says to run m
     }
 }
 
-TEST_CASE_FIXTURE(Fixture, "heartbeats keep flowing while a handler runs longer than the broker's heartbeat timeout") {
+TEST_CASE_FIXTURE(Fixture, "heartbeats keep flowing while a handler runs longer than the broker's heartbeat timeout" *
+                               test::concurrency) {
     struct Slow final : RecordingHandler {
         using RecordingHandler::RecordingHandler;
         void handle(const idemq::Message& message, pqxx::transaction_base& tx, idemq::Context& ctx) override {
