@@ -18,8 +18,15 @@
 //      outbox's size under sustained load
 //   7. the loop thread's CPU per delivery: idemq with a handler that does
 //      nothing but the inbox claim, read from the loop thread's CPU clock
+//   9. soak: 1,000,000 charges through one worker at a steady rate, its RSS
+//      sampled through the run
+//  10. replay: `dlq replay` of 1,000,000 dead letters, its RSS the same way
+//  11. inbox: per-message and batch throughput over an inbox of 20,000,000
+//      rows against an empty one
 // --scenarios picks some of them by name (raw, database, bare, idemq, batch,
-// relay, loop); figures that compare with a scenario left out are not printed.
+// relay, loop, group, soak, replay, inbox); "all" is 1-8: the scenarios at
+// scale take minutes each and run only when named. Figures that compare with
+// a scenario left out are not printed.
 // Needs IDEMQ_AMQP_URL and IDEMQ_DATABASE_URL (scripts/bench sets them).
 #include <idemq/idemq.hpp>
 
@@ -39,6 +46,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -48,111 +56,16 @@
 #include <thread>
 #include <unordered_map>
 
-#include "amqp/confirmed_publisher.hpp"
-#include "amqp/connection.hpp"
 #include "charge_handler.hpp"
 #include "common/fingerprint.hpp"
 #include "outbox/doorbell.hpp"
 #include "outbox/relay.hpp"
+#include "scale.hpp"
+#include "support.hpp"
+
+using namespace bench;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using idemq::detail::AmqpConnection;
-using idemq::detail::OwnedProperties;
-
-std::string base_amqp, base_db;
-
-std::string unique(const std::string& prefix) {
-    static std::mt19937_64 random{std::random_device{}()};
-    return fmt::format("{}_{:08x}", prefix, random() & 0xFFFFFFFFULL);
-}
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-struct Message {
-    std::string id;
-    std::string body;
-};
-
-// `count` messages, `duplicate_percent` of them copies of an earlier one.
-std::vector<Message> make_messages(std::size_t count, int duplicate_percent) {
-    std::mt19937 random(7);
-    std::vector<Message> out;
-    out.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-        if (!out.empty() && static_cast<int>(random() % 100) < duplicate_percent) {
-            out.push_back(out[random() % out.size()]);
-            continue;
-        }
-        out.push_back(
-            {fmt::format("m-{}", i), fmt::format(R"({{"account": "A{}", "amount_cents": {}}})", i % 50, 1 + i % 97)});
-    }
-    return out;
-}
-
-// A database of its own, with the inbox and the payments tables.
-class Database {
-public:
-    Database() : name_(unique("bench")) {
-        pqxx::connection admin(base_db);
-        pqxx::nontransaction(admin).exec("CREATE DATABASE " + name_);
-        url_ = base_db.substr(0, base_db.rfind('/') + 1) + name_;
-        auto migrations = idemq::framework_migrations();
-        for (auto& m : payments::migrations()) migrations.push_back(std::move(m));
-        idemq::apply_migrations(url_, "idemq", migrations);
-    }
-    ~Database() {
-        try {
-            pqxx::connection admin(base_db);
-            pqxx::nontransaction(admin).exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
-        } catch (const std::exception&) {}
-    }
-    [[nodiscard]] const std::string& url() const { return url_; }
-
-private:
-    std::string name_;
-    std::string url_;
-};
-
-AmqpConnection connect(const std::string& name) {
-    return AmqpConnection({.url = base_amqp, .connection_name = name, .heartbeat = std::chrono::seconds(0)});
-}
-
-double publish_all(const std::string& queue, const std::vector<Message>& messages, bool stamp = false) {
-    idemq::detail::BlockingPublisher publisher(
-        {.url = base_amqp, .connection_name = "idemq-bench publisher", .heartbeat = std::chrono::seconds(0)});
-    publisher.connection().declare_queue(queue);
-    const auto start = Clock::now();
-    for (const auto& m : messages) {
-        idemq::detail::HeaderList headers;
-        if (stamp)
-            headers.emplace_back("x-bench-sent-ns", static_cast<std::int64_t>(Clock::now().time_since_epoch().count()));
-        publisher.publish("", queue, OwnedProperties::make(m.id, "", "application/json", headers), m.body,
-                          [](std::optional<std::string> error) {
-                              if (error) throw std::runtime_error("publish failed: " + *error);
-                          });
-    }
-    publisher.wait_all();
-    return seconds_since(start);
-}
-
-double raw_consume(const std::string& queue, std::size_t count) {
-    auto connection = connect("idemq-bench raw consumer");
-    connection.set_prefetch(100);
-    const auto start = Clock::now();
-    connection.consume(queue, "raw");
-    std::size_t seen = 0;
-    while (seen < count) {
-        auto event = connection.wait_event(std::chrono::seconds(10));
-        if (!event) throw std::runtime_error("raw consumer stalled");
-        if (auto* delivery = std::get_if<idemq::detail::Delivery>(&*event)) {
-            connection.ack(delivery->delivery_tag);
-            ++seen;
-        }
-    }
-    return seconds_since(start);
-}
 
 // The transaction every pipeline runs for one message: claim, then the
 // payments writes when the key is new. Returns false for a duplicate.
@@ -258,149 +171,6 @@ double bare_pipeline(int threads, const std::vector<Message>& messages) {
     return elapsed;
 }
 
-struct IdemqResult {
-    double seconds = 0;
-    std::vector<double> latencies_ms;
-};
-
-idemq::WorkerOptions worker_options(const Database& db, int concurrency, std::size_t batch_size = 0) {
-    return {.amqp_url = base_amqp,
-            .database_url = db.url(),
-            .concurrency = concurrency,
-            // Batches can fill only if the broker hands out enough.
-            .prefetch = static_cast<int>(std::min<std::size_t>(
-                65535, std::max<std::size_t>(
-                           32, static_cast<std::size_t>(concurrency) * std::max<std::size_t>(8, batch_size)))),
-            .metrics_address = "",
-            .handle_signals = false};
-}
-
-// `worker.run()` on a thread of its own; stop() ends it and rethrows what
-// made it fail.
-class RunningWorker {
-public:
-    explicit RunningWorker(idemq::Worker& worker)
-        : worker_(worker), thread_([this] {
-              try {
-                  worker_.run();
-              } catch (...) {
-                  error_ = std::current_exception();
-                  failed_ = true;
-              }
-          }) {}
-    ~RunningWorker() {
-        worker_.request_stop();
-        if (thread_.joinable()) thread_.join();
-    }
-    RunningWorker(const RunningWorker&) = delete;
-    RunningWorker& operator=(const RunningWorker&) = delete;
-
-    [[nodiscard]] bool failed() const { return failed_; }
-    // CPU time of the thread running worker.run(): the loop thread.
-    [[nodiscard]] double loop_cpu_seconds() {
-        clockid_t clock{};
-        timespec used{};
-        if (pthread_getcpuclockid(thread_.native_handle(), &clock) != 0 || clock_gettime(clock, &used) != 0) return 0;
-        return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
-    }
-    void stop() {
-        worker_.request_stop();
-        thread_.join();
-        if (error_) std::rethrow_exception(error_);
-    }
-
-private:
-    idemq::Worker& worker_;
-    std::exception_ptr error_;
-    std::atomic<bool> failed_{false};
-    std::thread thread_;  // last: starts once the rest exists
-};
-
-// Runs a worker over `messages`: pre-loaded into the queue (throughput), or
-// published at `rate` per second while it runs (latency).
-// How the worker commits: alone, in batches of a BatchHandler, or in
-// groups of the plain handler (Route::group_commit).
-struct Sharing {
-    std::size_t batch = 0;
-    std::size_t group = 0;
-};
-
-// Publish -> COMMIT of every booked charge, in ms: Postgres's commit
-// timestamp of its ledger row (track_commit_timestamp) minus the wall-clock
-// time it was first published at.
-std::vector<double> commit_latencies(const Database& db, const std::unordered_map<std::string, std::int64_t>& sent) {
-    pqxx::connection connection(db.url());
-    pqxx::nontransaction tx(connection);
-    std::vector<double> out;
-    if (tx.exec("SHOW track_commit_timestamp")[0][0].as<std::string>() != "on") {
-        fmt::print(stderr,
-                   "idemq-bench: track_commit_timestamp is off (restart scripts/services): no latency figures\n");
-        return out;
-    }
-    for (const auto& row :
-         tx.exec("SELECT message_id, (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6)::bigint "
-                 "FROM payments.ledger")) {
-        const auto it = sent.find(row[0].as<std::string>());
-        if (it == sent.end() || row[1].is_null()) continue;
-        out.push_back(static_cast<double>(row[1].as<std::int64_t>() - it->second) / 1e3);
-    }
-    return out;
-}
-
-IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, double rate = 0, Sharing sharing = {}) {
-    Database db;
-    const std::string queue = unique("bench.idemq");
-    if (rate <= 0) publish_all(queue, messages);
-    idemq::Worker worker(worker_options(db, concurrency, std::max(sharing.batch, sharing.group)));
-    if (sharing.batch > 1) {
-        worker.add_batch_handler({.handler = "payments.charge", .queue = queue},
-                                 std::make_unique<payments::ChargeBatchHandler>(payments::Events::kNone),
-                                 {.max_messages = sharing.batch});
-    } else {
-        // Like for like with the hand-written consumers, which send nothing on.
-        worker.add_handler({.handler = "payments.charge",
-                            .queue = queue,
-                            .group_commit = {.max_messages = std::max<std::size_t>(1, sharing.group)}},
-                           std::make_unique<payments::ChargeHandler>(payments::Events::kNone));
-    }
-    std::unordered_map<std::string, std::int64_t> sent;  // first publish, µs since the epoch
-    const auto start = Clock::now();
-    RunningWorker running(worker);
-    if (rate > 0) {
-        // Paced publishing from here, in slices, each stamped with its send time.
-        idemq::detail::BlockingPublisher publisher(
-            {.url = base_amqp, .connection_name = "idemq-bench paced publisher", .heartbeat = std::chrono::seconds(0)});
-        publisher.connection().declare_queue(queue);
-        // One message first, waited for: the figures start once the worker
-        // consumes, not while it connects.
-        publisher.publish("", queue, OwnedProperties::make("warm-up", "", "application/json", {}),
-                          R"({"account": "warm-up", "amount_cents": 1})", [](std::optional<std::string>) {});
-        publisher.wait_all();
-        while (!running.failed() && worker.stats().processed == 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
-        const auto begin = Clock::now();
-        for (std::size_t i = 0; i < messages.size(); ++i) {
-            std::this_thread::sleep_until(
-                begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(i / rate)));
-            sent.emplace(messages[i].id, std::chrono::duration_cast<std::chrono::microseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count());
-            publisher.publish("", queue, OwnedProperties::make(messages[i].id, "", "application/json", {}),
-                              messages[i].body, [](std::optional<std::string>) {});
-        }
-        publisher.wait_all();
-    }
-    while (!running.failed()) {
-        const auto stats = worker.stats();
-        if (stats.processed + stats.duplicates >= messages.size() + (rate > 0 ? 1 : 0)) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    const double elapsed = seconds_since(start);
-    running.stop();
-    return {elapsed, rate > 0 ? commit_latencies(db, sent) : std::vector<double>{}};
-}
-
 // A handler that does nothing: what is left is the framework's own work.
 class NoopHandler final : public idemq::Handler {
 public:
@@ -443,18 +213,6 @@ LoopCpu loop_cpu(int concurrency, const std::vector<Message>& messages) {
     return result;
 }
 
-double percentile(std::vector<double> values, double p) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    return values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())))];
-}
-
-long peak_rss_kb() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return usage.ru_maxrss;
-}
-
 // Scenario 6: the outbox relay. Each run has a database of its own and a
 // topic exchange bound ("#") to a queue of the same name.
 std::string bound_exchange(const std::string& prefix) {
@@ -479,24 +237,6 @@ idemq::OutgoingMessage relay_message(const std::string& exchange, std::size_t i)
         .body = fmt::format(R"({{"charge_id": "m-{}", "account": "A{}", "amount_cents": {}}})", i, i % 50, 1 + i % 97),
         .message_id = fmt::format("r-{}", i),
         .content_type = "application/json"};
-}
-
-long long scalar(pqxx::connection& connection, const std::string& sql) {
-    pqxx::nontransaction tx(connection);
-    return tx.exec(sql)[0][0].as<long long>();
-}
-
-// Polls `sql` (a count) until it reaches `target`; the seconds since `start`.
-double wait_for_count(pqxx::connection& connection, const std::string& sql, long long target, Clock::time_point start,
-                      const std::function<bool()>& failed = {}) {
-    const auto deadline = Clock::now() + std::chrono::minutes(5);
-    for (;;) {
-        if (scalar(connection, sql) >= target) return seconds_since(start);
-        if ((failed && failed()) || Clock::now() > deadline) {
-            throw std::runtime_error(fmt::format("stalled at {} of {}: {}", scalar(connection, sql), target, sql));
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
 }
 
 struct RelayThroughput {
@@ -747,7 +487,12 @@ int main(int argc, char** argv) {
     int sustain_sample_seconds = 30;
     // 64 is the most Route::group_commit allows (Postgres's subtransaction cache).
     std::vector<std::size_t> group_sizes{10, 64};
-    const std::set<std::string> known{"all", "raw", "database", "bare", "idemq", "batch", "relay", "loop", "group"};
+    std::size_t soak_messages = 1'000'000;
+    double soak_rate = 2000;
+    std::size_t replay_messages = 1'000'000;
+    std::size_t inbox_rows = 20'000'000;
+    const std::set<std::string> known{"all",   "raw",  "database", "bare", "idemq",  "batch",
+                                      "relay", "loop", "group",    "soak", "replay", "inbox"};
     cli.add_option("--messages", count, "messages per scenario")->capture_default_str();
     cli.add_option("--concurrency", concurrency, "handler threads to try")->delimiter(',')->capture_default_str();
     cli.add_option("--duplicates", duplicates, "duplicate percentages to try")->delimiter(',')->capture_default_str();
@@ -756,7 +501,8 @@ int main(int argc, char** argv) {
     cli.add_option("--group-sizes", group_sizes, "group commit sizes to try")->delimiter(',')->capture_default_str();
     cli.add_option("--scenarios", scenarios,
                    "scenarios to run: all, or some of raw (1), database (2), bare (3), "
-                   "idemq (4), batch (5), relay (6), loop (7), group (8)")
+                   "idemq (4), batch (5), relay (6), loop (7), group (8); and, only when named, soak (9), "
+                   "replay (10), inbox (11)")
         ->delimiter(',')
         ->check(CLI::IsMember(known))
         ->capture_default_str();
@@ -772,6 +518,12 @@ int main(int argc, char** argv) {
     cli.add_option("--sustain-sample-seconds", sustain_sample_seconds, "relay sustained load: seconds between samples")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    cli.add_option("--soak-messages", soak_messages, "soak: charges through the worker")->capture_default_str();
+    cli.add_option("--soak-rate", soak_rate, "soak: charges published per second")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    cli.add_option("--replay-messages", replay_messages, "replay: dead letters to replay")->capture_default_str();
+    cli.add_option("--inbox-rows", inbox_rows, "inbox: rows already in the large inbox")->capture_default_str();
     CLI11_PARSE(cli, argc, argv);
     const char* amqp = std::getenv("IDEMQ_AMQP_URL");
     const char* db = std::getenv("IDEMQ_DATABASE_URL");
@@ -783,10 +535,10 @@ int main(int argc, char** argv) {
     base_amqp = amqp;
     base_db = db;
     setenv("IDEMQ_LOG_LEVEL", "warn", 0);
-    const auto wants = [&](const std::string& name) {
-        return std::find(scenarios.begin(), scenarios.end(), "all") != scenarios.end() ||
-               std::find(scenarios.begin(), scenarios.end(), name) != scenarios.end();
+    const auto named = [&](const std::string& name) {
+        return std::find(scenarios.begin(), scenarios.end(), name) != scenarios.end();
     };
+    const auto wants = [&](const std::string& name) { return named("all") || named(name); };
 
     nlohmann::json results = nlohmann::json::array();
     const auto record = [&](const std::string& scenario, int c, int dup, double seconds, std::size_t n,
@@ -959,6 +711,33 @@ int main(int argc, char** argv) {
                    per_delivery_us, run.stats.acks_sent, run.stats.deliveries_acked);
     }
 
+    const int most = *std::max_element(concurrency.begin(), concurrency.end());
+    nlohmann::json at_scale = nlohmann::json::object();
+    if (named("soak")) {
+        fmt::print("\n9 soak: {} charges at {:.0f}/s, c={}\n", soak_messages, soak_rate, most);
+        auto soaked = soak(soak_messages, soak_rate, most);
+        record("9 soak", most, 0, soaked["seconds"].get<double>(), soak_messages, soaked);
+        at_scale["soak_rss_growth"] = soaked["rss_growth"];
+    }
+    if (named("replay")) {
+        fmt::print("\n10 dlq replay of {} dead letters\n", replay_messages);
+        const std::string worker_binary =
+            (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "payments-worker").string();
+        auto replayed = dlq_replay_soak(replay_messages, worker_binary);
+        record("10 dlq replay", 1, 0, replayed["seconds"].get<double>(), replay_messages, replayed);
+        at_scale["replay_rss_growth"] = replayed["rss_growth"];
+    }
+    if (named("inbox")) {
+        fmt::print("\n11 large inbox: {} rows, {} charges per run, c={}\n", inbox_rows, count, most);
+        auto inbox = large_inbox(inbox_rows, count, most);
+        inbox["scenario"] = "11 large inbox";
+        inbox["concurrency"] = most;
+        inbox["messages"] = count;
+        results.push_back(inbox);
+        at_scale["large_inbox_per_message"] = inbox["per_message_large_over_empty"];
+        at_scale["large_inbox_batch100"] = inbox["batch100_large_over_empty"];
+    }
+
     nlohmann::json out = {{"results", results}, {"peak_rss_kb", peak_rss_kb()}};
     if (!bare.empty() && best_idemq > 0) {
         const double best_bare =
@@ -990,6 +769,9 @@ int main(int argc, char** argv) {
     if (best_idemq > 0 && !database.empty()) ratios["per_message_over_db_ceiling"] = best_idemq / best(database);
     if (broker > 0 && batched.contains(100)) ratios["batch100_over_broker_ceiling"] = batched[100] / broker;
     if (best_idemq > 0 && !bare.empty()) ratios["per_message_over_bare_pipeline"] = best_idemq / best(bare);
+    // At scale: the RSS growth (end over start, minus 1) and large-inbox
+    // throughput over the empty inbox's.
+    for (const auto& [name, value] : at_scale.items()) ratios[name] = value;
     for (const auto& [name, value] : ratios.items()) fmt::print("ratios.{}: {:.2f}\n", name, value.get<double>());
     out["ratios"] = ratios;
     fmt::print("peak RSS of this process: {} MB\n", peak_rss_kb() / 1024);

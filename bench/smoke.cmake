@@ -1,6 +1,7 @@
 # Runs idemq-bench on a few hundred messages and checks that it wrote its JSON
-# with every scenario in it; the relay's sustained load (6e) is left out: it
-# takes minutes by design.
+# with every scenario in it; then the scenarios at scale (soak, replay, inbox)
+# at a few hundred messages and rows. The relay's sustained load (6e) is left
+# out: it takes minutes by design.
 file(REMOVE "${OUT}")
 execute_process(COMMAND "${BENCH}" --messages 300 --concurrency 2 --duplicates 30 --relay-latency-rates 200
                         --relay-latency-seconds 0.5 --json "${OUT}"
@@ -28,3 +29,18 @@ foreach(ratio group_commit_over_per_message per_message_over_db_ceiling batch100
   endif()
 endforeach()
 message(STATUS "idemq-bench wrote ${scenarios} results")
+
+file(REMOVE "${OUT}.scale")
+execute_process(COMMAND "${BENCH}" --scenarios soak,replay,inbox --messages 200 --concurrency 2 --soak-messages 300
+                        --soak-rate 300 --replay-messages 300 --inbox-rows 5000 --json "${OUT}.scale"
+                RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+  message(FATAL_ERROR "idemq-bench (at scale) failed: ${result}")
+endif()
+file(READ "${OUT}.scale" json)
+foreach(ratio soak_rss_growth replay_rss_growth large_inbox_per_message large_inbox_batch100)
+  string(JSON value ERROR_VARIABLE missing GET "${json}" ratios ${ratio})
+  if(missing)
+    message(FATAL_ERROR "idemq-bench wrote no ratios.${ratio}")
+  endif()
+endforeach()
