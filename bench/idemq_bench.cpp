@@ -109,6 +109,44 @@ double raw_database(int threads, const std::vector<Message>& messages) {
     return seconds_since(start);
 }
 
+// Scenario 2 with the messages in groups of `group`, as group commit runs
+// them but without the framework: one transaction per group, each message in
+// a savepoint of its own, the group's members in account order (so that two
+// groups never wait on each other's balance rows in opposite orders). The
+// ceiling of savepoint-based group commit for this work on this machine.
+double raw_database_groups(int threads, const std::vector<Message>& messages, std::size_t group) {
+    Database db;
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> workers;
+    const auto start = Clock::now();
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&] {
+            pqxx::connection connection(db.url());
+            prepare(connection);
+            for (std::size_t from; (from = next.fetch_add(group)) < messages.size();) {
+                std::vector<std::pair<payments::Charge, const Message*>> members;
+                for (std::size_t i = from; i < std::min(messages.size(), from + group); ++i) {
+                    members.emplace_back(payments::parse_charge(messages[i].body), &messages[i]);
+                }
+                std::sort(members.begin(), members.end(),
+                          [](const auto& a, const auto& b) { return a.first.account < b.first.account; });
+                pqxx::work tx(connection);
+                for (const auto& [charge, message] : members) {
+                    tx.exec("SAVEPOINT member");
+                    if (!tx.exec_prepared("claim", message->id, idemq::detail::sha256_hex(message->body)).empty()) {
+                        tx.exec_prepared("ledger", message->id, charge.account, charge.amount_cents);
+                        tx.exec_prepared("balance", charge.account, charge.amount_cents);
+                    }
+                    tx.exec("RELEASE SAVEPOINT member");
+                }
+                tx.commit();
+            }
+        });
+    }
+    for (auto& w : workers) w.join();
+    return seconds_since(start);
+}
+
 // Consume on one thread, run the transaction on `threads`, ack on the
 // consuming thread after commit.
 double bare_pipeline(int threads, const std::vector<Message>& messages) {
@@ -576,8 +614,18 @@ int main(int argc, char** argv) {
     }
 
     std::map<int, double> database, bare;
+    std::map<std::size_t, double> raw_grouped;  // best over the concurrencies, per group size
     if (wants("database")) {
         for (const int c : concurrency) database[c] = record("2 raw database tx", c, 0, raw_database(c, plain), count);
+        if (wants("group")) {
+            for (const std::size_t size : group_sizes) {
+                for (const int c : concurrency) {
+                    const double rate = record(fmt::format("2g raw database group of {}", size), c, 0,
+                                               raw_database_groups(c, plain, size), count, {{"group_size", size}});
+                    raw_grouped[size] = std::max(raw_grouped[size], rate);
+                }
+            }
+        }
     }
     if (wants("bare")) {
         for (const int c : concurrency) bare[c] = record("3 bare pipeline", c, 0, bare_pipeline(c, plain), count);
@@ -767,6 +815,14 @@ int main(int argc, char** argv) {
         ratios["group_commit_size"] = grouped.rbegin()->first;
     }
     if (best_idemq > 0 && !database.empty()) ratios["per_message_over_db_ceiling"] = best_idemq / best(database);
+    // What savepoint-based group commit can reach at most, without the
+    // framework: the raw group ceiling over the raw per-message one, and
+    // idemq's group commit over that ceiling.
+    if (!raw_grouped.empty() && !database.empty()) {
+        ratios["raw_group_over_raw_per_message"] = raw_grouped.rbegin()->second / best(database);
+        if (!grouped.empty())
+            ratios["group_commit_over_raw_group"] = grouped.rbegin()->second / raw_grouped.rbegin()->second;
+    }
     if (broker > 0 && batched.contains(100)) ratios["batch100_over_broker_ceiling"] = batched[100] / broker;
     if (best_idemq > 0 && !bare.empty()) ratios["per_message_over_bare_pipeline"] = best_idemq / best(bare);
     // At scale: the RSS growth (end over start, minus 1) and large-inbox
