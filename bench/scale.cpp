@@ -130,8 +130,7 @@ nlohmann::json soak(std::size_t count, double rate, int concurrency) {
     worker.add_handler({.handler = "payments.charge", .queue = queue},
                        std::make_unique<payments::ChargeHandler>(payments::Events::kNone));
     RunningWorker running(worker);
-    idemq::detail::BlockingPublisher publisher(
-        {.url = base_amqp, .connection_name = "idemq-bench soak publisher", .heartbeat = std::chrono::seconds(0)});
+    idemq::detail::BlockingPublisher publisher(broker_settings("idemq-bench soak publisher"));
     publisher.connection().declare_queue(queue);
     const auto fail_on_error = [](std::optional<std::string> error) {
         if (error) throw std::runtime_error("publish failed: " + *error);
@@ -183,8 +182,7 @@ nlohmann::json dlq_replay_soak(std::size_t count, const std::string& worker_bina
     const std::string sink = unique("bench.replay.sink");
     {
         // Dead letters as a worker writes them (their reason, error and origin).
-        idemq::detail::BlockingPublisher publisher(
-            {.url = base_amqp, .connection_name = "idemq-bench dlq filler", .heartbeat = std::chrono::seconds(0)});
+        idemq::detail::BlockingPublisher publisher(broker_settings("idemq-bench dlq filler"));
         publisher.connection().declare_queue(dlq);
         publisher.connection().declare_queue(sink);
         const idemq::detail::HeaderList headers{

@@ -57,13 +57,20 @@ Database::~Database() {
     } catch (const std::exception&) {}
 }
 
-AmqpConnection connect(const std::string& name) {
-    return AmqpConnection({.url = base_amqp, .connection_name = name, .heartbeat = std::chrono::seconds(0)});
+// Built member by member: GCC 12 at -O3 takes the designated-initializer
+// temporary's nested strings for uninitialized (-Wmaybe-uninitialized).
+AmqpConnection::Settings broker_settings(const std::string& connection_name) {
+    AmqpConnection::Settings settings;
+    settings.url = base_amqp;
+    settings.connection_name = connection_name;
+    settings.heartbeat = std::chrono::seconds(0);
+    return settings;
 }
 
+AmqpConnection connect(const std::string& name) { return AmqpConnection(broker_settings(name)); }
+
 double publish_all(const std::string& queue, const std::vector<Message>& messages, bool stamp) {
-    idemq::detail::BlockingPublisher publisher(
-        {.url = base_amqp, .connection_name = "idemq-bench publisher", .heartbeat = std::chrono::seconds(0)});
+    idemq::detail::BlockingPublisher publisher(broker_settings("idemq-bench publisher"));
     publisher.connection().declare_queue(queue);
     const auto start = Clock::now();
     for (const auto& m : messages) {
@@ -150,8 +157,7 @@ IdemqResult idemq_run(int concurrency, const std::vector<Message>& messages, dou
     RunningWorker running(worker);
     if (rate > 0) {
         // Paced publishing from here, in slices, each stamped with its send time.
-        idemq::detail::BlockingPublisher publisher(
-            {.url = base_amqp, .connection_name = "idemq-bench paced publisher", .heartbeat = std::chrono::seconds(0)});
+        idemq::detail::BlockingPublisher publisher(broker_settings("idemq-bench paced publisher"));
         publisher.connection().declare_queue(queue);
         // One message first, waited for: the figures start once the worker
         // consumes, not while it connects.

@@ -56,6 +56,8 @@ private:
     std::string url_;
 };
 
+// The benchmark's broker connections: base_amqp, no heartbeat.
+AmqpConnection::Settings broker_settings(const std::string& connection_name);
 AmqpConnection connect(const std::string& name);
 // Declares `queue` and publishes `messages` to it with confirms; the seconds it took.
 double publish_all(const std::string& queue, const std::vector<Message>& messages, bool stamp = false);
